@@ -1,0 +1,41 @@
+// Exponential backoff with full jitter: delay n is uniform in [0, min(max, base * 2^n)].
+// The attempt counter resets once a source has run for `stableAfter` ms.
+
+export interface BackoffSettings {
+  base: number;
+  max: number;
+  stableAfter: number;
+}
+
+export class Backoff {
+  private attempt = 0;
+
+  constructor(
+    private readonly s: BackoffSettings,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** The cap for the next delay: what the jitter draws below. */
+  get ceiling(): number {
+    return Math.min(this.s.max, this.s.base * 2 ** this.attempt);
+  }
+
+  get attempts(): number {
+    return this.attempt;
+  }
+
+  next(): number {
+    const delay = Math.floor(this.random() * this.ceiling);
+    if (this.s.base * 2 ** this.attempt < this.s.max) this.attempt++;
+    return delay;
+  }
+
+  /** Called when a source stops: forget past failures if it had run long enough. */
+  ranFor(ms: number): void {
+    if (ms >= this.s.stableAfter) this.attempt = 0;
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+}

@@ -1,0 +1,23 @@
+import type { Owned } from './owned.js';
+import type { Frame, MediaRequest } from './media.js';
+
+export interface ConsumerInfo {
+  type: string;
+  id: string;
+  remote_addr?: string;
+  user_agent?: string;
+  bytes_send?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * An output attached to a stream (a WebRTC peer, an RTSP player, ...). Its owner is the output
+ * layer; the stream only holds it in a set and drops it when it emits 'close'.
+ */
+export interface Consumer extends Owned {
+  readonly id: string;
+  readonly request: MediaRequest;
+  /** Only frames of the tracks the consumer asked for; video starts at a keyframe. */
+  onFrame(frame: Frame): void;
+  info(): ConsumerInfo;
+}
