@@ -1,0 +1,36 @@
+// Named errors of the RTP layer. Each one means "drop this packet (or this NAL)", never "close".
+
+export type RtpPacketErrorCode = 'RtpTruncated' | 'RtpBadVersion' | 'RtpBadPadding' | 'RtpBadExtension';
+
+/** A packet that does not parse as RTP (RFC 3550 5.1). */
+export class RtpPacketError extends Error {
+  constructor(
+    readonly code: RtpPacketErrorCode,
+    detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'RtpPacketError';
+  }
+}
+
+export type DepacketizeErrorCode =
+  | 'EmptyPayload'
+  | 'UnsupportedNalType'
+  | 'StapTruncated'
+  | 'FuaTruncated'
+  | 'FuaWithoutStart'
+  | 'FuaSequenceGap'
+  | 'FuaUnfinished'
+  | 'NalTooLarge'
+  | 'AccessUnitTooLarge';
+
+/** A payload the depacketizer cannot use; what was broken has been dropped, the state is clean. */
+export class DepacketizeError extends Error {
+  constructor(
+    readonly code: DepacketizeErrorCode,
+    detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'DepacketizeError';
+  }
+}

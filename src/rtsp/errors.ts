@@ -1,0 +1,55 @@
+// Named errors of the RTSP layer. A parse or protocol error closes only the connection it came from.
+
+export type RtspParseErrorCode =
+  | 'BadStartLine'
+  | 'BadHeaderLine'
+  | 'HeaderTooLarge'
+  | 'BadContentLength'
+  | 'BodyTooLarge';
+
+/** The byte stream is not RTSP: the reader cannot resynchronise, so the connection must close. */
+export class RtspParseError extends Error {
+  constructor(
+    readonly code: RtspParseErrorCode,
+    detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'RtspParseError';
+  }
+}
+
+export type RtspProtocolErrorCode =
+  | 'ChannelNotSetUp'
+  | 'IdleTimeout'
+  | 'UnknownPath'
+  | 'AnnounceRefused'
+  | 'HandlerFailed';
+
+/** A well-formed message that breaks the protocol (data on a channel never set up, silence, ...). */
+export class RtspProtocolError extends Error {
+  constructor(
+    readonly code: RtspProtocolErrorCode,
+    detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'RtspProtocolError';
+  }
+}
+
+export class SdpError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'SdpError';
+  }
+}
+
+export class RtspListenError extends Error {
+  constructor(
+    readonly address: string,
+    readonly code: string | undefined,
+    detail: string,
+  ) {
+    super(`RTSP server cannot listen on ${address}: ${detail}`);
+    this.name = 'RtspListenError';
+  }
+}

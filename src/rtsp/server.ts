@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
+import { SourceError } from '../core/errors.js';
+import { log as rootLog, type Logger } from '../core/log.js';
+import { Owned } from '../core/owned.js';
+import { DEFAULT_CONNECTION_OPTIONS, RtspConnection, type ConnectionHost, type ConnectionOptions } from './connection.js';
+import { RtspListenError } from './errors.js';
+import { PublishSlot } from './publish-slot.js';
+
+export { PublishSlot } from './publish-slot.js';
+
+export interface ListenAddress {
+  /** undefined: every interface. */
+  host: string | undefined;
+  port: number;
+}
+
+/** ':8554', '127.0.0.1:8554', '[::]:8554', '8554'; '' is 127.0.0.1 on a free port (internal only). */
+export function parseListenAddress(text: string): ListenAddress {
+  const t = text.trim();
+  if (t === '') return { host: '127.0.0.1', port: 0 };
+  const m = /^(?:\[([^\]]+)\]:|([^:[\]]*):)?(\d{1,5})$/.exec(t);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new RtspListenError(text, 'EINVAL', 'expected [host]:port');
+  if (m[1] !== undefined && !isIPv6(m[1])) throw new RtspListenError(text, 'EINVAL', 'only IPv6 addresses go in brackets');
+  return { host: m[1] ?? (m[2] || undefined), port };
+}
+
+export interface RtspServerOptions {
+  listen: string;
+  connection?: Partial<ConnectionOptions>;
+}
+
+const PUBLISH_PREFIX = '/_publish/';
+
+/**
+ * camrelay's RTSP server. Now: receives what ffmpeg children publish (ANNOUNCE/RECORD over TCP)
+ * into one-time paths. Owns the listening socket and every connection (closed with it); publish
+ * slots belong to whoever asked for them, but a closing server closes them too, with an error,
+ * as nothing can publish into them any more.
+ */
+export class RtspServer extends Owned implements ConnectionHost {
+  readonly #address: ListenAddress;
+  readonly #listenText: string;
+  readonly #connOpts: ConnectionOptions;
+  #server: Server;
+  #connections = new Set<RtspConnection>();
+  #slots = new Map<string, PublishSlot>();
+  #port: number | undefined;
+  #log: Logger;
+  #listening: Promise<void> | undefined;
+
+  constructor(opts: RtspServerOptions) {
+    const address = parseListenAddress(opts.listen);
+    super('RtspServer');
+    this.#address = address;
+    this.#listenText = opts.listen.trim() || '127.0.0.1:0';
+    this.#connOpts = { ...DEFAULT_CONNECTION_OPTIONS, ...opts.connection };
+    this.#log = rootLog.child({ component: 'rtsp-server' });
+    this.#server = createServer((socket) => this.#accept(socket));
+    // Errors while binding go to listen()'s caller; this one is for a failing socket afterwards.
+    this.#server.on('error', (e) => {
+      if (this.#port !== undefined) this.#log.error({ err: e.message }, 'RTSP server socket error');
+    });
+  }
+
+  listen(): Promise<void> {
+    if (this.closed) return Promise.reject(new RtspListenError(this.#listenText, undefined, 'server is closed'));
+    this.#listening ??= new Promise((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        this.#server.off('listening', onListening);
+        const detail = e.code === 'EADDRINUSE' ? 'address already in use (EADDRINUSE)' : e.code === 'EACCES' ? 'permission denied (EACCES)' : e.message;
+        reject(new RtspListenError(this.#listenText, e.code, detail));
+      };
+      const onListening = () => {
+        this.#server.off('error', onError);
+        if (this.closed) {
+          reject(new RtspListenError(this.#listenText, undefined, 'server closed while starting'));
+          return;
+        }
+        this.#port = (this.#server.address() as AddressInfo).port;
+        this.#log.info({ address: this.loopbackAddress, listen: this.#listenText }, 'RTSP server listening');
+        resolve();
+      };
+      this.#server.once('error', onError);
+      this.#server.once('listening', onListening);
+      this.#server.listen({ host: this.#address.host, port: this.#address.port });
+    });
+    return this.#listening;
+  }
+
+  get port(): number {
+    if (this.#port === undefined) throw new Error('RtspServer is not listening');
+    return this.#port;
+  }
+
+  /** host:port a local ffmpeg reaches this server at. */
+  get loopbackAddress(): string {
+    const h = this.#address.host;
+    const wildcard = h === undefined || h === '0.0.0.0' || h === '::' || h === '';
+    const host = wildcard ? '127.0.0.1' : h;
+    return `${isIPv6(host) ? `[${host}]` : host}:${this.port}`;
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Reserves a one-time publish path; the slot is owned by the caller. */
+  expectPublisher(label: string): PublishSlot {
+    if (this.closed) throw new Error('RtspServer is closed');
+    const path = PUBLISH_PREFIX + randomBytes(16).toString('hex');
+    const slot = new PublishSlot(`rtsp://${this.loopbackAddress}${path}`, path, label);
+    this.#slots.set(path, slot);
+    slot.once('close', () => {
+      if (this.#slots.get(path) === slot) this.#slots.delete(path);
+    });
+    return slot;
+  }
+
+  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | undefined {
+    const slot = this.#slots.get(path);
+    return slot && slot.claim(conn) ? slot : undefined;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    const conn = new RtspConnection(socket, this, this.#connOpts);
+    this.#connections.add(conn);
+    conn.once('close', () => this.#connections.delete(conn));
+  }
+
+  protected onClose(): Promise<void> {
+    // Slots first, so that their owners learn the real reason rather than "publisher disconnected".
+    for (const s of [...this.#slots.values()]) s.close(new SourceError('RTSP server closed'));
+    this.#slots.clear();
+    const conns = [...this.#connections];
+    for (const c of conns) c.close();
+    // A listen() still binding finishes first; then the socket (if any) is closed.
+    const serverGone = (this.#listening ?? Promise.resolve()).then(
+      () => undefined,
+      () => undefined,
+    ).then(
+      () =>
+        new Promise<void>((resolve) => {
+          if (!this.#server.listening) return resolve();
+          this.#server.close(() => resolve());
+        }),
+    );
+    return Promise.all([serverGone, ...conns.map((c) => c.done)]).then(() => undefined);
+  }
+}
