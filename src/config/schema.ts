@@ -1,0 +1,386 @@
+import { z } from 'zod';
+import { parseListen } from '../core/listen.js';
+import type { StreamSettings } from '../core/stream.js';
+import { DURATION_HINT, parseDuration } from './duration.js';
+
+// config.yaml: go2rtc's shape where go2rtc has the key, snake_case in the file, camelCase and
+// milliseconds in the Config the rest of camrelay reads. Validation reports every problem as a
+// ConfigIssue (path + message); load.ts turns the path into a line of the file.
+
+export interface StreamConfig {
+  sources: string[];
+  settings: StreamSettings;
+}
+
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface Config {
+  api: { listen: string; username?: string; password?: string };
+  rtsp: { listen: string; username?: string; password?: string };
+  webrtc: {
+    listen: string;
+    candidates: string[];
+    iceServers: IceServer[];
+    portRange?: [number, number];
+    timeouts: { connect: number; disconnect: number };
+    /** Only 127.0.0.1 host candidates (not in go2rtc; for tests and single-host setups). */
+    loopbackOnly?: boolean;
+  };
+  ffmpeg: { bin?: string; stopGrace: { quit: number; term: number } };
+  log: { level: string };
+  /** Insertion order is the file's order. */
+  streams: Record<string, StreamConfig>;
+}
+
+export type ConfigPath = (string | number)[];
+
+export interface ConfigIssue {
+  path: ConfigPath;
+  message: string;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+
+export const DEFAULTS = {
+  apiListen: ':1984',
+  rtspListen: ':8554',
+  webrtcListen: ':8555',
+  connectTimeout: 15_000,
+  disconnectTimeout: 10_000,
+  stopGrace: { quit: 300, term: 500 },
+  logLevel: 'info',
+  stream: {
+    idleTimeout: 0,
+    startTimeout: 10_000,
+    backoff: { base: 500, max: 30_000, stableAfter: 30_000 },
+  } satisfies StreamSettings,
+};
+
+/** A listen address the servers can use (core's parser), without stray whitespace. */
+export function isListenAddress(addr: string): boolean {
+  if (/\s/.test(addr)) return false;
+  try {
+    parseListen(addr);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What a value looks like, in the words error messages use. */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  if (typeof v === 'object') return 'mapping';
+  return typeof v;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'number' ? String(v) : describeValue(v);
+}
+
+const duration = z.unknown().transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected ${DURATION_HINT}, got ${show(v)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be more than 0' });
+
+const listen = z.string().superRefine((v, ctx) => {
+  if (v !== '' && !isListenAddress(v)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(v)} is not a listen address (":port", "host:port", "[v6]:port", or "" to disable)`,
+    });
+  }
+});
+
+/** A string or a list of strings, each non-empty (go2rtc takes both for `urls`, stream sources). */
+const stringList = (what: string) =>
+  z.unknown().transform((v, ctx) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list)) {
+      const got = v === undefined ? 'nothing (the key is missing)' : describeValue(v);
+      ctx.addIssue({ code: 'custom', message: `expected ${what} or a list of them, got ${got}` });
+      return z.NEVER;
+    }
+    list.forEach((item: unknown, i) => {
+      if (typeof item !== 'string' || item.trim() === '') {
+        ctx.addIssue({
+          code: 'custom',
+          path: typeof v === 'string' ? [] : [i],
+          message: `expected ${what}, got ${typeof item === 'string' ? 'an empty string' : describeValue(item)}`,
+        });
+      }
+    });
+    return list as string[];
+  });
+
+const portRange = z.unknown().transform((v, ctx): [number, number] => {
+  let pair: unknown[] | undefined;
+  if (typeof v === 'string') {
+    const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(v);
+    pair = m ? [Number(m[1]), Number(m[2])] : undefined;
+  } else if (Array.isArray(v) && v.length === 2) {
+    pair = v;
+  }
+  const [min, max] = pair ?? [];
+  const isPort = (p: unknown): p is number => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
+  if (!isPort(min) || !isPort(max) || min > max) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected "min-max" or [min, max] with 1 <= min <= max <= 65535, got ${Array.isArray(v) ? JSON.stringify(v) : show(v)}`,
+    });
+    return z.NEVER;
+  }
+  return [min, max];
+});
+
+const auth = {
+  username: z.string().optional(),
+  password: z.string().optional(),
+};
+
+const backoffFields = z.strictObject({
+  base: positiveDuration.optional(),
+  max: positiveDuration.optional(),
+  stable_after: duration.optional(),
+});
+
+const lifecycleFields = {
+  idle_timeout: duration.optional(),
+  start_timeout: positiveDuration.optional(),
+  backoff: backoffFields.optional(),
+};
+
+const streamObject = z.strictObject({ sources: stringList('a source URL'), ...lifecycleFields });
+
+const fileSchema = z.strictObject({
+  api: z.strictObject({ listen: listen.optional(), ...auth }).optional(),
+  rtsp: z.strictObject({ listen: listen.optional(), ...auth }).optional(),
+  webrtc: z
+    .strictObject({
+      // Kept for go2rtc compatibility; werift binds per-peer ports (see port_range).
+      listen: listen.optional(),
+      candidates: z.array(z.string().min(1)).optional(),
+      ice_servers: z
+        .array(
+          z.strictObject({
+            urls: stringList('an ICE server URL'),
+            username: z.string().optional(),
+            credential: z.string().optional(),
+          }),
+        )
+        .optional(),
+      port_range: portRange.optional(),
+      loopback_only: z.boolean().optional(),
+      timeouts: z
+        .strictObject({ connect: positiveDuration.optional(), disconnect: positiveDuration.optional() })
+        .optional(),
+    })
+    .optional(),
+  ffmpeg: z
+    .strictObject({
+      bin: z.string().optional(),
+      stop_grace: z.strictObject({ quit: duration.optional(), term: duration.optional() }).optional(),
+    })
+    .optional(),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).optional() }).optional(),
+  stream_defaults: z.strictObject(lifecycleFields).optional(),
+  streams: z.record(z.string(), z.unknown()).optional(),
+});
+
+type FileConfig = z.output<typeof fileSchema>;
+type Lifecycle = z.output<typeof streamObject>;
+type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'backoff'>>;
+
+function valueAt(data: unknown, path: PropertyKey[]): unknown {
+  let v = data;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+const EXPECTED_WORDS: Record<string, string> = { object: 'mapping', record: 'mapping', array: 'list' };
+
+function fromZod(issues: readonly z.core.$ZodIssue[], data: unknown, prefix: ConfigPath): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const iss of issues) {
+    const path = [...prefix, ...iss.path.map((k) => (typeof k === 'number' ? k : String(k)))];
+    const where = formatPath(path) || 'the document';
+    switch (iss.code) {
+      case 'unrecognized_keys':
+        for (const key of iss.keys) {
+          out.push({ path: [...path, key], message: `unknown key "${formatPath([...path, key])}"` });
+        }
+        break;
+      case 'invalid_type': {
+        const actual = valueAt(data, path.slice(prefix.length));
+        const expected = EXPECTED_WORDS[iss.expected] ?? iss.expected;
+        out.push({
+          path,
+          message: actual === undefined ? `${where}: missing (expected ${expected})` : `${where}: expected ${expected}, got ${describeValue(actual)}`,
+        });
+        break;
+      }
+      case 'invalid_value':
+        out.push({
+          path,
+          message: `${where}: expected one of ${iss.values.join(', ')}, got ${show(valueAt(data, path.slice(prefix.length)))}`,
+        });
+        break;
+      default:
+        out.push({ path, message: `${where}: ${iss.message}` });
+    }
+  }
+  return out;
+}
+
+/** `webrtc.timeouts.connect`, `streams.cam2[0]`. */
+export function formatPath(path: ConfigPath): string {
+  let s = '';
+  for (const k of path) s += typeof k === 'number' ? `[${k}]` : s === '' ? k : `.${k}`;
+  return s;
+}
+
+/** `key:` with nothing after it means "use the default", as in most YAML configs. */
+function dropNulls(v: unknown, path: string[]): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  // A stream with no value is a publish-only stream (go2rtc): its null must survive.
+  const keepNulls = path.length === 1 && path[0] === 'streams';
+  const out: Record<string, unknown> = {};
+  for (const [k, child] of Object.entries(v)) {
+    if (child === null && !keepNulls) continue;
+    out[k] = dropNulls(child, [...path, k]);
+  }
+  return out;
+}
+
+function settings(defaults: StreamSettings, o: LifecycleOverrides): StreamSettings {
+  return {
+    idleTimeout: o.idle_timeout ?? defaults.idleTimeout,
+    startTimeout: o.start_timeout ?? defaults.startTimeout,
+    backoff: {
+      base: o.backoff?.base ?? defaults.backoff.base,
+      max: o.backoff?.max ?? defaults.backoff.max,
+      stableAfter: o.backoff?.stable_after ?? defaults.backoff.stableAfter,
+    },
+  };
+}
+
+function checkBackoff(s: StreamSettings, path: ConfigPath, issues: ConfigIssue[]): void {
+  if (s.backoff.max < s.backoff.base) {
+    issues.push({
+      path: [...path, 'backoff'],
+      message: `${formatPath([...path, 'backoff'])}: max (${s.backoff.max} ms) is less than base (${s.backoff.base} ms)`,
+    });
+  }
+}
+
+/** Why a stream name is unusable in a URL path, or undefined when it is fine. */
+export function badStreamName(name: string): string | undefined {
+  if (name === '') return 'a stream name must not be empty';
+  // eslint-disable-next-line no-control-regex
+  if (/[/\s\u0000-\u001f\u007f]/.test(name)) return `stream name ${JSON.stringify(name)} must not contain "/", whitespace or control characters`;
+  return undefined;
+}
+
+function parseStreams(
+  raw: Record<string, unknown>,
+  defaults: StreamSettings,
+  issues: ConfigIssue[],
+): Record<string, StreamConfig> {
+  const streams: Record<string, StreamConfig> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const path: ConfigPath = ['streams', name];
+    const nameProblem = badStreamName(name);
+    if (nameProblem) {
+      issues.push({ path, message: nameProblem });
+      continue;
+    }
+    if (value === null || value === undefined) {
+      streams[name] = { sources: [], settings: settings(defaults, {}) };
+      continue;
+    }
+    const isObject = typeof value === 'object' && !Array.isArray(value);
+    const parsed = isObject ? streamObject.safeParse(value) : stringList('a source URL').safeParse(value);
+    if (!parsed.success) {
+      issues.push(...fromZod(parsed.error.issues, value, path));
+      continue;
+    }
+    if (Array.isArray(parsed.data)) {
+      streams[name] = { sources: parsed.data, settings: settings(defaults, {}) };
+    } else {
+      const s = settings(defaults, parsed.data);
+      checkBackoff(s, path, issues);
+      streams[name] = { sources: parsed.data.sources, settings: s };
+    }
+  }
+  return streams;
+}
+
+const emptyToUndefined = (s: string | undefined): string | undefined => (s === '' ? undefined : s);
+
+function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
+  const defaults = settings(DEFAULTS.stream, f.stream_defaults ?? {});
+  checkBackoff(defaults, ['stream_defaults'], issues);
+  const w = f.webrtc ?? {};
+  const config: Config = {
+    api: { listen: f.api?.listen ?? DEFAULTS.apiListen },
+    rtsp: { listen: f.rtsp?.listen ?? DEFAULTS.rtspListen },
+    webrtc: {
+      listen: w.listen ?? DEFAULTS.webrtcListen,
+      candidates: w.candidates ?? [],
+      iceServers: (w.ice_servers ?? []).map((s) => ({
+        urls: s.urls,
+        ...(s.username !== undefined && { username: s.username }),
+        ...(s.credential !== undefined && { credential: s.credential }),
+      })),
+      timeouts: {
+        connect: w.timeouts?.connect ?? DEFAULTS.connectTimeout,
+        disconnect: w.timeouts?.disconnect ?? DEFAULTS.disconnectTimeout,
+      },
+    },
+    ffmpeg: {
+      stopGrace: {
+        quit: f.ffmpeg?.stop_grace?.quit ?? DEFAULTS.stopGrace.quit,
+        term: f.ffmpeg?.stop_grace?.term ?? DEFAULTS.stopGrace.term,
+      },
+    },
+    log: { level: f.log?.level ?? DEFAULTS.logLevel },
+    streams: parseStreams(f.streams ?? {}, defaults, issues),
+  };
+  // Empty credentials mean "no auth" in go2rtc; leaving them out lets callers test presence.
+  for (const section of [config.api, config.rtsp] as const) {
+    const from = section === config.api ? f.api : f.rtsp;
+    const username = emptyToUndefined(from?.username);
+    const password = emptyToUndefined(from?.password);
+    if (username !== undefined) section.username = username;
+    if (password !== undefined) section.password = password;
+  }
+  if (w.port_range) config.webrtc.portRange = w.port_range;
+  if (w.loopback_only !== undefined) config.webrtc.loopbackOnly = w.loopback_only;
+  const bin = emptyToUndefined(f.ffmpeg?.bin);
+  if (bin !== undefined) config.ffmpeg.bin = bin;
+  return config;
+}
+
+/** Validates the parsed document (after env substitution); the config only when there are no issues. */
+export function validateConfig(data: unknown): { config?: Config; issues: ConfigIssue[] } {
+  const input = data === null || data === undefined ? {} : dropNulls(data, []);
+  const parsed = fileSchema.safeParse(input);
+  if (!parsed.success) return { issues: fromZod(parsed.error.issues, input, []) };
+  const issues: ConfigIssue[] = [];
+  const config = toConfig(parsed.data, issues);
+  return issues.length > 0 ? { issues } : { config, issues };
+}
