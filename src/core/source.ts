@@ -20,10 +20,10 @@ export interface Source extends Owned {
    */
   start(signal: AbortSignal): Promise<Track[]>;
   info(): SourceInfo;
-  on(event: 'frame', listener: (frame: Frame) => void): this;
-  on(event: 'close', listener: (err?: Error) => void): this;
-  on(event: string, listener: (...args: never[]) => void): this;
 }
+
+/** The payload of a source's 'frame' event, named for listeners' signatures. */
+export type FrameListener = (frame: Frame) => void;
 
 /** Makes a source for a URL; throws a permanent SourceError for a URL it cannot serve. */
 export type SourceFactory = (url: string, streamName: string) => Source;

@@ -259,7 +259,7 @@ export class Stream extends Owned {
       const delay = this.#backoff.next();
       this.#setState('backoff');
       this.emit('backoff', { attempt, delay, ceiling, error: err } satisfies BackoffEvent);
-      this.#log.info({ attempt, delay }, 'retrying source');
+      this.#log.info({ attempt, delay, ceiling, err: maskCredentials(err.message) }, 'retrying source');
       this.#retryTimer = setTimeout(() => {
         this.#retryTimer = undefined;
         if (!this.closed && this.#consumers.size > 0) this.#start();

@@ -1,0 +1,44 @@
+import { Router } from 'express';
+import { liveObjects } from '../core/objects.js';
+import type { StreamRegistry } from '../core/registry.js';
+import { streamView } from './streams-view.js';
+import { sendError } from './http-error.js';
+
+export interface InfoContext {
+  registry: StreamRegistry;
+  version: string;
+  configPath: string;
+  rtspListen: string;
+}
+
+export function infoRoutes(ctx: InfoContext): Router {
+  const r = Router();
+  // Home Assistant polls this as a watchdog: keep it a constant-time answer.
+  r.get('/api', (req, res) => {
+    res.json({
+      version: '1.9.14',
+      camrelay: ctx.version,
+      config_path: ctx.configPath,
+      host: req.headers.host ?? '',
+      pid: process.pid,
+      rtsp: { listen: ctx.rtspListen, default_query: 'video&audio' },
+    });
+  });
+
+  r.get('/api/streams', (req, res) => {
+    const src = req.query.src;
+    if (typeof src === 'string') {
+      const s = ctx.registry.get(src);
+      if (!s) return sendError(res, 404, `stream not found: ${src}`);
+      return void res.json(streamView(s));
+    }
+    const out: Record<string, unknown> = {};
+    for (const s of ctx.registry.all()) out[s.name] = streamView(s);
+    res.json(out);
+  });
+
+  r.get('/api/debug/objects', (_req, res) => {
+    res.json(liveObjects());
+  });
+  return r;
+}

@@ -1,0 +1,247 @@
+// What a viewer's SDP offer accepts: the first receivable video m-line (H.264 with
+// packetization-mode=1) and the first receivable audio m-line (Opus, PCMA, PCMU), and which of
+// their payload types to answer for the tracks the stream actually has.
+import type { CodecName, MediaRequest, Track } from '../../core/media.js';
+
+/** The offer is malformed or asks for nothing we can send: the viewer's fault (HTTP 400). */
+export class OfferError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OfferError';
+  }
+}
+
+export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
+export interface OfferCodec {
+  payloadType: number;
+  /** As written in a=rtpmap, e.g. 'H264', 'opus'. */
+  name: string;
+  clockRate: number;
+  channels?: number;
+  /** The a=fmtp parameters, keys lower-cased. */
+  fmtp: Record<string, string>;
+}
+
+export interface OfferMedia {
+  /** Position of the m-line in the offer. */
+  index: number;
+  kind: string;
+  port: number;
+  mid?: string;
+  direction: Direction;
+  codecs: OfferCodec[];
+}
+
+/** An audio codec of the offer we can send, with our name for it. */
+export interface AudioChoice {
+  name: CodecName;
+  codec: OfferCodec;
+}
+
+export interface Offer {
+  media: OfferMedia[];
+  /** The m-line our video goes on, with its H.264 payload types fit for us, in offer order. */
+  video?: { media: OfferMedia; h264: OfferCodec[] };
+  /** The m-line our audio goes on, with the codecs we have, in offer order. */
+  audio?: { media: OfferMedia; codecs: AudioChoice[] };
+  /** What to ask the stream for. */
+  request: MediaRequest;
+}
+
+// G.711 has static payload types (RFC 3551) that an offer may list without an a=rtpmap line.
+const STATIC: Record<number, Omit<OfferCodec, 'payloadType' | 'fmtp'>> = {
+  0: { name: 'PCMU', clockRate: 8000, channels: 1 },
+  8: { name: 'PCMA', clockRate: 8000, channels: 1 },
+};
+
+const DIRECTIONS = new Set<string>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
+
+export function parseOffer(sdp: string): Offer {
+  if (typeof sdp !== 'string' || !/^v=0\r?\n/.test(sdp.trimStart())) {
+    throw new OfferError('offer is not SDP (it must start with "v=0")');
+  }
+  const lines = sdp.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const media: OfferMedia[] = [];
+  let sessionDirection: Direction = 'sendrecv';
+  let cur: (OfferMedia & { pts: number[]; rtpmaps: Map<number, OfferCodec>; fmtps: Map<number, Record<string, string>>; dir?: Direction }) | undefined;
+  const finish = () => {
+    if (!cur) return;
+    const c = cur;
+    c.direction = c.dir ?? sessionDirection;
+    c.codecs = c.pts.flatMap((pt) => {
+      const base = c.rtpmaps.get(pt) ?? (STATIC[pt] ? { payloadType: pt, fmtp: {}, ...STATIC[pt] } : undefined);
+      return base ? [{ ...base, fmtp: c.fmtps.get(pt) ?? {} }] : [];
+    });
+    media.push({ index: c.index, kind: c.kind, port: c.port, mid: c.mid, direction: c.direction, codecs: c.codecs });
+  };
+
+  for (const line of lines) {
+    if (line.startsWith('m=')) {
+      finish();
+      const m = /^m=(\S+) (\d+)(?:\/\d+)? (\S+)((?: \S+)*)$/.exec(line);
+      if (!m) throw new OfferError(`offer has a malformed m-line: "${line}"`);
+      const pts = m[4]!.trim().split(' ').filter(Boolean).map(Number).filter((n) => Number.isInteger(n));
+      cur = { index: media.length, kind: m[1]!, port: Number(m[2]), direction: 'sendrecv', codecs: [], pts, rtpmaps: new Map(), fmtps: new Map() };
+      continue;
+    }
+    if (!line.startsWith('a=')) continue;
+    const attr = line.slice(2);
+    if (DIRECTIONS.has(attr)) {
+      if (cur) cur.dir = attr as Direction;
+      else sessionDirection = attr as Direction;
+      continue;
+    }
+    if (!cur) continue;
+    if (attr.startsWith('mid:')) {
+      cur.mid = attr.slice(4).trim();
+    } else if (attr.startsWith('rtpmap:')) {
+      const r = /^rtpmap:(\d+) ([^/\s]+)\/(\d+)(?:\/(\d+))?/.exec(attr);
+      if (r) {
+        const pt = Number(r[1]);
+        const codec: OfferCodec = { payloadType: pt, name: r[2]!, clockRate: Number(r[3]), fmtp: {} };
+        if (r[4]) codec.channels = Number(r[4]);
+        cur.rtpmaps.set(pt, codec);
+      }
+    } else if (attr.startsWith('fmtp:')) {
+      const f = /^fmtp:(\d+) (.*)$/.exec(attr);
+      if (f) cur.fmtps.set(Number(f[1]), parseFmtp(f[2]!));
+    }
+  }
+  finish();
+  if (media.length === 0) throw new OfferError('offer has no m-line');
+  return chooseLines(media);
+}
+
+function parseFmtp(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of s.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    out[part.slice(0, eq).trim().toLowerCase()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function receivable(m: OfferMedia): boolean {
+  return m.port !== 0 && (m.direction === 'recvonly' || m.direction === 'sendrecv');
+}
+
+/** H.264 we can send: packetization-mode=1 (mode 0 cannot carry a NAL unit larger than the MTU). */
+function fitH264(c: OfferCodec): boolean {
+  return c.name.toUpperCase() === 'H264' && c.clockRate === 90000 && c.fmtp['packetization-mode'] === '1';
+}
+
+function audioName(c: OfferCodec): CodecName | undefined {
+  const n = c.name.toUpperCase();
+  if (n === 'OPUS' && c.clockRate === 48000) return 'OPUS';
+  if ((n === 'PCMA' || n === 'PCMU') && c.clockRate === 8000) return n;
+  return undefined;
+}
+
+function chooseLines(media: OfferMedia[]): Offer {
+  const offer: Offer = { media, request: {} };
+  const problems: string[] = [];
+  const videoLine = media.find((m) => m.kind === 'video' && receivable(m));
+  if (videoLine) {
+    const h264 = videoLine.codecs.filter(fitH264);
+    if (!videoLine.mid) problems.push('its video m-line has no a=mid');
+    else if (h264.length) {
+      offer.video = { media: videoLine, h264 };
+      offer.request.video = ['H264'];
+    } else problems.push(`its video accepts ${listCodecs(videoLine)} but not H264 with packetization-mode=1`);
+  }
+  const audioLine = media.find((m) => m.kind === 'audio' && receivable(m));
+  if (audioLine) {
+    const codecs: AudioChoice[] = [];
+    for (const c of audioLine.codecs) {
+      const name = audioName(c);
+      if (name && !codecs.some((a) => a.name === name)) codecs.push({ name, codec: c });
+    }
+    if (!audioLine.mid) problems.push('its audio m-line has no a=mid');
+    else if (codecs.length) {
+      offer.audio = { media: audioLine, codecs };
+      offer.request.audio = codecs.map((a) => a.name);
+    } else problems.push(`its audio accepts ${listCodecs(audioLine)} but none of OPUS/48000, PCMA/8000, PCMU/8000`);
+  }
+  if (!offer.video && !offer.audio) {
+    if (!videoLine && !audioLine) throw new OfferError('offer has no video or audio m-line we can send to (recvonly or sendrecv)');
+    throw new OfferError(`offer accepts nothing we can send: ${problems.join('; ')}`);
+  }
+  return offer;
+}
+
+function listCodecs(m: OfferMedia): string {
+  const names = [...new Set(m.codecs.map((c) => `${c.name}${c.name.toUpperCase() === 'H264' ? `(packetization-mode=${c.fmtp['packetization-mode'] ?? '0'})` : ''}`))];
+  return names.length ? names.join(', ') : 'no codec';
+}
+
+/** What to send on the video m-line for this track, or undefined when the offer cannot take it. */
+export function chooseVideo(offer: Offer, track: Track | undefined): { mid: string; codec: OfferCodec } | undefined {
+  if (!offer.video || !track || track.codec.name !== 'H264') return undefined;
+  const sps = track.params?.sps;
+  let best = offer.video.h264[0]!;
+  if (sps && sps.length >= 4) {
+    let bestScore = -1;
+    for (const c of offer.video.h264) {
+      const s = profileScore(sps, c.fmtp['profile-level-id']);
+      if (s > bestScore) {
+        best = c;
+        bestScore = s;
+      }
+    }
+  }
+  return { mid: offer.video.media.mid!, codec: best };
+}
+
+// RFC 6184 8.1: without profile-level-id the offer means Baseline, level 1.0.
+const DEFAULT_PROFILE_LEVEL_ID = '42000a';
+
+type Profile = 'constrained-baseline' | 'baseline' | 'main' | 'constrained-high' | 'high' | 'other';
+
+/**
+ * The profile a profile_idc + constraint-flags pair stands for, by the table WebRTC itself uses
+ * (libwebrtc h264_profile_level_id.cc): the flags turn Baseline/Main/High into their constrained
+ * forms, which is what browsers offer and what x264 at low presets produces.
+ */
+export function h264Profile(profileIdc: number, iop: number): Profile {
+  const low4 = (iop & 0x0f) === 0;
+  if (profileIdc === 0x42 && low4) return iop & 0x40 ? 'constrained-baseline' : 'baseline';
+  if (profileIdc === 0x4d && low4) return iop & 0x80 ? 'constrained-baseline' : (iop & 0x20) === 0 ? 'main' : 'other';
+  if (profileIdc === 0x58 && low4 && iop & 0x80) return iop & 0x40 ? 'constrained-baseline' : 'baseline';
+  if (profileIdc === 0x64) return iop === 0 ? 'high' : iop === 0x0c ? 'constrained-high' : 'other';
+  return 'other';
+}
+
+/** Profiles a decoder of the key profile also decodes (each profile decodes itself). */
+const DECODES: Record<Profile, Profile[]> = {
+  'constrained-baseline': [],
+  baseline: ['constrained-baseline'],
+  main: ['constrained-baseline'],
+  'constrained-high': ['constrained-baseline', 'main'],
+  high: ['constrained-baseline', 'main', 'constrained-high'],
+  other: [],
+};
+
+/**
+ * How well an offered profile-level-id fits the stream's SPS: the same profile (2), a profile
+ * whose decoders take ours (1), else 0 (still sent: browsers decode more than they offer). The
+ * level does not count: browsers offer level-asymmetry-allowed and take whatever level arrives.
+ */
+function profileScore(sps: Buffer, profileLevelId = DEFAULT_PROFILE_LEVEL_ID): number {
+  if (!/^[0-9a-f]{6}$/i.test(profileLevelId)) return 0;
+  const offered = h264Profile(parseInt(profileLevelId.slice(0, 2), 16), parseInt(profileLevelId.slice(2, 4), 16));
+  const ours = h264Profile(sps[1]!, sps[2]!);
+  if (offered === ours && ours !== 'other') return 2;
+  return DECODES[offered].includes(ours) ? 1 : 0;
+}
+
+/** The stream's audio track to send, and how, in the offer's order of preference. */
+export function chooseAudio(offer: Offer, tracks: readonly Track[]): { mid: string; codec: OfferCodec; track: Track } | undefined {
+  if (!offer.audio) return undefined;
+  for (const a of offer.audio.codecs) {
+    const track = tracks.find((t) => t.kind === 'audio' && t.codec.name === a.name && t.codec.clockRate === a.codec.clockRate);
+    if (track) return { mid: offer.audio.media.mid!, codec: a.codec, track };
+  }
+  return undefined;
+}

@@ -1,0 +1,293 @@
+// One WebRTC viewer: a consumer of a stream that answers the viewer's offer with send-only H.264
+// (and audio when both sides have a codec in common) and sends the stream's frames as RTP.
+// Liveness is ours, not the library's (DESIGN.md): connect timeout, disconnect timeout on inbound
+// silence, and an explicit close when the connection reports disconnected/failed/closed.
+import { randomBytes, randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Owned } from '../../core/owned.js';
+import { log, type Logger } from '../../core/log.js';
+import { describeTrack, type Codec, type Frame, type MediaRequest, type Track } from '../../core/media.js';
+import type { Consumer, ConsumerInfo } from '../../core/consumer.js';
+import { packetizeH264Frame, type RtpPayload } from '../../rtp/h264-packetizer.js';
+import { packetizeAudioFrame } from '../../rtp/audio-packetizer.js';
+import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer } from './backend.js';
+import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
+import { weriftBackend } from './werift-backend.js';
+import type { WebRtcSettings } from './settings.js';
+
+export interface SessionMeta {
+  remoteAddr?: string;
+  userAgent?: string;
+  /** Aborting it while open() runs closes the session (the viewer left before the answer). */
+  signal?: AbortSignal;
+  /**
+   * Return the answer without waiting for candidate gathering; local candidates then come
+   * through onLocalCandidate() (WebSocket signalling). Default: wait, for one-shot HTTP.
+   */
+  trickle?: boolean;
+}
+
+export interface AttachableStream {
+  attach(c: Consumer): Promise<Track[]>;
+  name: string;
+}
+
+/** Packets the library may hold unsent before the viewer counts as unable to keep up (DESIGN rule 7). */
+const MAX_PENDING_WRITES = 2048;
+
+/** Per viewer and kind: the RTP header fields that are this viewer's own. */
+class RtpLane {
+  #seq = randomInt(0x10000);
+  #offset = randomInt(2 ** 32);
+  #lastTrack: Track | undefined;
+  #lastTs = 0;
+  packets = 0;
+  bytes = 0;
+
+  constructor(
+    readonly out: SendTrack,
+    readonly codec: Pick<Codec, 'name' | 'clockRate'>,
+    readonly description: string,
+  ) {}
+
+  accepts(t: Track): boolean {
+    return t.codec.name === this.codec.name && t.codec.clockRate === this.codec.clockRate;
+  }
+
+  send(frame: Frame, payloads: readonly RtpPayload[]): void {
+    if (this.#lastTrack && frame.track !== this.#lastTrack) {
+      // A new source (reconnect) starts its own timeline: continue ours a little after the last
+      // packet instead of jumping, which would stall the viewer's jitter buffer.
+      this.#offset = this.#lastTs + Math.round(this.codec.clockRate / 50) - frame.timestamp;
+    }
+    this.#lastTrack = frame.track;
+    this.#lastTs = frame.timestamp + this.#offset;
+    const timestamp = ((this.#lastTs % 2 ** 32) + 2 ** 32) % 2 ** 32;
+    for (const p of payloads) {
+      this.out.write({ payload: p.payload, marker: p.marker, sequenceNumber: this.#seq, timestamp });
+      this.#seq = (this.#seq + 1) & 0xffff;
+      this.packets++;
+      this.bytes += 12 + p.payload.length;
+    }
+  }
+}
+
+export class WebRtcSession extends Owned implements Consumer {
+  readonly id = randomBytes(12).toString('base64url');
+  readonly request: MediaRequest;
+  /** Why the session ended, for logs and metrics; undefined while open. */
+  closeReason: string | undefined;
+  readonly createdAt = Date.now();
+  #peer: WebRtcPeer;
+  #video: RtpLane | undefined;
+  #audio: RtpLane | undefined;
+  #connected = false;
+  #videoStarted = false;
+  #lastInbound = 0;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #disconnectTimer: NodeJS.Timeout | undefined;
+  #log: Logger;
+  /** Local candidates so far (null = gathering done), replayed to late listeners. */
+  #localCandidates: (IceCandidateInit | null)[] = [];
+  #candidateListeners = new Set<(c: IceCandidateInit | null) => void>();
+
+  private constructor(
+    private readonly offer: Offer,
+    readonly streamName: string,
+    private readonly settings: WebRtcSettings,
+    private readonly meta: SessionMeta,
+    backend: WebRtcBackend,
+  ) {
+    super('WebRtcSession');
+    this.request = offer.request;
+    this.#log = log.child({ stream: streamName, session: this.id });
+    this.#peer = backend.createPeer(settings);
+    this.#peer.on('state', (s: PeerState) => this.#onState(s));
+    this.#peer.on('activity', () => {
+      this.#lastInbound = performance.now();
+    });
+    this.#peer.on('candidate', (c: IceCandidateInit | null) => {
+      this.#localCandidates.push(c);
+      for (const l of this.#candidateListeners) l(c);
+    });
+  }
+
+  /**
+   * Answers a viewer's offer for `stream`. Rejects with an OfferError when the offer is not SDP or
+   * accepts nothing the stream has, and with the stream's error when it cannot start. Whatever
+   * fails, the session is closed (and so detached) before the promise rejects.
+   */
+  static async open(
+    stream: AttachableStream,
+    offerSdp: string,
+    settings: WebRtcSettings,
+    meta: SessionMeta = {},
+    backend: WebRtcBackend = weriftBackend,
+  ): Promise<{ session: WebRtcSession; answer: string }> {
+    const offer = parseOffer(offerSdp);
+    const session = new WebRtcSession(offer, stream.name, settings, meta, backend);
+    const onAbort = () => session.close(new Error('viewer left before the answer'));
+    meta.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (meta.signal?.aborted) throw new Error('viewer left before the answer');
+      const tracks = await stream.attach(session);
+      session.#assertOpen();
+      const answer = await session.#negotiate(offerSdp, tracks, meta.trickle ?? false);
+      session.#log.info(
+        { remote: meta.remoteAddr, video: session.#video?.description, audio: session.#audio?.description },
+        'webrtc session opened',
+      );
+      return { session, answer };
+    } catch (e) {
+      const closedBefore = session.closed;
+      const err = e instanceof Error ? e : new Error(String(e));
+      session.close(err);
+      throw closedBefore ? new Error(`webrtc session closed during setup: ${session.closeReason}`) : err;
+    } finally {
+      meta.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean): Promise<string> {
+    const videoTrack = tracks.find((t) => t.kind === 'video' && t.codec.name === 'H264');
+    const video = chooseVideo(this.offer, videoTrack);
+    const audio = chooseAudio(this.offer, tracks);
+    if (!video && !audio) {
+      const have = tracks.map(describeTrack).join(', ') || 'no tracks';
+      const want = [...(this.request.video ?? []), ...(this.request.audio ?? [])].join(', ');
+      throw new OfferError(`stream "${this.streamName}" has ${have}; the offer accepts ${want}`);
+    }
+    const peer = this.#peer;
+    await peer.setRemoteOffer(offerSdp);
+    this.#assertOpen();
+    if (video && videoTrack) {
+      const out = peer.addSendTrack({ mid: video.mid, kind: 'video', codec: sendCodec(video.codec) });
+      this.#video = new RtpLane(out, videoTrack.codec, `H264 pt ${video.codec.payloadType} ${video.codec.fmtp['profile-level-id'] ?? ''}`.trim());
+    }
+    if (audio) {
+      const out = peer.addSendTrack({ mid: audio.mid, kind: 'audio', codec: sendCodec(audio.codec) });
+      this.#audio = new RtpLane(out, audio.track.codec, `${audio.track.codec.name} pt ${audio.codec.payloadType}`);
+    }
+    const answer = await peer.createAnswer();
+    this.#assertOpen();
+    this.#connectTimer = setTimeout(() => this.close(new Error('connect timeout')), this.settings.timeouts.connect);
+    if (trickle) {
+      peer.gatheringComplete().catch((e: unknown) => this.close(e instanceof Error ? e : new Error(String(e))));
+      return answer;
+    }
+    // The HTTP API answers once, so the answer waits for every local candidate.
+    await peer.gatheringComplete();
+    this.#assertOpen();
+    return peer.localDescription();
+  }
+
+  /**
+   * Trickle ICE from the viewer; null = end of candidates. Candidates that arrive while open()
+   * still runs are the signalling layer's to hold until it resolves.
+   */
+  async addRemoteCandidate(c: IceCandidateInit | null): Promise<void> {
+    this.#assertOpen();
+    await this.#peer.addRemoteCandidate(c);
+  }
+
+  /**
+   * Local candidates for trickle ICE: those gathered so far at once, then each new one; null
+   * when gathering is done. Returns the unsubscribe; close() drops every listener.
+   */
+  onLocalCandidate(listener: (c: IceCandidateInit | null) => void): () => void {
+    for (const c of this.#localCandidates) listener(c);
+    if (this.closed) return () => undefined;
+    this.#candidateListeners.add(listener);
+    return () => this.#candidateListeners.delete(listener);
+  }
+
+  onFrame(frame: Frame): void {
+    if (!this.#connected || this.closed) return;
+    if (frame.track.kind === 'video') {
+      const lane = this.#video;
+      if (!lane || !lane.accepts(frame.track)) return;
+      // Frames before the connection came up were dropped: start at the next keyframe.
+      if (!this.#videoStarted) {
+        if (!frame.keyframe) return;
+        this.#videoStarted = true;
+      }
+      lane.send(frame, packetizeH264Frame(frame));
+    } else {
+      const lane = this.#audio;
+      if (!lane || !lane.accepts(frame.track)) return;
+      lane.send(frame, packetizeAudioFrame(frame));
+    }
+    if (this.#peer.pendingWrites > MAX_PENDING_WRITES) this.close(new Error('viewer cannot keep up: send queue full'));
+  }
+
+  info(): ConsumerInfo {
+    const v = this.#video;
+    const a = this.#audio;
+    return {
+      type: 'webrtc',
+      id: this.id,
+      remote_addr: this.meta.remoteAddr,
+      user_agent: this.meta.userAgent,
+      ice_remote_addr: this.#peer.remoteAddress(),
+      state: this.closed ? 'closed' : this.#peer.state,
+      created_at: new Date(this.createdAt).toISOString(),
+      medias: [v && `video, sendonly, ${v.description}`, a && `audio, sendonly, ${a.description}`].filter(Boolean),
+      bytes_send: (v?.bytes ?? 0) + (a?.bytes ?? 0),
+      packets_send: (v?.packets ?? 0) + (a?.packets ?? 0),
+      ...(this.closeReason ? { close_reason: this.closeReason } : {}),
+    };
+  }
+
+  /** Accepts a plain reason string too: close('disconnect timeout'). */
+  override close(reason?: Error | string): void {
+    super.close(typeof reason === 'string' ? new Error(reason) : reason);
+  }
+
+  #onState(s: PeerState): void {
+    if (this.closed) return;
+    this.#log.debug({ state: s }, 'webrtc connection state');
+    if (s === 'connected' && !this.#connected) {
+      this.#connected = true;
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = undefined;
+      this.#lastInbound = performance.now();
+      this.#armDisconnect(this.settings.timeouts.disconnect);
+    } else if (s === 'disconnected' || s === 'failed' || s === 'closed') {
+      this.close(new Error(`connection ${s}`));
+    }
+  }
+
+  // One timer, re-armed lazily: inbound packets only stamp #lastInbound, so a busy peer costs no
+  // timer churn.
+  #armDisconnect(ms: number): void {
+    this.#disconnectTimer = setTimeout(() => {
+      this.#disconnectTimer = undefined;
+      const limit = this.settings.timeouts.disconnect;
+      const silent = performance.now() - this.#lastInbound;
+      if (silent >= limit) this.close(new Error('disconnect timeout'));
+      else this.#armDisconnect(limit - silent);
+    }, Math.max(1, Math.ceil(ms)));
+  }
+
+  #assertOpen(): void {
+    if (this.closed) throw new Error(`webrtc session closed during setup: ${this.closeReason}`);
+  }
+
+  protected onClose(reason?: Error): Promise<void> {
+    this.closeReason = reason?.message ?? 'closed';
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#disconnectTimer);
+    this.#connectTimer = this.#disconnectTimer = undefined;
+    this.#candidateListeners.clear();
+    this.#peer.removeAllListeners('state');
+    this.#peer.removeAllListeners('activity');
+    this.#peer.removeAllListeners('candidate');
+    this.#peer.close();
+    this.#log.info({ reason: this.closeReason, bytes: this.info().bytes_send }, 'webrtc session closed');
+    return this.#peer.done;
+  }
+}
+
+function sendCodec(c: OfferCodec): { payloadType: number; name: string; clockRate: number; channels?: number } {
+  return { payloadType: c.payloadType, name: c.name, clockRate: c.clockRate, channels: c.channels };
+}

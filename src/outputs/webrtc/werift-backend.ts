@@ -1,0 +1,264 @@
+// The WebRTC backend on werift (pure TypeScript). Facts this relies on, from werift 0.24.4:
+// - codecs are negotiated by mime type only, keeping the offer's payload types and fmtp; an m-line
+//   with no codec in the local list makes setRemoteDescription throw. So the local list is made
+//   from the offer itself, and the session decides what is sent where.
+// - a sender takes rtx/red from the negotiated list (red makes it RED-encode every packet), so
+//   those are left out of the local list and never answered.
+// - setLocalDescription awaits candidate gathering; sockets bound by a gathering still running
+//   when the peer closes are not closed by pc.close(), so close() closes the ICE agents again
+//   once gathering has settled.
+// - every non-STUN datagram (DTLS, SRTP, SRTCP) reaches Connection.onData; inbound STUN requests
+//   pass the iceFilterStunResponse hook. Together they are the 'activity' signal.
+import {
+  MediaStream,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+  SessionDescription,
+  type RTCPeerConnectionConfig,
+  type RTCRtpSender,
+  type RTCRtpTransceiver,
+} from 'werift';
+import { Owned } from '../../core/owned.js';
+import {
+  extraCandidates,
+  withExtraCandidates,
+  type IceCandidateInit,
+  type PeerState,
+  type RtpOut,
+  type SendTrack,
+  type SendTrackSpec,
+  type WebRtcBackend,
+  type WebRtcPeer,
+} from './backend.js';
+import type { WebRtcSettings } from './settings.js';
+
+const NOT_ANSWERED = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
+
+export const weriftBackend: WebRtcBackend = {
+  name: 'werift',
+  createPeer: (settings) => new WeriftPeer(settings),
+};
+
+class WeriftSendTrack implements SendTrack {
+  constructor(
+    private readonly sender: RTCRtpSender,
+    readonly payloadType: number,
+    private readonly peer: WeriftPeer,
+  ) {}
+
+  get ssrc(): number {
+    return this.sender.ssrc;
+  }
+
+  write(p: RtpOut): void {
+    if (this.peer.closed || this.sender.dtlsTransport.state !== 'connected') return;
+    // werift rewrites the header it is given and keeps the packet for NACK replies: a fresh one each time.
+    const header = new RtpHeader({
+      payloadType: this.payloadType,
+      sequenceNumber: p.sequenceNumber,
+      timestamp: p.timestamp,
+      marker: p.marker,
+      ssrc: this.sender.ssrc,
+    });
+    this.peer.sent(this.sender.sendRtp(new RtpPacket(header, p.payload)));
+  }
+}
+
+export class WeriftPeer extends Owned implements WebRtcPeer {
+  #pc: RTCPeerConnection | undefined;
+  #state: PeerState = 'new';
+  #unsubscribe: (() => void)[] = [];
+  #answered: Promise<void> | undefined;
+  #pending = 0;
+  /** One msid stream for all tracks, so a browser puts audio and video in one MediaStream. */
+  #stream = new MediaStream({ id: 'camrelay' });
+
+  constructor(private readonly settings: WebRtcSettings) {
+    super('WeriftPeer');
+  }
+
+  get state(): PeerState {
+    return this.#state;
+  }
+
+  get pendingWrites(): number {
+    return this.#pending;
+  }
+
+  /** Counts a write until the socket took it. */
+  sent(p: Promise<void>): void {
+    this.#pending++;
+    const done = () => {
+      this.#pending--;
+    };
+    p.then(done, done);
+  }
+
+  async setRemoteOffer(sdp: string): Promise<void> {
+    this.#assertOpen();
+    if (this.#pc) throw new Error('remote offer already set');
+    const pc = new RTCPeerConnection(this.#config(sdp));
+    this.#pc = pc;
+    this.#watch(pc);
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    this.#assertOpen();
+    for (const t of pc.iceTransports) {
+      const sub = t.connection.onData.subscribe(() => this.#activity());
+      this.#unsubscribe.push(sub.unSubscribe);
+    }
+    // Nothing is received, and m-lines without a send track are answered inactive.
+    for (const t of pc.getTransceivers()) t.setDirection('inactive');
+  }
+
+  addSendTrack(spec: SendTrackSpec): SendTrack {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('addSendTrack before setRemoteOffer');
+    const t = pc.getTransceivers().find((x) => x.mid === spec.mid);
+    if (!t) throw new Error(`the offer has no m-line with mid ${spec.mid}`);
+    if (t.kind !== spec.kind) throw new Error(`m-line ${spec.mid} is ${t.kind}, not ${spec.kind}`);
+    const offered = t.codecs.find((c) => c.payloadType === spec.codec.payloadType);
+    if (!offered) throw new Error(`m-line ${spec.mid} has no payload type ${spec.codec.payloadType}`);
+    const codec = new RTCRtpCodecParameters({
+      payloadType: offered.payloadType,
+      mimeType: offered.mimeType,
+      clockRate: offered.clockRate,
+      channels: offered.channels,
+      rtcpFeedback: offered.rtcpFeedback,
+      parameters: spec.codec.fmtp ? fmtpLine(spec.codec.fmtp) : offered.parameters,
+    });
+    narrow(t, codec);
+    t.sender.setStreams([this.#stream]);
+    t.setDirection('sendonly');
+    return new WeriftSendTrack(t.sender, codec.payloadType, this);
+  }
+
+  async createAnswer(): Promise<string> {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('createAnswer before setRemoteOffer');
+    if (this.#answered) throw new Error('answer already created');
+    const answer = await pc.createAnswer();
+    this.#assertOpen();
+    this.#answered = pc.setLocalDescription(answer).then(() => undefined);
+    // gatheringComplete() reports a failure; until someone asks, it must not be unhandled.
+    this.#answered.catch(() => undefined);
+    return withExtraCandidates(answer.sdp, this.settings.candidates);
+  }
+
+  gatheringComplete(): Promise<void> {
+    if (!this.#answered) return Promise.reject(new Error('gatheringComplete before createAnswer'));
+    return this.#answered.then(() => {
+      this.#assertOpen();
+    });
+  }
+
+  localDescription(): string {
+    const sdp = this.#pc?.localDescription?.sdp;
+    if (!sdp) throw new Error('no local description yet');
+    return withExtraCandidates(sdp, this.settings.candidates);
+  }
+
+  async addRemoteCandidate(c: IceCandidateInit | null): Promise<void> {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('addRemoteCandidate before setRemoteOffer');
+    await pc.addIceCandidate(c);
+  }
+
+  remoteAddress(): string | undefined {
+    for (const t of this.#pc?.iceTransports ?? []) {
+      const a = t.connection.nominated?.remoteAddr;
+      if (a) return a[0].includes(':') ? `[${a[0]}]:${a[1]}` : `${a[0]}:${a[1]}`;
+    }
+    return undefined;
+  }
+
+  #config(offer: string): RTCPeerConnectionConfig {
+    const s = this.settings;
+    const codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } = { audio: [], video: [] };
+    for (const m of SessionDescription.parse(offer).media) {
+      if (m.kind !== 'audio' && m.kind !== 'video') continue;
+      const list = codecs[m.kind];
+      for (const c of m.rtp.codecs) {
+        if (NOT_ANSWERED.has(c.name.toLowerCase())) continue;
+        if (list.some((x) => x.mimeType.toLowerCase() === c.mimeType.toLowerCase())) continue;
+        list.push(new RTCRtpCodecParameters({ mimeType: c.mimeType, clockRate: c.clockRate, channels: c.channels }));
+      }
+    }
+    return {
+      codecs,
+      headerExtensions: { audio: [], video: [] },
+      iceServers: s.iceServers.map((x) => ({ urls: x.urls, username: x.username, credential: x.credential })),
+      icePortRange: s.portRange,
+      ...(s.loopbackOnly ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] } : {}),
+      iceFilterStunResponse: () => {
+        this.#activity();
+        return true;
+      },
+    };
+  }
+
+  #watch(pc: RTCPeerConnection): void {
+    const subs = [
+      pc.connectionStateChange.subscribe((s) => this.#setState(s)),
+      pc.iceConnectionStateChange.subscribe((s) => {
+        // ICE can fail or lose consent while DTLS still counts as connected.
+        if (s === 'disconnected' || s === 'failed' || s === 'closed') this.#setState(s);
+      }),
+      pc.onIceCandidate.subscribe((c) => {
+        if (this.closed) return;
+        if (!c) {
+          this.emit('candidate', null);
+          return;
+        }
+        const init: IceCandidateInit = { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex };
+        this.emit('candidate', init);
+        for (const extra of extraCandidates(c.candidate, this.settings.candidates)) {
+          this.emit('candidate', { ...init, candidate: extra } satisfies IceCandidateInit);
+        }
+      }),
+    ];
+    for (const s of subs) this.#unsubscribe.push(s.unSubscribe);
+  }
+
+  #activity(): void {
+    if (!this.closed) this.emit('activity');
+  }
+
+  #setState(s: PeerState): void {
+    if (this.closed || s === this.#state) return;
+    this.#state = s;
+    this.emit('state', s);
+  }
+
+  #assertOpen(): RTCPeerConnection | undefined {
+    if (this.closed) throw new Error('peer connection closed');
+    return this.#pc;
+  }
+
+  protected onClose(): Promise<void> | void {
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    const pc = this.#pc;
+    if (!pc) return;
+    this.#state = 'closed';
+    const agents = pc.iceTransports.map((t) => t.connection);
+    const closed = pc.close().catch(() => undefined);
+    const gathered = this.#answered ?? Promise.resolve();
+    return Promise.all([closed, gathered.catch(() => undefined)]).then(async () => {
+      await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
+    });
+  }
+}
+
+/** The transceiver answers and sends exactly this codec. */
+function narrow(t: RTCRtpTransceiver, codec: RTCRtpCodecParameters): void {
+  t.codecs = [codec];
+  t.sender.codec = codec;
+  t.sender.redRedundantPayloadType = undefined;
+}
+
+function fmtpLine(fmtp: Record<string, string>): string | undefined {
+  const parts = Object.entries(fmtp).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(';') : undefined;
+}

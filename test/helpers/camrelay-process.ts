@@ -1,0 +1,175 @@
+// Runs camrelay as a real child process on a temporary config, as a user would, and reads its
+// resources (children, fds, sockets) from /proc.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
+import { request } from './http.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export class CamrelayProcess {
+  readonly logs: LogLine[] = [];
+  private listeners = new Set<(l: LogLine) => void>();
+  port = 0;
+  private exitCode: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly dir: string,
+  ) {
+    this.exitCode = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (text) => {
+      let l: LogLine;
+      try {
+        l = JSON.parse(text) as LogLine;
+      } catch {
+        return;
+      }
+      this.logs.push(l);
+      for (const f of this.listeners) f(l);
+    });
+  }
+
+  /** Starts camrelay on `yaml` (api.listen and rtsp.listen are set to free loopback ports). */
+  static async start(yaml: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CamrelayProcess> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'camrelay-test-'));
+    const file = path.join(dir, 'config.yaml');
+    writeFileSync(file, yaml);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), '--config', file, '--log-level', 'debug'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+    });
+    const p = new CamrelayProcess(child, dir);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      const ready = await p.waitLog((l) => l.msg === 'api listening', opts.timeoutMs ?? 15000);
+      p.port = Number(String(ready.listen).split(':').pop());
+      await p.waitLog((l) => l.msg === 'camrelay ready', 5000);
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw new Error(`camrelay did not start: ${(e as Error).message}\n${stderr}`);
+    }
+    return p;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  waitLog(match: (l: LogLine) => boolean, ms = 5000): Promise<LogLine> {
+    const seen = this.logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return this.nextLog(match, ms);
+  }
+
+  /** The next matching line logged from now on. */
+  nextLog(match: (l: LogLine) => boolean, ms = 5000): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.listeners.delete(f);
+        reject(new Error(`no log line matched within ${ms} ms`));
+      }, ms);
+      const f = (l: LogLine) => {
+        if (!match(l)) return;
+        clearTimeout(t);
+        this.listeners.delete(f);
+        resolve(l);
+      };
+      this.listeners.add(f);
+    });
+  }
+
+  async json<T = unknown>(urlPath: string, init: Parameters<typeof request>[1] = {}): Promise<{ status: number; body: T }> {
+    const r = await request(this.base + urlPath, init);
+    return { status: r.status, body: (r.text ? JSON.parse(r.text) : undefined) as T };
+  }
+
+  /** PIDs of camrelay's direct children (ffmpeg). */
+  children(): number[] {
+    try {
+      return execFileSync('ps', ['-o', 'pid=', '--ppid', String(this.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .map((s) => Number(s.trim()))
+        .filter((n) => n > 0);
+    } catch {
+      return []; // ps exits 1 when there is none
+    }
+  }
+
+  fds(): number {
+    return readdirSync(`/proc/${this.pid}/fd`).length;
+  }
+
+  /** Open sockets by protocol, from the process's fds matched against /proc/<pid>/net tables. */
+  sockets(): { tcp: number; udp: number; other: number } {
+    const inodes = new Set<string>();
+    for (const fd of readdirSync(`/proc/${this.pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${this.pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        /* fd closed while we looked */
+      }
+    }
+    const count = (tables: string[]) => {
+      let n = 0;
+      for (const t of tables) {
+        const rows = readFileSync(`/proc/${this.pid}/net/${t}`, 'utf8').split('\n').slice(1);
+        for (const row of rows) {
+          const inode = row.trim().split(/\s+/)[9];
+          if (inode && inodes.delete(inode)) n++;
+        }
+      }
+      return n;
+    };
+    const tcp = count(['tcp', 'tcp6']);
+    const udp = count(['udp', 'udp6']);
+    return { tcp, udp, other: inodes.size };
+  }
+
+  async objects(): Promise<Record<string, number>> {
+    return (await this.json<Record<string, number>>('/api/debug/objects')).body;
+  }
+
+  /** SIGTERM and wait for the exit code; SIGKILL after `ms`. */
+  async stop(ms = 10000): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), ms);
+    const code = await this.exitCode;
+    clearTimeout(t);
+    rmSync(this.dir, { recursive: true, force: true });
+    return code;
+  }
+}
+
+/** A config for tests: loopback only, free ports, short timeouts. */
+export function testConfig(streams: Record<string, string>, extra = ''): string {
+  const lines = Object.entries(streams).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  return `api: { listen: "127.0.0.1:0" }
+rtsp: { listen: "127.0.0.1:0" }
+webrtc:
+  loopback_only: true
+  timeouts: { connect: 3s, disconnect: 2s }
+ffmpeg:
+  stop_grace: { quit: 200ms, term: 300ms }
+${extra}
+streams:
+${lines.join('\n')}
+`;
+}

@@ -1,0 +1,111 @@
+// A real WebRTC viewer for tests: a werift peer that offers recvonly H.264 + audio on loopback
+// and records every RTP packet it receives.
+import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
+import { request } from './http.js';
+
+const H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f';
+
+export class Viewer {
+  readonly pc: RTCPeerConnection;
+  video: RtpPacket[] = [];
+  audio: RtpPacket[] = [];
+  /** Where DELETE ends the session (WHEP-style answers). */
+  location: string | undefined;
+
+  constructor(audioMime: 'audio/opus' | 'audio/PCMA' | 'audio/PCMU' | 'audio/G722' = 'audio/opus') {
+    const opus = audioMime === 'audio/opus';
+    this.pc = new RTCPeerConnection({
+      // werift's default bundle policy leaks the unbundled transport's UDP socket.
+      bundlePolicy: 'max-bundle',
+      iceServers: [],
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      codecs: {
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90000,
+            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+            parameters: H264_FMTP,
+          }),
+        ],
+        audio: [new RTCRtpCodecParameters({ mimeType: audioMime, clockRate: opus ? 48000 : 8000, channels: opus ? 2 : 1 })],
+      },
+    });
+    this.pc.addTransceiver('video', { direction: 'recvonly' });
+    this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.pc.onTrack.subscribe((track) => {
+      track.onReceiveRtp.subscribe((rtp) => (track.kind === 'video' ? this.video : this.audio).push(rtp));
+    });
+  }
+
+  async offer(): Promise<string> {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    return this.pc.localDescription!.sdp;
+  }
+
+  answer(sdp: string): Promise<void> {
+    return this.pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  /** Offers to camrelay's POST /api/webrtc (JSON form) and applies the answer. Throws on an HTTP error. */
+  async connect(base: string, src: string, form: 'json' | 'sdp' = 'json', signal?: AbortSignal): Promise<void> {
+    const offer = await this.offer();
+    const r = await request(`${base}/api/webrtc?src=${encodeURIComponent(src)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': form === 'json' ? 'application/json' : 'application/sdp' },
+      body: form === 'json' ? JSON.stringify({ type: 'offer', sdp: offer }) : offer,
+      signal,
+    });
+    if (r.status >= 300) throw new HttpError(r.status, r.text);
+    let sdp = r.text;
+    if (form === 'json') sdp = (JSON.parse(r.text) as { sdp: string }).sdp;
+    else this.location = typeof r.headers.location === 'string' ? r.headers.location : undefined;
+    await this.answer(sdp);
+  }
+
+  /** Ends the session the WHEP way (DELETE on the Location), then closes the local peer. */
+  async hangUp(base: string): Promise<number> {
+    if (!this.location) throw new Error('no session location: connect with form "sdp"');
+    const r = await request(base + this.location, { method: 'DELETE' });
+    await this.close();
+    return r.status;
+  }
+
+  /** A keyframe arrived whole: SPS, PPS and an IDR slice under one timestamp. */
+  sawKeyframeWithParams(): boolean {
+    const byTs = new Map<number, Set<number>>();
+    for (const p of this.video) {
+      const t = p.payload[0]! & 0x1f;
+      const types = t === 28 ? [p.payload[1]! & 0x1f] : t === 24 ? stapTypes(p.payload) : [t];
+      let s = byTs.get(p.header.timestamp);
+      if (!s) byTs.set(p.header.timestamp, (s = new Set()));
+      for (const x of types) s.add(x);
+    }
+    return [...byTs.values()].some((s) => s.has(7) && s.has(8) && s.has(5));
+  }
+
+  close(): Promise<void> {
+    return this.pc.close();
+  }
+}
+
+function stapTypes(p: Buffer): number[] {
+  const out: number[] = [];
+  for (let i = 1; i + 2 < p.length; ) {
+    const size = p.readUInt16BE(i);
+    out.push(p[i + 2]! & 0x1f);
+    i += 2 + size;
+  }
+  return out;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`HTTP ${status}: ${body}`);
+  }
+}
