@@ -55,6 +55,8 @@ export class Stream extends Owned {
   #idleTimer: NodeJS.Timeout | undefined;
   #liveSince = 0;
   #lastError: Error | undefined;
+  /** The source being stopped, until it is really gone: close() waits for it too. */
+  #stopping: Promise<void> = Promise.resolve();
   #log: Logger;
 
   constructor(
@@ -131,6 +133,7 @@ export class Stream extends Owned {
   }
 
   #lastConsumerLeft(): void {
+    if (this.closed) return;
     if (this.settings.idleTimeout > 0 && this.#state === 'live') {
       this.#idleTimer = setTimeout(() => {
         this.#idleTimer = undefined;
@@ -178,9 +181,8 @@ export class Stream extends Owned {
       },
       (err: unknown) => {
         if (this.#source !== src) return;
-        const e = err instanceof Error ? err : new SourceError(String(err));
-        src.close(e);
-        this.#sourceEnded(src, e);
+        // Closing it with the error runs the 'close' listener above, which handles the failure once.
+        src.close(err instanceof Error ? err : new SourceError(String(err)));
       },
     );
   }
@@ -189,7 +191,9 @@ export class Stream extends Owned {
     this.#tracks = tracks;
     this.#liveSince = Date.now();
     this.#lastError = undefined;
-    src.on('frame', (f: Frame) => this.#deliver(f));
+    src.on('frame', (f: Frame) => {
+      if (this.#source === src) this.#deliver(f);
+    });
     this.#setState('live');
     for (const [c, a] of this.#consumers) {
       this.#bind(a, c);
@@ -247,6 +251,7 @@ export class Stream extends Owned {
       }
     }
     const gone = src ? src.done : Promise.resolve();
+    this.#stopping = gone;
     void gone.then(() => {
       if (this.closed || this.#state !== 'stopping') return;
       if (this.#consumers.size === 0) {
@@ -283,6 +288,7 @@ export class Stream extends Owned {
     this.#setState('stopping');
     this.#log.info('last consumer left: stopping source');
     src.close();
+    this.#stopping = src.done;
     void src.done.then(() => {
       if (this.closed || this.#state !== 'stopping') return;
       this.#setState('idle');
@@ -292,17 +298,18 @@ export class Stream extends Owned {
   }
 
   protected onClose(): Promise<void> {
-    clearTimeout(this.#retryTimer);
-    clearTimeout(this.#idleTimer);
     for (const c of [...this.#consumers.keys()]) {
       this.detach(c);
       c.close(new StreamClosedError(this.name, 'stream closed'));
     }
+    // After the detaches: the last one may have armed an idle timer.
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#idleTimer);
     const src = this.#source;
     this.#source = undefined;
     this.#abort?.abort();
     src?.close();
     this.#state = 'idle';
-    return src ? src.done : Promise.resolve();
+    return Promise.all([src?.done, this.#stopping]).then(() => undefined);
   }
 }

@@ -71,7 +71,9 @@ export class FfmpegSource extends Owned implements Source {
     if (this.closed) throw new SourceError('source stopped before it started');
     if (tracks.length === 0) throw new SourceError('ffmpeg published no track we can serve (H.264, Opus, PCMA, PCMU)', true);
 
-    slot.on('frame', (f: Frame) => this.emit('frame', f));
+    slot.on('frame', (f: Frame) => {
+      if (!this.closed) this.emit('frame', f);
+    });
     slot.once('close', (err?: Error) => {
       if (err) this.close(new SourceError(`ffmpeg stopped publishing: ${err.message}${this.#stderrTail()}`));
     });

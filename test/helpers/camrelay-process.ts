@@ -100,12 +100,14 @@ export class CamrelayProcess {
     return { status: r.status, body: (r.text ? JSON.parse(r.text) : undefined) as T };
   }
 
-  /** PIDs of camrelay's direct children (ffmpeg). */
+  /** PIDs of camrelay's direct children (ffmpeg), leaving out tsx's esbuild helper. */
   children(): number[] {
     try {
-      return execFileSync('ps', ['-o', 'pid=', '--ppid', String(this.pid)], { encoding: 'utf8' })
+      return execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(this.pid)], { encoding: 'utf8' })
         .split('\n')
-        .map((s) => Number(s.trim()))
+        .map((line) => line.trim().split(/\s+/))
+        .filter(([, comm]) => comm !== undefined && comm !== 'esbuild')
+        .map(([pid]) => Number(pid))
         .filter((n) => n > 0);
     } catch {
       return []; // ps exits 1 when there is none
