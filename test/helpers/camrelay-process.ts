@@ -72,8 +72,9 @@ export class CamrelayProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  waitLog(match: (l: LogLine) => boolean, ms = 5000): Promise<LogLine> {
-    const seen = this.logs.find(match);
+  /** A matching line already logged (from index `from` on), or the next one. */
+  waitLog(match: (l: LogLine) => boolean, ms = 5000, from = 0): Promise<LogLine> {
+    const seen = this.logs.slice(from).find(match);
     if (seen) return Promise.resolve(seen);
     return this.nextLog(match, ms);
   }

@@ -90,9 +90,12 @@ test('unknown stream: 404 with a JSON error', { timeout: 10000 }, async () => {
 test('a missing file or device: the viewer gets an error naming the path, and nothing retries', { timeout: 20000 }, async () => {
   for (const [name, pathName] of [['clip', '/nonexistent/clip.mp4'], ['usb', '/dev/video99']] as const) {
     const starts = app.logs.filter((l) => l.stream === name && l.msg === 'source starting').length;
+    const mark = app.logs.length;
     const v = new Viewer();
     const err = await v.connect(app.base, name).then(() => undefined, (e: unknown) => e);
     await v.close();
+    // Logs arrive through a pipe: wait for the stream's return to idle so that all before it is read.
+    await app.waitLog((l) => l.stream === name && l.msg === 'stream state' && l.state === 'idle', 3000, mark);
     assert.ok(err instanceof HttpError, `${name}: expected an HTTP error`);
     assert.equal(err.status, 502);
     assert.ok(err.body.includes(pathName), `${name}: error names the path: ${err.body}`);

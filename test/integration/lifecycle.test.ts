@@ -28,6 +28,8 @@ test('a source whose ffmpeg fails at once retries with growing jittered delays, 
     const err = await v.connect(app.base, 'bad').then(() => undefined, (e: unknown) => e);
     await v.close();
     clearInterval(sampler);
+    // Logs arrive through a pipe: the stream's return to idle comes after every start and retry.
+    await app.waitLog((l) => l.stream === 'bad' && l.msg === 'stream state' && l.state === 'idle', 3000);
     assert.ok(err instanceof HttpError, 'the viewer gets an error');
     assert.equal(err.status, 504);
     assert.match(err.body, /did not start within 3000 ms: ffmpeg exited with code \d+.*Invalid data found when processing input/);
@@ -61,10 +63,11 @@ test('a source whose ffmpeg fails at once retries with growing jittered delays, 
     const v2 = new Viewer();
     const p = v2.connect(app.base, 'bad', 'json', ac.signal).catch(() => undefined);
     await app.nextLog((l) => mine(l) && l.msg === 'retrying source', 3000);
+    const mark = app.logs.length;
     ac.abort();
     await p;
     await v2.close();
-    await waitFor('stream idle', async () => ((await app.json<{ state: string }>('/api/streams?src=bad')).body.state === 'idle'), 3000);
+    await app.waitLog((l) => l.stream === 'bad' && l.msg === 'stream state' && l.state === 'idle', 3000, mark);
     const after = await app.nextLog((l) => mine(l) && l.msg === 'source starting', 2000).then(() => true, () => false);
     assert.equal(after, false, 'no retry after the viewer aborted');
   } finally {
