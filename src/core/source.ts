@@ -1,5 +1,5 @@
 import type { Owned } from './owned.js';
-import type { Frame, Track } from './media.js';
+import type { Frame, MediaRequest, Track } from './media.js';
 
 export interface SourceInfo {
   /** The configured URL, credentials masked. */
@@ -16,9 +16,10 @@ export interface Source extends Owned {
   readonly url: string;
   /**
    * Connects and learns the tracks. Rejects with a SourceError. When `signal` aborts, whatever
-   * was made is closed and the promise rejects.
+   * was made is closed and the promise rejects. `want` is what the consumers present at the
+   * start asked for: a source may leave out tracks nobody wants (a camera's audio, metadata).
    */
-  start(signal: AbortSignal): Promise<Track[]>;
+  start(signal: AbortSignal, want: MediaRequest): Promise<Track[]>;
   info(): SourceInfo;
 }
 

@@ -3,7 +3,7 @@ import { Backoff, type BackoffSettings } from './backoff.js';
 import { SourceError, StartTimeoutError, StreamClosedError, errorMessage } from './errors.js';
 import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
-import type { Frame, Kind, Track } from './media.js';
+import type { Frame, Kind, MediaRequest, Track } from './media.js';
 import type { Source, SourceFactory } from './source.js';
 
 export interface StreamSettings {
@@ -174,7 +174,7 @@ export class Stream extends Owned {
       this.#sourceEnded(src, err ?? new SourceError('source ended'));
     });
     this.emit('source', src);
-    src.start(ac.signal).then(
+    src.start(ac.signal, this.#wanted()).then(
       (tracks) => {
         if (this.#source !== src || ac.signal.aborted) return;
         this.#live(src, tracks);
@@ -185,6 +185,19 @@ export class Stream extends Owned {
         src.close(err instanceof Error ? err : new SourceError(String(err)));
       },
     );
+  }
+
+  /** The union of what the attached consumers accept, per kind. */
+  #wanted(): MediaRequest {
+    const want: MediaRequest = {};
+    for (const c of this.#consumers.keys()) {
+      for (const kind of ['video', 'audio'] as const) {
+        const codecs = c.request[kind];
+        if (!codecs) continue;
+        want[kind] = [...new Set([...(want[kind] ?? []), ...codecs])];
+      }
+    }
+    return want;
   }
 
   #live(src: Source, tracks: Track[]): void {

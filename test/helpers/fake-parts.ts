@@ -30,8 +30,11 @@ export class ScriptedSource extends Owned implements Source {
     ScriptedSource.all.push(this);
   }
 
-  start(signal: AbortSignal): Promise<Track[]> {
+  want: MediaRequest | undefined;
+
+  start(signal: AbortSignal, want: MediaRequest): Promise<Track[]> {
     this.startedAt = Date.now();
+    this.want = want;
     return new Promise((resolve, reject) => {
       const finish = () => {
         if (signal.aborted || this.closed) return reject(new SourceError('aborted'));

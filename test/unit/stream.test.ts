@@ -175,6 +175,20 @@ test('a viewer who leaves while the source starts stops it; a start finishing la
   stream.close();
 });
 
+test('the source is told what the consumers present at its start accept, merged per kind', { timeout: 5000 }, async () => {
+  const { stream, made } = scripted([{ outcome: 'ok', after: 5 }]);
+  const a = new TestViewer('a', { video: ['H264'] });
+  await stream.attach(a);
+  assert.deepEqual(made[0]!.want, { video: ['H264'] });
+  // After a reconnect, the new source is asked for what everyone attached by then accepts.
+  const b = new TestViewer('b', { video: ['H265', 'H264'], audio: ['OPUS'] });
+  await stream.attach(b);
+  made[0]!.fail();
+  await waitFor('second source live', () => made.length === 2 && stream.state === 'live', 2000);
+  assert.deepEqual(made[1]!.want, { video: ['H264', 'H265'], audio: ['OPUS'] });
+  stream.close();
+});
+
 test('live object counts return to zero', { timeout: 5000 }, async () => {
   const mine = () => {
     const o = liveObjects();
