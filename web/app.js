@@ -64,5 +64,7 @@ async function stop() {
 
 $('stop').onclick = () => { stop(); $('viewer').hidden = true; loadStreams(); };
 addEventListener('pagehide', () => { stop(); });
+// Keep the list's states current (idle / starting / live / backoff) while the page is shown.
+setInterval(() => { if (!document.hidden) loadStreams().catch(() => {}); }, 3000);
 const want = new URLSearchParams(location.search).get('src');
 loadStreams().then(() => { if (want) play(want); });

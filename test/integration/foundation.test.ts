@@ -10,7 +10,7 @@ let app: CamrelayProcess;
 let baseline: { children: number; sockets: { tcp: number; udp: number; other: number }; objects: Record<string, number>; fds: number };
 
 before(async () => {
-  app = await CamrelayProcess.start(testConfig({ demo: DEMO, clip: 'ffmpeg:/nonexistent/clip.mp4#video=h264', usb: 'ffmpeg:device?video=/dev/video99&video_size=640x480&framerate=15#video=h264' }));
+  app = await CamrelayProcess.start(testConfig({ demo: DEMO, clip: 'ffmpeg:/nonexistent/clip.mp4#video=h264', usb: 'ffmpeg:device?video=/dev/video99&video_size=640x480&framerate=15#video=h264', secret: 'rtsp://admin:hunter2@127.0.0.1:9/live' }));
   baseline = { children: app.children().length, sockets: app.sockets(), objects: await app.objects(), fds: app.fds() };
 });
 
@@ -76,6 +76,20 @@ test('lazy: one ffmpeg for one viewer and still one for three', { timeout: 30000
   const closed = app.logs.filter((l) => l.msg === 'webrtc session closed' && l.reason === 'disconnect timeout').length;
   assert.equal(closed - closedBefore, 3, 'all three were dropped by the disconnect timeout');
   await backToBaseline('after vanished viewers');
+});
+
+test('GET /api and /api/streams answer in go2rtc\'s shape, with credentials masked', { timeout: 10000 }, async () => {
+  const info = (await app.json<Record<string, unknown>>('/api')).body;
+  assert.equal(info.version, '1.9.14');
+  assert.match(String(info.camrelay), /^\d+\.\d+\.\d+/);
+  const r = await app.json<Record<string, { producers: { url: string }[]; consumers: unknown[] }>>('/api/streams');
+  assert.deepEqual(Object.keys(r.body), ['demo', 'clip', 'usb', 'secret']);
+  for (const s of Object.values(r.body)) {
+    assert.ok(Array.isArray(s.consumers));
+    for (const p of s.producers) assert.equal(typeof p.url, 'string');
+  }
+  assert.equal(r.body.secret!.producers[0]!.url, 'rtsp://***:***@127.0.0.1:9/live');
+  assert.ok(!JSON.stringify(r.body).includes('hunter2'));
 });
 
 test('unknown stream: 404 with a JSON error', { timeout: 10000 }, async () => {
