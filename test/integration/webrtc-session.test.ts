@@ -7,7 +7,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
 import { Owned } from '../../src/core/owned.js';
 import { Stream } from '../../src/core/stream.js';
 import { SourceError } from '../../src/core/errors.js';
@@ -19,6 +18,7 @@ import { OfferError } from '../../src/outputs/webrtc/offer.js';
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';
 import type { IceCandidateInit } from '../../src/outputs/webrtc/backend.js';
 import { waitEvent, waitFor } from '../helpers/wait.js';
+import { Viewer } from '../helpers/werift-viewer.js';
 import { CHROME_OFFER } from '../helpers/chrome-offer.js';
 
 // ---------- an H.264 elementary stream cut into access units ----------
@@ -140,70 +140,6 @@ const settings = (over: Partial<WebRtcSettings['timeouts']> = {}): WebRtcSetting
   timeouts: { connect: 5000, disconnect: 5000, ...over },
   loopbackOnly: true,
 });
-
-// ---------- the viewer: a real werift peer ----------
-
-const H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f';
-
-class Viewer {
-  readonly pc: RTCPeerConnection;
-  video: RtpPacket[] = [];
-  audio: RtpPacket[] = [];
-
-  constructor(audioMime = 'audio/opus') {
-    this.pc = new RTCPeerConnection({
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      // With one ICE transport per m-line, werift drops the extra one unclosed when the answer
-      // bundles (a socket that keeps the test process alive); max-bundle makes just one.
-      bundlePolicy: 'max-bundle',
-      codecs: {
-        video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-            parameters: H264_FMTP,
-          }),
-        ],
-        audio: [new RTCRtpCodecParameters({ mimeType: audioMime, clockRate: audioMime === 'audio/opus' ? 48000 : 8000, channels: audioMime === 'audio/opus' ? 2 : 1 })],
-      },
-    });
-    this.pc.addTransceiver('video', { direction: 'recvonly' });
-    this.pc.addTransceiver('audio', { direction: 'recvonly' });
-    this.pc.onTrack.subscribe((track) => {
-      track.onReceiveRtp.subscribe((rtp) => (track.kind === 'video' ? this.video : this.audio).push(rtp));
-    });
-  }
-
-  async offer(): Promise<string> {
-    await this.pc.setLocalDescription(await this.pc.createOffer());
-    return this.pc.localDescription!.sdp;
-  }
-
-  answer(sdp: string): Promise<void> {
-    return this.pc.setRemoteDescription({ type: 'answer', sdp });
-  }
-
-  /** A keyframe arrived whole: SPS, PPS and an IDR slice (alone or FU-A start) under one timestamp. */
-  sawKeyframeWithParams(): boolean {
-    const byTs = new Map<number, Set<number>>();
-    for (const p of this.video) {
-      const t = p.payload[0]! & 0x1f;
-      const type = t === 28 ? p.payload[1]! & 0x1f : t;
-      let s = byTs.get(p.header.timestamp);
-      if (!s) byTs.set(p.header.timestamp, (s = new Set()));
-      s.add(type);
-    }
-    return [...byTs.values()].some((s) => s.has(7) && s.has(8) && s.has(5));
-  }
-
-  close(): Promise<void> {
-    return this.pc.close();
-  }
-}
 
 /** The m-section of an SDP for a kind. */
 function section(sdp: string, kind: string): string {
