@@ -17,6 +17,11 @@ export interface ConsumerInfo {
 export interface Consumer extends Owned {
   readonly id: string;
   readonly request: MediaRequest;
+  /**
+   * Our own ffmpeg reading this stream back (a transcode in its source list): it does not keep
+   * the stream alive, cannot start it, and never takes tracks from a source reading the stream.
+   */
+  readonly internal?: boolean;
   /** Only frames of the tracks the consumer asked for; video starts at a keyframe. */
   onFrame(frame: Frame): void;
   info(): ConsumerInfo;

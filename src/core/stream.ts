@@ -3,7 +3,7 @@ import { Backoff, type BackoffSettings } from './backoff.js';
 import { SourceError, StartTimeoutError, StreamClosedError, errorMessage } from './errors.js';
 import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
-import type { Frame, Kind, MediaRequest, Track } from './media.js';
+import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from './media.js';
 import type { Source, SourceFactory } from './source.js';
 
 export interface StreamSettings {
@@ -16,6 +16,8 @@ export interface StreamSettings {
 
 export type StreamState = 'idle' | 'starting' | 'live' | 'backoff' | 'stopping';
 
+const KINDS: Kind[] = ['video', 'audio'];
+
 interface Waiter {
   resolve: (tracks: Track[]) => void;
   reject: (err: Error) => void;
@@ -24,11 +26,23 @@ interface Waiter {
 
 interface Attachment {
   onClose: () => void;
-  /** Kinds this consumer takes, fixed when it went live. */
-  kinds: Set<Kind>;
-  /** Video is held back until the consumer's first keyframe. */
+  /** Per kind, the index of the source whose track this consumer takes; fixed once resolved. */
+  from: Map<Kind, number>;
+  /** Video is held back until the consumer's first keyframe (again after each reconnect). */
   awaitingKeyframe: boolean;
   waiter?: Waiter;
+}
+
+/** One running source of the list, by its index. */
+interface Run {
+  index: number;
+  source: Source;
+  abort: AbortController;
+  /** Undefined while starting. */
+  tracks?: Track[];
+  liveSince: number;
+  /** Secondary sources retry on their own; the primary's failures go through the stream. */
+  backoff: Backoff;
 }
 
 export interface BackoffEvent {
@@ -36,27 +50,34 @@ export interface BackoffEvent {
   delay: number;
   ceiling: number;
   error: Error;
+  /** Index of the source in the stream's list. */
+  source: number;
 }
 
 /**
  * One named stream: the state machine of DESIGN.md (idle → starting → live → backoff → stopping
- * → idle). The first consumer starts the source, the last one leaving stops it, failures retry
- * with jittered backoff only while consumers remain.
+ * → idle), driven by its first source. The first consumer starts it, the last one leaving stops
+ * it, failures retry with jittered backoff only while consumers remain. Later sources in the list
+ * start only when a consumer wants a kind (video, audio) the earlier ones lack: the Home
+ * Assistant pattern [rtsp://cam, ffmpeg:cam#audio=opus] takes video from the camera and Opus from
+ * a transcode of this stream. Such a transcode reads the stream back as an `internal` consumer:
+ * it neither keeps the stream alive nor starts it, and only takes tracks of non-loop sources.
  * Events: 'state' (StreamState), 'backoff' (BackoffEvent), 'source' (Source) when one starts.
  */
 export class Stream extends Owned {
   #state: StreamState = 'idle';
-  #source: Source | undefined;
-  #abort: AbortController | undefined;
-  #tracks: Track[] = [];
+  #runs = new Map<number, Run>();
+  /** Sources tried since the primary went live that gave nothing usable or failed. */
+  #exhausted = new Set<number>();
   #consumers = new Map<Consumer, Attachment>();
   #backoff: Backoff;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimers = new Map<number, NodeJS.Timeout>();
+  /** Secondary sources to start again once the primary is back after a reconnect. */
+  #resume = new Set<number>();
   #idleTimer: NodeJS.Timeout | undefined;
-  #liveSince = 0;
   #lastError: Error | undefined;
-  /** The source being stopped, until it is really gone: close() waits for it too. */
-  #stopping: Promise<void> = Promise.resolve();
+  /** Sources being stopped, until they are really gone: close() and restarts wait for them. */
+  #stopping = new Set<Promise<void>>();
   #log: Logger;
 
   constructor(
@@ -64,7 +85,7 @@ export class Stream extends Owned {
     public sources: string[],
     public settings: StreamSettings,
     private readonly makeSource: SourceFactory,
-    random?: () => number,
+    private readonly random?: () => number,
   ) {
     super('Stream');
     this.#backoff = new Backoff(settings.backoff, random);
@@ -74,39 +95,51 @@ export class Stream extends Owned {
   get state(): StreamState {
     return this.#state;
   }
+  /** Tracks of every live source, in source order. */
   get tracks(): readonly Track[] {
-    return this.#tracks;
+    return [...this.#runs.values()].sort((a, b) => a.index - b.index).flatMap((r) => r.tracks ?? []);
   }
   get consumers(): Consumer[] {
     return [...this.#consumers.keys()];
   }
+  /** The running sources (the first is the primary). */
+  get running(): Source[] {
+    return [...this.#runs.values()].sort((a, b) => a.index - b.index).map((r) => r.source);
+  }
+  /** The primary source while it runs. */
   get source(): Source | undefined {
-    return this.#source;
+    return this.#runs.get(0)?.source;
   }
   get lastError(): Error | undefined {
     return this.#lastError;
   }
 
+  /** A source that transcodes this very stream (`ffmpeg:<this name>#…`). */
+  isLoopSource(index: number): boolean {
+    const url = this.sources[index] ?? '';
+    return url === `ffmpeg:${this.name}` || url.startsWith(`ffmpeg:${this.name}#`);
+  }
+
   /**
-   * Adds a consumer and resolves with the stream's tracks once live. Rejects (and detaches the
-   * consumer) on start timeout or a permanent source error. The consumer is dropped when it
-   * emits 'close'.
+   * Adds a consumer and resolves with the tracks it gets (one per kind it asked for and the
+   * stream has) once the sources that can provide them run. Rejects (and detaches the consumer)
+   * on start timeout or a permanent source error. The consumer is dropped when it emits 'close'.
    */
   attach(consumer: Consumer): Promise<Track[]> {
     if (this.closed) return Promise.reject(new StreamClosedError(this.name, 'stream was removed'));
     if (consumer.closed) return Promise.reject(new Error('consumer already closed'));
     if (this.#consumers.has(consumer)) throw new Error('consumer attached twice');
-    const a: Attachment = { onClose: () => this.detach(consumer), kinds: new Set(), awaitingKeyframe: true };
+    // A transcode of this stream must never be what starts it (it would start itself forever).
+    if (consumer.internal && this.#state !== 'live') {
+      return Promise.reject(new StreamClosedError(this.name, 'not running (a source reading its own stream cannot start it)'));
+    }
+    const a: Attachment = { onClose: () => this.detach(consumer), from: new Map(), awaitingKeyframe: true };
     consumer.once('close', a.onClose);
     this.#consumers.set(consumer, a);
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    this.#log.debug({ consumer: consumer.id, consumers: this.#consumers.size }, 'consumer attached');
+    this.#log.debug({ consumer: consumer.id, consumers: this.#consumers.size, internal: consumer.internal ?? false }, 'consumer attached');
 
-    if (this.#state === 'live') {
-      this.#bind(a, consumer);
-      return Promise.resolve(this.#tracks);
-    }
     const p = new Promise<Track[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         a.waiter = undefined;
@@ -115,7 +148,8 @@ export class Stream extends Owned {
       }, this.settings.startTimeout);
       a.waiter = { resolve, reject, timer };
     });
-    if (this.#state === 'idle') this.#start();
+    if (this.#state === 'idle') this.#startPrimary();
+    else if (this.#state === 'live') this.#plan();
     return p;
   }
 
@@ -129,7 +163,13 @@ export class Stream extends Owned {
       a.waiter.reject(new StreamClosedError(this.name, 'consumer left before the stream started'));
     }
     this.#log.debug({ consumer: consumer.id, consumers: this.#consumers.size }, 'consumer detached');
-    if (this.#consumers.size === 0) this.#lastConsumerLeft();
+    if (!this.#watched()) this.#lastConsumerLeft();
+  }
+
+  /** Whether anyone but our own transcodes watches. */
+  #watched(): boolean {
+    for (const c of this.#consumers.keys()) if (!c.internal) return true;
+    return false;
   }
 
   #lastConsumerLeft(): void {
@@ -137,7 +177,7 @@ export class Stream extends Owned {
     if (this.settings.idleTimeout > 0 && this.#state === 'live') {
       this.#idleTimer = setTimeout(() => {
         this.#idleTimer = undefined;
-        if (this.#consumers.size === 0) this.#stop();
+        if (!this.#watched()) this.#stop();
       }, this.settings.idleTimeout);
       return;
     }
@@ -151,47 +191,22 @@ export class Stream extends Owned {
     this.emit('state', s);
   }
 
-  #start(): void {
-    const url = this.sources[0];
+  #startPrimary(): void {
     this.#setState('starting');
-    if (url === undefined) {
-      this.#failed(new SourceError(`stream "${this.name}" has no source`, true));
+    this.#exhausted.clear();
+    if (this.sources.length === 0) {
+      this.#primaryFailed(new SourceError(`stream "${this.name}" has no source`, true));
       return;
     }
-    let src: Source;
-    try {
-      src = this.makeSource(url, this.name);
-    } catch (e) {
-      this.#failed(e instanceof SourceError ? e : new SourceError(errorMessage(e), true));
-      return;
-    }
-    const ac = new AbortController();
-    this.#source = src;
-    this.#abort = ac;
-    this.#log.info({ source: maskCredentials(url) }, 'source starting');
-    src.on('close', (err?: Error) => {
-      if (this.#source !== src) return;
-      this.#sourceEnded(src, err ?? new SourceError('source ended'));
-    });
-    this.emit('source', src);
-    src.start(ac.signal, this.#wanted()).then(
-      (tracks) => {
-        if (this.#source !== src || ac.signal.aborted) return;
-        this.#live(src, tracks);
-      },
-      (err: unknown) => {
-        if (this.#source !== src) return;
-        // Closing it with the error runs the 'close' listener above, which handles the failure once.
-        src.close(err instanceof Error ? err : new SourceError(String(err)));
-      },
-    );
+    this.#startRun(0, this.#wanted());
   }
 
-  /** The union of what the attached consumers accept, per kind. */
-  #wanted(): MediaRequest {
+  /** The union of what the external consumers accept, per kind (optionally only some kinds). */
+  #wanted(kinds: Kind[] = KINDS): MediaRequest {
     const want: MediaRequest = {};
     for (const c of this.#consumers.keys()) {
-      for (const kind of ['video', 'audio'] as const) {
+      if (c.internal) continue;
+      for (const kind of kinds) {
         const codecs = c.request[kind];
         if (!codecs) continue;
         want[kind] = [...new Set([...(want[kind] ?? []), ...codecs])];
@@ -200,33 +215,127 @@ export class Stream extends Owned {
     return want;
   }
 
-  #live(src: Source, tracks: Track[]): void {
-    this.#tracks = tracks;
-    this.#liveSince = Date.now();
-    this.#lastError = undefined;
-    src.on('frame', (f: Frame) => {
-      if (this.#source === src) this.#deliver(f);
+  #startRun(index: number, want: MediaRequest, backoff?: Backoff): void {
+    const url = this.sources[index]!;
+    let src: Source;
+    try {
+      src = this.makeSource(url, this.name);
+    } catch (e) {
+      const err = e instanceof SourceError ? e : new SourceError(errorMessage(e), true);
+      if (index === 0) this.#primaryFailed(err);
+      else this.#secondaryFailed(index, err, undefined);
+      return;
+    }
+    const run: Run = { index, source: src, abort: new AbortController(), liveSince: 0, backoff: backoff ?? new Backoff(this.settings.backoff, this.random) };
+    this.#runs.set(index, run);
+    this.#log.info({ source: maskCredentials(url), index }, 'source starting');
+    src.on('close', (err?: Error) => {
+      if (this.#runs.get(index) !== run) return;
+      this.#runEnded(run, err ?? new SourceError('source ended'));
     });
-    this.#setState('live');
+    src.on('frame', (f: Frame) => {
+      if (this.#runs.get(index) === run) this.#deliver(f, index);
+    });
+    this.emit('source', src);
+    src.start(run.abort.signal, want).then(
+      (tracks) => {
+        if (this.#runs.get(index) !== run || run.abort.signal.aborted) return;
+        run.tracks = tracks;
+        run.liveSince = Date.now();
+        this.#log.info({ index, tracks: tracks.map(describeTrack) }, 'source live');
+        if (index === 0) {
+          this.#lastError = undefined;
+          this.#setState('live');
+          const resume = [...this.#resume];
+          this.#resume.clear();
+          for (const i of resume) if (!this.#runs.has(i)) this.#startRun(i, this.#wanted());
+        }
+        this.#plan();
+      },
+      (err: unknown) => {
+        if (this.#runs.get(index) !== run) return;
+        // Closing it with the error runs the 'close' listener above, which handles the failure once.
+        src.close(err instanceof Error ? err : new SourceError(String(err)));
+      },
+    );
+  }
+
+  #runEnded(run: Run, err: Error): void {
+    this.#runs.delete(run.index);
+    this.#stopping.add(run.source.done);
+    void run.source.done.then(() => this.#stopping.delete(run.source.done));
+    if (run.index === 0) this.#primaryFailed(err, run);
+    else this.#secondaryFailed(run.index, err, run);
+  }
+
+  /**
+   * After any source event: binds waiting consumers to the tracks of running sources, starts the
+   * next source in the list when someone wants a kind nobody provides yet, and resolves the
+   * waiters that can get nothing more.
+   */
+  #plan(): void {
+    if (this.#state !== 'live') return;
+    const pending = [...this.#runs.values()].some((r) => !r.tracks);
+    let next: number | undefined;
+    const missing = new Set<Kind>();
     for (const [c, a] of this.#consumers) {
-      this.#bind(a, c);
-      if (a.waiter) {
-        clearTimeout(a.waiter.timer);
-        const w = a.waiter;
-        a.waiter = undefined;
-        w.resolve(tracks);
+      if (!a.waiter) continue;
+      const from = this.#bindable(c);
+      const lacks = KINDS.filter((k) => c.request[k] && !from.has(k));
+      if (lacks.length > 0 && !c.internal) {
+        const candidate = this.#nextCandidate();
+        if (candidate !== undefined) {
+          lacks.forEach((k) => missing.add(k));
+          next = candidate;
+          continue;
+        }
+      }
+      // Our own transcode must not wait for sources: one of them may be the transcode itself.
+      if (lacks.length > 0 && pending && !c.internal) continue;
+      this.#resolve(c, a, from);
+    }
+    if (next !== undefined && missing.size > 0) this.#startRun(next, this.#wanted([...missing]));
+  }
+
+  /** Per kind the consumer accepts, the first running source (in list order) with such a track. */
+  #bindable(c: Consumer): Map<Kind, number> {
+    const from = new Map<Kind, number>();
+    for (const run of [...this.#runs.values()].sort((x, y) => x.index - y.index)) {
+      if (!run.tracks) continue;
+      if (c.internal && this.isLoopSource(run.index)) continue;
+      for (const t of run.tracks) {
+        if (!from.has(t.kind) && c.request[t.kind]?.includes(t.codec.name)) from.set(t.kind, run.index);
       }
     }
+    return from;
   }
 
-  #bind(a: Attachment, c: Consumer): void {
-    a.kinds = new Set(this.#tracks.filter((t) => c.request[t.kind]?.includes(t.codec.name)).map((t) => t.kind));
-    a.awaitingKeyframe = a.kinds.has('video');
+  /** The next source not yet running or tried, when none is starting (one at a time). */
+  #nextCandidate(): number | undefined {
+    if ([...this.#runs.values()].some((r) => !r.tracks)) return undefined;
+    for (let i = 1; i < this.sources.length; i++) {
+      if (!this.#runs.has(i) && !this.#exhausted.has(i) && !this.#retryTimers.has(i)) return i;
+    }
+    return undefined;
   }
 
-  #deliver(f: Frame): void {
+  #resolve(c: Consumer, a: Attachment, from: Map<Kind, number>): void {
+    const w = a.waiter!;
+    a.waiter = undefined;
+    clearTimeout(w.timer);
+    a.from = from;
+    a.awaitingKeyframe = from.has('video');
+    const tracks: Track[] = [];
+    for (const [kind, index] of from) {
+      const t = this.#runs.get(index)!.tracks!.find((x) => x.kind === kind && c.request[kind]?.includes(x.codec.name));
+      if (t) tracks.push(t);
+    }
+    w.resolve(tracks);
+  }
+
+  #deliver(f: Frame, index: number): void {
     for (const [c, a] of this.#consumers) {
-      if (a.waiter || !a.kinds.has(f.track.kind)) continue;
+      if (a.waiter || a.from.get(f.track.kind) !== index) continue;
       if (f.track.kind === 'video' && a.awaitingKeyframe) {
         if (!f.keyframe) continue;
         a.awaitingKeyframe = false;
@@ -240,18 +349,41 @@ export class Stream extends Owned {
     }
   }
 
-  #sourceEnded(src: Source, err: Error): void {
-    this.#source = undefined;
-    this.#abort = undefined;
-    this.#failed(err, src);
+  #secondaryFailed(index: number, err: Error, run: Run | undefined): void {
+    this.#log.warn({ index, err: maskCredentials(err.message) }, 'secondary source failed');
+    const users = [...this.#consumers.values()].some((a) => [...a.from.values()].includes(index));
+    if (!users || (err instanceof SourceError && err.permanent) || !run) {
+      // Nobody relies on it yet: waiters go on with what the other sources give.
+      this.#exhausted.add(index);
+      this.#plan();
+      return;
+    }
+    run.backoff.ranFor(run.liveSince ? Date.now() - run.liveSince : 0);
+    const delay = run.backoff.next();
+    this.emit('backoff', { attempt: run.backoff.attempts, delay, ceiling: run.backoff.ceiling, error: err, source: index } satisfies BackoffEvent);
+    this.#log.info({ index, delay }, 'retrying secondary source');
+    const backoff = run.backoff;
+    const gone = run.source.done;
+    this.#retryTimers.set(
+      index,
+      setTimeout(() => {
+        this.#retryTimers.delete(index);
+        void gone.then(() => {
+          if (this.closed || this.#state !== 'live' || this.#runs.has(index)) return;
+          for (const a of this.#consumers.values()) if (a.from.get('video') === index) a.awaitingKeyframe = true;
+          this.#startRun(index, this.#wanted(), backoff);
+        });
+      }, delay),
+    );
   }
 
-  #failed(err: Error, src?: Source): void {
-    const ranFor = this.#state === 'live' ? Date.now() - this.#liveSince : 0;
+  #primaryFailed(err: Error, run?: Run): void {
+    const ranFor = run?.liveSince ? Date.now() - run.liveSince : 0;
     this.#lastError = err;
     this.#log.warn({ err: maskCredentials(err.message), ranFor }, 'source failed');
     this.#backoff.ranFor(ranFor);
     this.#setState('stopping');
+    this.#closeRuns();
     if (err instanceof SourceError && err.permanent) {
       // Waiting viewers learn at once: retrying a missing file until start_timeout helps nobody.
       for (const [c, a] of this.#consumers) {
@@ -263,50 +395,79 @@ export class Stream extends Owned {
         w.reject(err);
       }
     }
-    const gone = src ? src.done : Promise.resolve();
-    this.#stopping = gone;
-    void gone.then(() => {
+    void this.#allStopped().then(() => {
       if (this.closed || this.#state !== 'stopping') return;
-      if (this.#consumers.size === 0) {
+      if (!this.#watched()) {
         this.#backoff.reset();
         this.#setState('idle');
         return;
       }
+      // Everyone re-binds and waits for a keyframe from the new connection.
+      for (const a of this.#consumers.values()) a.awaitingKeyframe = true;
       const ceiling = this.#backoff.ceiling;
       const attempt = this.#backoff.attempts;
       const delay = this.#backoff.next();
       this.#setState('backoff');
-      this.emit('backoff', { attempt, delay, ceiling, error: err } satisfies BackoffEvent);
+      this.emit('backoff', { attempt, delay, ceiling, error: err, source: 0 } satisfies BackoffEvent);
       this.#log.info({ attempt, delay, ceiling, err: maskCredentials(err.message) }, 'retrying source');
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined;
-        if (!this.closed && this.#consumers.size > 0) this.#start();
-      }, delay);
+      this.#retryTimers.set(
+        0,
+        setTimeout(() => {
+          this.#retryTimers.delete(0);
+          if (!this.closed && this.#watched()) this.#restartPrimary();
+        }, delay),
+      );
     });
   }
 
+  /** After a reconnect the consumers keep their bindings: same kinds from the same sources. */
+  #restartPrimary(): void {
+    this.#setState('starting');
+    this.#exhausted.clear();
+    // Secondaries that consumers were using come back once the primary is live.
+    this.#resume.clear();
+    for (const a of this.#consumers.values()) for (const i of a.from.values()) if (i > 0) this.#resume.add(i);
+    this.#startRun(0, this.#wanted());
+  }
+
+  /** Closes every running source and forgets pending retries. */
+  #closeRuns(): void {
+    for (const t of this.#retryTimers.values()) clearTimeout(t);
+    this.#retryTimers.clear();
+    for (const run of [...this.#runs.values()]) {
+      this.#runs.delete(run.index);
+      run.abort.abort();
+      run.source.close();
+      this.#stopping.add(run.source.done);
+      void run.source.done.then(() => this.#stopping.delete(run.source.done));
+    }
+  }
+
+  #allStopped(): Promise<void> {
+    return Promise.all([...this.#stopping]).then(() => undefined);
+  }
+
   #stop(): void {
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
-    const src = this.#source;
-    this.#source = undefined;
-    this.#abort?.abort();
-    this.#abort = undefined;
-    this.#tracks = [];
     this.#backoff.reset();
-    if (!src) {
+    const hadRuns = this.#runs.size > 0 || this.#stopping.size > 0;
+    this.#closeRuns();
+    // Our own transcodes reading this stream go with it.
+    for (const c of [...this.#consumers.keys()]) if (c.internal) c.close(new StreamClosedError(this.name, 'stream stopped'));
+    if (!hadRuns) {
       if (this.#state !== 'stopping') this.#setState('idle');
+      return;
+    }
+    if (this.#state === 'stopping' && !this.#watched()) {
+      // Already stopping after a failure: its continuation goes to idle.
       return;
     }
     this.#setState('stopping');
     this.#log.info('last consumer left: stopping source');
-    src.close();
-    this.#stopping = src.done;
-    void src.done.then(() => {
+    void this.#allStopped().then(() => {
       if (this.closed || this.#state !== 'stopping') return;
       this.#setState('idle');
       // A consumer that came while the old source was still exiting starts a fresh one.
-      if (this.#consumers.size > 0) this.#start();
+      if (this.#watched()) this.#startPrimary();
     });
   }
 
@@ -316,13 +477,9 @@ export class Stream extends Owned {
       c.close(new StreamClosedError(this.name, 'stream closed'));
     }
     // After the detaches: the last one may have armed an idle timer.
-    clearTimeout(this.#retryTimer);
     clearTimeout(this.#idleTimer);
-    const src = this.#source;
-    this.#source = undefined;
-    this.#abort?.abort();
-    src?.close();
+    this.#closeRuns();
     this.#state = 'idle';
-    return Promise.all([src?.done, this.#stopping]).then(() => undefined);
+    return this.#allStopped();
   }
 }
