@@ -4,18 +4,18 @@ import { describeTrack } from '../core/media.js';
 
 /** One stream as go2rtc's GET /api/streams shows it, plus camrelay's own `state`/`error` fields. */
 export function streamView(s: Stream): Record<string, unknown> {
-  const running = s.source;
+  const running = s.running;
   const producers = s.sources.map((url) => {
     const base: Record<string, unknown> = { url: maskCredentials(url) };
-    if (running && running.url === url) {
-      Object.assign(base, running.info(), { url: maskCredentials(url), medias: s.tracks.map(describeTrack) });
-    }
+    const src = running.find((r) => r.url === url);
+    if (src) Object.assign(base, src.info(), { url: maskCredentials(url) });
     return base;
   });
   const view: Record<string, unknown> = {
     producers,
     consumers: s.consumers.map((c) => c.info()),
     state: s.state,
+    medias: s.tracks.map(describeTrack),
   };
   if (s.lastError) view.error = maskCredentials(s.lastError.message);
   return view;

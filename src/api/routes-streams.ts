@@ -1,0 +1,92 @@
+import { Router, type Request } from 'express';
+import type { StreamRegistry } from '../core/registry.js';
+import type { StreamSettings } from '../core/stream.js';
+import { errorMessage } from '../core/errors.js';
+import { log, maskCredentials } from '../core/log.js';
+import { badStreamName } from '../config/schema.js';
+import { ConfigError } from '../config/load.js';
+import type { ConfigStore } from '../config/save.js';
+import { checkSourceUrl } from '../sources/validate.js';
+import { SCHEMES } from '../sources/factory.js';
+import { sendError } from './http-error.js';
+
+export interface StreamsContext {
+  registry: StreamRegistry;
+  store: ConfigStore;
+  defaults: StreamSettings;
+}
+
+/** Every value of a repeated query parameter (`?src=a&src=b`), as go2rtc reads them. */
+function all(req: Request, key: string): string[] {
+  const v = req.query[key];
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+}
+
+function one(req: Request, key: string): string {
+  return all(req, key)[0] ?? '';
+}
+
+/** go2rtc's stream management: PUT creates or replaces and saves, PATCH only in memory, DELETE both. */
+export function streamsRoutes(ctx: StreamsContext): Router {
+  const r = Router();
+  const isStream = (n: string) => ctx.registry.get(n) !== undefined;
+
+  /** The sources, checked as coming from the network; the first problem as a 400 message. */
+  const checked = (name: string, sources: string[]): string | undefined => {
+    const bad = badStreamName(name);
+    if (bad) return bad;
+    for (const src of sources) {
+      try {
+        checkSourceUrl(src, { isStream: (n) => n === name || isStream(n), fromNetwork: true });
+      } catch (e) {
+        return `source ${JSON.stringify(maskCredentials(src))}: ${errorMessage(e)}`;
+      }
+    }
+    return undefined;
+  };
+
+  r.get('/api/schemes', (_req, res) => {
+    res.json([...SCHEMES]);
+  });
+
+  r.put('/api/streams', async (req, res) => {
+    const sources = all(req, 'src');
+    const name = one(req, 'name') || sources[0] || '';
+    const problem = checked(name, sources);
+    if (problem) return sendError(res, 400, problem);
+    try {
+      const saved = await ctx.store.setStream(name, sources);
+      ctx.registry.set(name, saved.sources, saved.settings);
+      log.info({ stream: name, sources: sources.map(maskCredentials) }, 'stream saved');
+      res.status(200).end();
+    } catch (e) {
+      sendError(res, e instanceof ConfigError ? 400 : 500, `saving config: ${errorMessage(e)}`);
+    }
+  });
+
+  r.patch('/api/streams', (req, res) => {
+    const name = one(req, 'name');
+    const sources = all(req, 'src');
+    if (!name) return sendError(res, 400, 'PATCH needs ?name=');
+    const problem = checked(name, sources);
+    if (problem) return sendError(res, 400, problem);
+    const existing = ctx.registry.get(name);
+    ctx.registry.set(name, sources, existing?.settings ?? ctx.defaults);
+    res.status(200).end();
+  });
+
+  r.delete('/api/streams', async (req, res) => {
+    const name = one(req, 'src') || one(req, 'name');
+    if (!ctx.registry.get(name)) return sendError(res, 404, `stream not found: ${name}`);
+    try {
+      await ctx.store.deleteStream(name);
+    } catch (e) {
+      return sendError(res, 500, `saving config: ${errorMessage(e)}`);
+    }
+    ctx.registry.delete(name);
+    log.info({ stream: name }, 'stream deleted');
+    res.status(200).end();
+  });
+  return r;
+}

@@ -1,0 +1,69 @@
+// Streams managed through the API as Home Assistant does it: PUT saves to config.yaml (comments
+// kept) and survives a restart; sources we cannot run, or must not run from the network, get 400.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+
+const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+
+test('PUT, PATCH and DELETE /api/streams as go2rtc; PUT survives a restart with comments kept', { timeout: 60000 }, async () => {
+  let app = await CamrelayProcess.start(`# my camrelay\n${testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=320x240#video=h264' })}`);
+  try {
+    const schemes = await app.json<string[]>('/api/schemes');
+    assert.ok(schemes.body.includes('rtsp') && schemes.body.includes('ffmpeg'));
+
+    const put = await app.json(`/api/streams?${q([['name', 'front.door_1'], ['src', 'rtsp://user:pass@127.0.0.1:9/live'], ['src', 'ffmpeg:front.door_1#audio=opus']])}`, { method: 'PUT' });
+    assert.equal(put.status, 200);
+    const streams = (await app.json<Record<string, { producers: { url: string }[] }>>('/api/streams')).body;
+    assert.deepEqual(streams['front.door_1']!.producers.map((p) => p.url), ['rtsp://***:***@127.0.0.1:9/live', 'ffmpeg:front.door_1#audio=opus']);
+    const text = readFileSync(app.configFile, 'utf8');
+    assert.ok(text.startsWith('# my camrelay'), 'the comment is kept');
+    assert.match(text, /front\.door_1:/);
+
+    const patch = await app.json(`/api/streams?${q([['name', 'temp'], ['src', 'rtsp://127.0.0.1:9/x']])}`, { method: 'PATCH' });
+    assert.equal(patch.status, 200);
+    assert.ok((await app.json<Record<string, unknown>>('/api/streams')).body.temp, 'PATCH adds the stream in memory');
+    assert.doesNotMatch(readFileSync(app.configFile, 'utf8'), /temp:/, 'PATCH does not save');
+
+    app = await app.restart();
+    const after = (await app.json<Record<string, unknown>>('/api/streams')).body;
+    assert.ok(after['front.door_1'], 'the PUT stream survives a restart');
+    assert.equal(after.temp, undefined, 'the PATCH stream does not');
+
+    const del = await app.json(`/api/streams?${q([['src', 'front.door_1']])}`, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.equal((await app.json<Record<string, unknown>>('/api/streams')).body['front.door_1'], undefined);
+    assert.doesNotMatch(readFileSync(app.configFile, 'utf8'), /front\.door_1/);
+    assert.equal((await app.json(`/api/streams?src=nope`, { method: 'DELETE' })).status, 404);
+  } finally {
+    await app.stop();
+  }
+});
+
+test('sources we cannot run, or that would let the network reach local files, get 400 with the reason', { timeout: 30000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({}));
+  try {
+    const before = readFileSync(app.configFile, 'utf8');
+    const cases: [string, RegExp][] = [
+      ['ffmpeg:/etc/passwd#video=h264', /local file inputs are accepted only from config\.yaml/],
+      ['ffmpeg:device?video=/dev/video0#video=h264', /local device inputs/],
+      ['ffmpeg:rtsp://127.0.0.1/x#video=h264#raw=-f image2 /tmp/x.jpg', /#raw= is accepted only from config\.yaml/],
+      ['ffmpeg:rtsp://127.0.0.1/x#video=h264#input=-i /etc/passwd', /input/],
+      ['ffmpeg:virtual?video=movie=/etc/passwd#video=h264', /./],
+      ['gopher://old/thing', /unsupported source scheme "gopher:"/],
+      ['', /non-empty/],
+    ];
+    for (const [src, why] of cases) {
+      const r = await app.json<{ error: string }>(`/api/streams?${q([['name', 'x'], ['src', src]])}`, { method: 'PUT' });
+      assert.equal(r.status, 400, src);
+      assert.match(r.body.error, why, src);
+    }
+    const badName = await app.json<{ error: string }>(`/api/streams?${q([['name', 'a/b'], ['src', 'rtsp://127.0.0.1/x']])}`, { method: 'PUT' });
+    assert.equal(badName.status, 400);
+    assert.equal(readFileSync(app.configFile, 'utf8'), before, 'nothing was written');
+    assert.deepEqual(Object.keys((await app.json<Record<string, unknown>>('/api/streams')).body), []);
+  } finally {
+    await app.stop();
+  }
+});
