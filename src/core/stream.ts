@@ -43,6 +43,8 @@ interface Run {
   liveSince: number;
   /** Secondary sources retry on their own; the primary's failures go through the stream. */
   backoff: Backoff;
+  /** The latest video keyframe: snapshots answer from it without waiting for the next one. */
+  keyframe?: Frame;
 }
 
 export interface BackoffEvent {
@@ -110,6 +112,12 @@ export class Stream extends Owned {
   get source(): Source | undefined {
     return this.#runs.get(0)?.source;
   }
+  /** The latest video keyframe of the first running source that has one. */
+  get lastKeyframe(): Frame | undefined {
+    for (const run of [...this.#runs.values()].sort((a, b) => a.index - b.index)) if (run.keyframe) return run.keyframe;
+    return undefined;
+  }
+
   get lastError(): Error | undefined {
     return this.#lastError;
   }
@@ -234,7 +242,9 @@ export class Stream extends Owned {
       this.#runEnded(run, err ?? new SourceError('source ended'));
     });
     src.on('frame', (f: Frame) => {
-      if (this.#runs.get(index) === run) this.#deliver(f, index);
+      if (this.#runs.get(index) !== run) return;
+      if (f.keyframe && f.track.kind === 'video') run.keyframe = f;
+      this.#deliver(f, index);
     });
     this.emit('source', src);
     src.start(run.abort.signal, want).then(

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { Owned } from '../core/owned.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
 
@@ -80,6 +80,11 @@ export class ChildProcessOwner extends Owned {
 
   get pid(): number | undefined {
     return this.#child.pid;
+  }
+
+  /** The child's stdin: for feeding media to ffmpeg; `q` is written here on close. */
+  get stdin(): Writable | null {
+    return this.#child.stdin;
   }
 
   /** The child's stdout when opts.stdout was 'pipe'. */

@@ -1,0 +1,71 @@
+import { Router, type Request } from 'express';
+import type { StreamRegistry } from '../core/registry.js';
+import { errorMessage } from '../core/errors.js';
+import type { StopGrace } from '../process/child.js';
+import { captureKeyframe, keyframeToJpeg } from '../outputs/snapshot.js';
+import { MJPEG_BOUNDARY, MjpegOutput } from '../outputs/mjpeg.js';
+import { HttpError, sendError } from './http-error.js';
+import { statusFor } from './routes-webrtc.js';
+
+export interface MediaContext {
+  registry: StreamRegistry;
+  ffmpegBin: string;
+  grace: StopGrace;
+  /** How long an idle stream may take to give a keyframe for a snapshot. */
+  snapshotTimeout: number;
+}
+
+function size(req: Request, key: 'width' | 'height'): number | undefined {
+  const v = req.query[key];
+  if (v === undefined || v === '') return undefined;
+  const n = typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 16 && n <= 7680)) throw new HttpError(400, `${key} must be a whole number from 16 to 7680`);
+  return n;
+}
+
+/** Snapshots (go2rtc's frame.jpeg) and multipart MJPEG (stream.mjpeg). */
+export function mediaRoutes(ctx: MediaContext): Router {
+  const r = Router();
+  const streamOf = (req: Request) => {
+    const name = typeof req.query.src === 'string' ? req.query.src : '';
+    const s = ctx.registry.get(name);
+    if (!s) throw new HttpError(404, `stream not found: ${name}`);
+    return s;
+  };
+
+  r.get('/api/frame.jpeg', async (req, res) => {
+    try {
+      const stream = streamOf(req);
+      const width = size(req, 'width');
+      const height = size(req, 'height');
+      const key = await captureKeyframe(stream, ctx.snapshotTimeout);
+      const jpeg = await keyframeToJpeg(key, { ffmpegBin: ctx.ffmpegBin, grace: ctx.grace, width, height, timeoutMs: ctx.snapshotTimeout });
+      res.set('Cache-Control', 'no-cache').type('image/jpeg').send(jpeg);
+    } catch (e) {
+      sendError(res, e instanceof HttpError ? e.status : statusFor(e), `frame.jpeg: ${errorMessage(e)}`);
+    }
+  });
+
+  r.get('/api/stream.mjpeg', async (req, res) => {
+    let out: MjpegOutput | undefined;
+    try {
+      const stream = streamOf(req);
+      out = new MjpegOutput(stream, res, {
+        ffmpegBin: ctx.ffmpegBin,
+        grace: ctx.grace,
+        width: size(req, 'width'),
+        height: size(req, 'height'),
+        remoteAddr: req.socket.remoteAddress,
+        userAgent: req.headers['user-agent'],
+      });
+      // Headers go out with ffmpeg's first bytes, so a failed start can still answer an error.
+      res.setHeader('Content-Type', `multipart/x-mixed-replace; boundary=${MJPEG_BOUNDARY}`);
+      res.setHeader('Cache-Control', 'no-cache');
+      await out.start();
+    } catch (e) {
+      if (!res.headersSent) sendError(res, e instanceof HttpError ? e.status : statusFor(e), `stream.mjpeg: ${errorMessage(e)}`);
+      out?.close();
+    }
+  });
+  return r;
+}
