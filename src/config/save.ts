@@ -24,7 +24,7 @@ export class ConfigStore {
   /** Creates or replaces streams.<name>; a stream written as a mapping keeps its other keys. */
   setStream(name: string, sources: string[]): Promise<StreamConfig> {
     return this.#edit((doc) => {
-      const streams = streamsMap(doc);
+      const streams = sectionMap(doc, 'streams');
       const value = sources.length === 1 ? sources[0] : sources;
       const current = streams.get(name, true);
       if (isMap(current)) current.set('sources', doc.createNode(sources, { flow: false }));
@@ -34,7 +34,19 @@ export class ConfigStore {
 
   deleteStream(name: string): Promise<void> {
     return this.#edit((doc) => {
-      streamsMap(doc).delete(name);
+      sectionMap(doc, 'streams').delete(name);
+      // A preload of a stream that no longer exists would make the file invalid.
+      const preload = doc.get('preload', true);
+      if (isMap(preload)) preload.delete(name);
+    }).then(() => undefined);
+  }
+
+  /** preload.<name> = query (go2rtc's section), or removed when `query` is undefined. */
+  setPreload(name: string, query: string | undefined): Promise<void> {
+    return this.#edit((doc) => {
+      const m = sectionMap(doc, 'preload');
+      if (query === undefined) m.delete(name);
+      else m.set(name, query);
     }).then(() => undefined);
   }
 
@@ -86,10 +98,10 @@ export class ConfigStore {
   }
 }
 
-function streamsMap(doc: Document): YAMLMap {
-  const existing = doc.get('streams', true);
+function sectionMap(doc: Document, key: string): YAMLMap {
+  const existing = doc.get(key, true);
   if (isMap(existing)) return existing;
   const m = new YAMLMap();
-  doc.set('streams', m);
+  doc.set(key, m);
   return m;
 }
