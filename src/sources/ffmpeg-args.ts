@@ -102,6 +102,9 @@ function videoCodecArgs(codec: VideoCodec, s: string): string[] {
         `-c:${s}`, 'libx264', `-preset:${s}`, 'ultrafast', `-tune:${s}`, 'zerolatency', `-profile:${s}`, 'baseline',
         `-pix_fmt:${s}`, 'yuv420p', `-bf:${s}`, '0', `-force_key_frames:${s}`, KEYFRAME_EVERY_SECOND,
       ];
+    case 'mjpeg':
+      // RTP/JPEG (RFC 2435) carries full-range 4:2:0 only.
+      return [`-c:${s}`, 'mjpeg', `-pix_fmt:${s}`, 'yuvj420p', `-q:${s}`, '5'];
     case 'h265':
       // libx265 makes forced keyframes CRA unless told otherwise, and logs at info on its own.
       return [
@@ -145,7 +148,7 @@ function filters(spec: FfmpegSourceSpec): string[] {
 
 /** The full argument list (without the binary) for one `ffmpeg:` source. */
 export function buildFfmpegArgs(spec: FfmpegSourceSpec, publishUrl: string, opts: FfmpegArgsOptions = {}): string[] {
-  const args = ['-hide_banner', '-loglevel', opts.logLevel ?? 'error', '-nostats'];
+  const args = ['-hide_banner', '-loglevel', spec.logLevel ?? opts.logLevel ?? 'error', '-nostats'];
   args.push(...inputArgs(spec, spec.input, opts));
   args.push(...spec.raw);
 

@@ -9,7 +9,7 @@ import { maskCredentials } from '../core/log.js';
 // Everything is checked here, because values end up inside an ffmpeg filter graph or command
 // line; what is not understood is refused with a permanent SourceError, never ignored.
 
-export type VideoCodec = 'h264' | 'h265' | 'copy';
+export type VideoCodec = 'h264' | 'h265' | 'mjpeg' | 'copy';
 export type AudioCodec = 'opus' | 'pcma' | 'pcmu' | 'aac' | 'copy';
 
 export interface AudioTarget {
@@ -53,6 +53,8 @@ export interface FfmpegSourceSpec {
   bitrate?: string;
   /** `#raw=` pieces, split on whitespace, added as output options. */
   raw: string[];
+  /** `#query=log_level=debug` (what Home Assistant adds): ffmpeg's -loglevel for this source. */
+  logLevel?: 'quiet' | 'error' | 'warning' | 'info' | 'verbose' | 'debug';
 }
 
 export type IsStreamName = (name: string) => boolean;
@@ -69,7 +71,7 @@ function fragments(s: string): [string, string][] {
   });
 }
 
-const VIDEO_CODECS: readonly string[] = ['h264', 'h265', 'copy'] satisfies VideoCodec[];
+const VIDEO_CODECS: readonly string[] = ['h264', 'h265', 'mjpeg', 'copy'] satisfies VideoCodec[];
 const AUDIO_CODECS: readonly string[] = ['opus', 'pcma', 'pcmu', 'aac', 'copy'] satisfies AudioCodec[];
 const PCM_RATES = [8000, 16000, 48000];
 
@@ -122,6 +124,13 @@ function applyFragment(spec: FfmpegSourceSpec, key: string, value: string): void
     case 'raw':
       spec.raw.push(...value.split(/\s+/).filter(Boolean));
       return;
+    case 'query': {
+      // Only a log level: anything else in it would reach ffmpeg's command line.
+      const m = /^log_level=(quiet|error|warning|info|verbose|debug|trace)$/.exec(value);
+      if (!m) fail(url, `#query=${value} is not supported (only #query=log_level=<level>)`);
+      spec.logLevel = m![1] === 'trace' ? 'debug' : (m![1] as FfmpegSourceSpec['logLevel']);
+      return;
+    }
     default: {
       const what = NOT_YET[key];
       fail(url, what ? `#${key} (${what}) is not supported yet` : `unknown fragment #${key}${value ? `=${value}` : ''}`);

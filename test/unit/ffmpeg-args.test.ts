@@ -122,6 +122,13 @@ test('exact command lines', { timeout: 5000 }, () => {
   for (const [url, expected] of table) assert.deepEqual(build(url), expected, url);
 });
 
+test('Home Assistant\'s forms: #query=log_level sets ffmpeg\'s log level; #video=mjpeg encodes RTP/JPEG', { timeout: 5000 }, () => {
+  const withQuery = build('ffmpeg:cam2#audio=opus#query=log_level=debug');
+  assert.equal(withQuery[withQuery.indexOf('-loglevel') + 1], 'debug');
+  const mjpeg = build('ffmpeg:cam2#video=mjpeg');
+  assert.ok(mjpeg.join(' ').includes('-c:v mjpeg -pix_fmt:v yuvj420p -q:v 5'), mjpeg.join(' '));
+});
+
 test('a bare name that is not a stream is a file in the working directory', { timeout: 5000 }, () => {
   assert.deepEqual(parseFfmpegUrl('ffmpeg:cam9#audio=opus', isStream).input, { kind: 'file', path: 'cam9' });
   assert.deepEqual(parseFfmpegUrl('ffmpeg:cam2', isStream).input, { kind: 'stream', name: 'cam2' });
@@ -163,7 +170,8 @@ test('unknown, unsupported and unsafe parts are rejected with a permanent Source
     ['ffmpeg:/a.mp4#input=rtsp/udp', /#input \(ffmpeg input templates\) is not supported yet/],
     ['ffmpeg:/a.mp4#video=h264#drawtext=x=10', /#drawtext .*not supported yet/],
     ['ffmpeg:/a.mp4#async', /#async .*not supported yet/],
-    ['ffmpeg:/a.mp4#video=mjpeg', /unsupported #video=mjpeg/],
+    ['ffmpeg:/a.mp4#video=vp9', /unsupported #video=vp9/],
+    ['ffmpeg:/a.mp4#video=h264#query=analyzeduration=1', /#query=analyzeduration=1 is not supported/],
     ['ffmpeg:/a.mp4#audio=mp3', /unsupported #audio=mp3/],
     ['ffmpeg:/a.mp4#audio=pcma/44100', /unsupported #audio=pcma\/44100/],
     ['ffmpeg:/a.mp4#width=1280', /#width needs a video encoder: add #video=h264/],
