@@ -5,6 +5,7 @@ import { Owned } from '../core/owned.js';
 import { log } from '../core/log.js';
 import { parseListen } from '../core/listen.js';
 import { sendError } from './http-error.js';
+import { basicAuth, type ApiCredentials } from './auth.js';
 
 /**
  * The HTTP server and its sockets. Keeps every TCP connection in a set so that close() ends them
@@ -19,9 +20,11 @@ export class ApiServer extends Owned {
     private readonly listenSpec: string,
     routes: express.Router[],
     staticDir: string,
+    readonly credentials?: ApiCredentials,
   ) {
     super('ApiServer');
     this.app.disable('x-powered-by');
+    if (credentials) this.app.use(basicAuth(credentials));
     for (const r of routes) this.app.use(r);
     this.app.use(express.static(staticDir, { index: 'index.html', maxAge: 0 }));
     this.app.use('/api', (req, res) => sendError(res, 404, `no such API: ${req.method} ${req.originalUrl}`));
