@@ -16,5 +16,6 @@ export function setRootLogger(l: Logger): void {
 
 /** Hides user:password in any URL-looking text, so credentials never reach a log or the API. */
 export function maskCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]+)(?::[^/@\s]*)?@/gi, '$1***:***@');
+  // Up to the last '@' before the host: passwords with a raw '@' or '/' in them happen.
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s]*?@(?=[^@\s/]*(?:[/\s#?]|$))/gi, '$1***:***@');
 }
