@@ -6,11 +6,18 @@ import { log } from './core/log.js';
 import { StreamRegistry } from './core/registry.js';
 import type { Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
+import { rtspPlayers } from './outputs/rtsp.js';
 import { createSourceFactory } from './sources/factory.js';
 import { ApiServer } from './api/server.js';
 import { SessionTable } from './api/sessions.js';
 import { infoRoutes } from './api/routes-info.js';
 import { webrtcRoutes } from './api/routes-webrtc.js';
+import { WsSignalling } from './api/ws.js';
+import { streamsRoutes } from './api/routes-streams.js';
+import { mediaRoutes } from './api/routes-media.js';
+import { preloadRoutes } from './api/routes-preload.js';
+import { PreloadTable } from './outputs/preload.js';
+import { ConfigStore } from './config/save.js';
 import type { WebRtcSession } from './outputs/webrtc/session.js';
 import type { WebRtcSettings } from './outputs/webrtc/settings.js';
 
@@ -22,16 +29,30 @@ export interface StartOptions {
   ffmpegBin: string;
 }
 
+interface Parts {
+  api: ApiServer;
+  rtsp: RtspServer;
+  registry: StreamRegistry;
+  sessions: SessionTable<WebRtcSession>;
+  ws: WsSignalling;
+  preloads: PreloadTable;
+}
+
 export class Camrelay {
-  private constructor(
-    readonly api: ApiServer,
-    readonly rtsp: RtspServer,
-    readonly registry: StreamRegistry,
-    readonly sessions: SessionTable<WebRtcSession>,
-  ) {}
+  private constructor(readonly parts: Parts) {}
 
   static async start(config: Config, opts: StartOptions): Promise<Camrelay> {
-    const rtsp = new RtspServer({ listen: config.rtsp.listen });
+    const { username, password, sessionTimeout, maxSendBuffer } = config.rtsp;
+    const rtsp = new RtspServer({
+      listen: config.rtsp.listen,
+      auth: username !== undefined || password !== undefined ? { username: username ?? '', password: password ?? '' } : undefined,
+      connection: {
+        ...(sessionTimeout !== undefined && { sessionTimeoutMs: sessionTimeout }),
+        ...(maxSendBuffer !== undefined && { maxSendBuffer }),
+      },
+      // Players of `rtsp://host:8554/<stream>`; the registry exists by the time one connects.
+      players: rtspPlayers({ get: (name) => registry.get(name) }),
+    });
     // The factory needs the registry (transcodes read other streams) and the registry the factory.
     const registry: StreamRegistry = new StreamRegistry(
       createSourceFactory({
@@ -51,15 +72,22 @@ export class Camrelay {
       timeouts: config.webrtc.timeouts,
       loopbackOnly: config.webrtc.loopbackOnly,
     };
+    const store = new ConfigStore(opts.configPath);
+    const preloads = new PreloadTable();
     const api = new ApiServer(
       config.api.listen,
       [
         infoRoutes({ registry, version: VERSION, configPath: path.resolve(opts.configPath), rtspListen: config.rtsp.listen }),
         webrtcRoutes({ registry, sessions, settings: webrtc }),
+        streamsRoutes({ registry, store, defaults: config.streamDefaults }),
+        preloadRoutes({ registry, store, preloads }),
+        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout }),
       ],
       path.join(root, 'web'),
+      config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
     );
-    const app = new Camrelay(api, rtsp, registry, sessions);
+    const ws = new WsSignalling(api.http, { registry, sessions, settings: webrtc });
+    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads });
     try {
       await rtsp.listen();
       await api.listen();
@@ -67,17 +95,21 @@ export class Camrelay {
       await app.close();
       throw e;
     }
+    for (const [name, query] of Object.entries(config.preload)) preloads.set(registry.get(name)!, query);
     log.info({ streams: registry.all().map((s) => s.name) }, 'camrelay ready');
     return app;
   }
 
   /** Viewers first, then streams (their sources and ffmpeg children), then the servers. */
   async close(): Promise<void> {
-    this.sessions.close();
-    this.registry.close();
-    await Promise.all([this.sessions.done, this.registry.done]);
-    this.rtsp.close();
-    this.api.close();
-    await Promise.all([this.rtsp.done, this.api.done]);
+    const { ws, sessions, preloads, registry, rtsp, api } = this.parts;
+    ws.close(); // first: an offer still being answered is aborted, not added to a closed table
+    sessions.close();
+    preloads.close();
+    registry.close();
+    await Promise.all([ws.done, sessions.done, preloads.done, registry.done]);
+    rtsp.close();
+    api.close();
+    await Promise.all([rtsp.done, api.done]);
   }
 }

@@ -20,7 +20,15 @@ export interface IceServer {
 
 export interface Config {
   api: { listen: string; username?: string; password?: string };
-  rtsp: { listen: string; username?: string; password?: string };
+  rtsp: {
+    listen: string;
+    username?: string;
+    password?: string;
+    /** ms without a request or RTCP from a player before its session closes (default 60 s). */
+    sessionTimeout?: number;
+    /** Bytes a TCP player may have unsent before it is dropped (default 4 MiB). */
+    maxSendBuffer?: number;
+  };
   webrtc: {
     listen: string;
     candidates: string[];
@@ -34,6 +42,10 @@ export interface Config {
   log: { level: string };
   /** Insertion order is the file's order. */
   streams: Record<string, StreamConfig>;
+  /** Streams kept running with no viewer (go2rtc's preload): name → media query. */
+  preload: Record<string, string>;
+  /** stream_defaults with the built-in defaults applied: the settings of streams added later. */
+  streamDefaults: StreamSettings;
 }
 
 export type ConfigPath = (string | number)[];
@@ -165,7 +177,14 @@ const streamObject = z.strictObject({ sources: stringList('a source URL'), ...li
 
 const fileSchema = z.strictObject({
   api: z.strictObject({ listen: listen.optional(), ...auth }).optional(),
-  rtsp: z.strictObject({ listen: listen.optional(), ...auth }).optional(),
+  rtsp: z
+    .strictObject({
+      listen: listen.optional(),
+      ...auth,
+      session_timeout: positiveDuration.optional(),
+      max_send_buffer: z.number().int().min(64 * 1024, { message: 'must be at least 65536 bytes' }).optional(),
+    })
+    .optional(),
   webrtc: z
     .strictObject({
       // Kept for go2rtc compatibility; werift binds per-peer ports (see port_range).
@@ -196,6 +215,8 @@ const fileSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(LOG_LEVELS).optional() }).optional(),
   stream_defaults: z.strictObject(lifecycleFields).optional(),
   streams: z.record(z.string(), z.unknown()).optional(),
+  // go2rtc's preload: stream name → what to keep running ("video&audio", "video=h264", or empty).
+  preload: z.record(z.string(), z.string().nullable()).optional(),
 });
 
 type FileConfig = z.output<typeof fileSchema>;
@@ -336,6 +357,7 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
   checkBackoff(defaults, ['stream_defaults'], issues);
   const w = f.webrtc ?? {};
   const config: Config = {
+    streamDefaults: defaults,
     api: { listen: f.api?.listen ?? DEFAULTS.apiListen },
     rtsp: { listen: f.rtsp?.listen ?? DEFAULTS.rtspListen },
     webrtc: {
@@ -359,7 +381,12 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
     },
     log: { level: f.log?.level ?? DEFAULTS.logLevel },
     streams: parseStreams(f.streams ?? {}, defaults, issues),
+    preload: {},
   };
+  for (const [name, query] of Object.entries(f.preload ?? {})) {
+    if (!config.streams[name]) issues.push({ path: ['preload', name], message: `preload.${name}: no stream named "${name}"` });
+    else config.preload[name] = query ?? '';
+  }
   // Empty credentials mean "no auth" in go2rtc; leaving them out lets callers test presence.
   for (const section of [config.api, config.rtsp] as const) {
     const from = section === config.api ? f.api : f.rtsp;
@@ -368,6 +395,8 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
     if (username !== undefined) section.username = username;
     if (password !== undefined) section.password = password;
   }
+  if (f.rtsp?.session_timeout !== undefined) config.rtsp.sessionTimeout = f.rtsp.session_timeout;
+  if (f.rtsp?.max_send_buffer !== undefined) config.rtsp.maxSendBuffer = f.rtsp.max_send_buffer;
   if (w.port_range) config.webrtc.portRange = w.port_range;
   if (w.loopback_only !== undefined) config.webrtc.loopbackOnly = w.loopback_only;
   const bin = emptyToUndefined(f.ffmpeg?.bin);

@@ -22,7 +22,17 @@ export type DepacketizeErrorCode =
   | 'FuaSequenceGap'
   | 'FuaUnfinished'
   | 'NalTooLarge'
-  | 'AccessUnitTooLarge';
+  | 'AccessUnitTooLarge'
+  // H.265 (RFC 7798): aggregation packets and fragmentation units.
+  | 'ApTruncated'
+  | 'FuTruncated'
+  | 'FuWithoutStart'
+  | 'FuSequenceGap'
+  | 'FuUnfinished'
+  // AAC (RFC 3640): AU headers and fragmented access units.
+  | 'AuHeadersTruncated'
+  | 'AuDataTruncated'
+  | 'AuFragmentBroken';
 
 /** A payload the depacketizer cannot use; what was broken has been dropped, the state is clean. */
 export class DepacketizeError extends Error {

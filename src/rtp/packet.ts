@@ -63,3 +63,20 @@ export function parseRtp(buf: Buffer): RtpPacket {
     payload: buf.subarray(offset, end),
   };
 }
+
+export interface RtpHeaderFields {
+  marker: boolean;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+}
+
+/** Writes a 12-byte RTP fixed header (no CSRC, extension or padding) into `buf` at `offset`. */
+export function writeRtpHeader(buf: Buffer, offset: number, h: RtpHeaderFields): void {
+  buf[offset] = 0x80;
+  buf[offset + 1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
+  buf.writeUInt16BE(h.sequenceNumber & 0xffff, offset + 2);
+  buf.writeUInt32BE(h.timestamp >>> 0, offset + 4);
+  buf.writeUInt32BE(h.ssrc >>> 0, offset + 8);
+}

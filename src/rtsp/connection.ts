@@ -3,41 +3,84 @@ import type { Socket } from 'node:net';
 import { errorMessage } from '../core/errors.js';
 import { log as rootLog, maskCredentials, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
+import type { AuthChecker } from './auth.js';
 import { RtspProtocolError } from './errors.js';
-import { DEFAULT_READER_LIMITS, RtspHeaders, RtspMessageReader, serializeResponse, type RtspItem, type RtspReaderLimits, type RtspRequest } from './message.js';
-import { PublishSession, type Reply } from './publish-session.js';
+import { DEFAULT_READER_LIMITS, RtspHeaders, RtspMessageReader, serializeResponse, STATUS_REASONS, type RtspItem, type RtspReaderLimits, type RtspRequest } from './message.js';
+import { PlayError, type PlayerContext, type RtspPlayer } from './player.js';
+import { parsePlayUrl } from './play-url.js';
+import { PublishSession } from './publish-session.js';
 import type { PublishSlot } from './publish-slot.js';
+import { parseTransport } from './transport.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   /** The slot for a publish path if it is known and unused; it is then bound to `conn`. */
   claimPublishPath(path: string, conn: RtspConnection): PublishSlot | undefined;
+  /** A player for a DESCRIBE; undefined when no stream has that name. */
+  openPlayer(ctx: PlayerContext): RtspPlayer | undefined;
+  /** Set when rtsp.username/password are configured. */
+  readonly auth: AuthChecker | undefined;
 }
 
 export interface ConnectionOptions {
   /** Close a connection that sends nothing for this long (ms). */
   idleTimeoutMs: number;
-  /** Advertised in the Session header (s); clients send keep-alives within it. */
-  sessionTimeoutSec: number;
+  /** A play session with no request or RTCP for this long closes (ms); announced in seconds. */
+  sessionTimeoutMs: number;
+  /** The most a TCP player may have unsent before it is dropped (bytes). */
+  maxSendBuffer: number;
   readerLimits: RtspReaderLimits;
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   idleTimeoutMs: 70_000,
-  sessionTimeoutSec: 60,
+  sessionTimeoutMs: 60_000,
+  maxSendBuffer: 4 * 1024 * 1024,
   readerLimits: DEFAULT_READER_LIMITS,
 };
 
-/** A reply after which the connection ends: `why` reaches the slot, `error` is the close reason. */
-type Final = Reply & { end?: { why: string; error?: Error } };
-type Handler = (req: RtspRequest) => Final;
+/** Requests that may wait behind one still being answered (DESCRIBE waits for the source). */
+const MAX_QUEUED = 64;
+
+/** What a request handler answers; `end` makes it final (the connection closes after it). */
+interface Final {
+  status: number;
+  reason?: string;
+  headers?: Record<string, string | string[]>;
+  body?: Buffer;
+  end?: { why: string; error?: Error };
+}
+type Handler = (req: RtspRequest) => Final | Promise<Final>;
+
+const PUBLISH_PREFIX = '/_publish/';
 
 let nextId = 1;
 
+/** ::ffff:10.0.0.1 → 10.0.0.1: UDP sockets and comparisons then use one form. */
+function plainAddress(a: string | undefined): string {
+  if (!a) return '';
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a) ? a.slice(7) : a;
+}
+
+function pathOf(url: string): string | undefined {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url.startsWith('/') ? url.split('?')[0] : undefined;
+  }
+}
+
+/** A reason phrase may not break the status line. */
+function reasonPhrase(status: number, detail: string): string {
+  return `${STATUS_REASONS[status] ?? 'Error'}: ${detail}`.replace(/[\r\n]+/g, ' ').slice(0, 300);
+}
+
 /**
  * One TCP connection to the RTSP server. Reads requests and interleaved frames, answers each
- * request through a per-method handler, and holds the session role the client took (publisher
- * now; player later). Owned by the RtspServer. Malformed input closes only this connection.
+ * request through a per-method handler, one at a time and in order, and holds the role the client
+ * took: a publisher (ANNOUNCE/RECORD into a one-time path) or a player (DESCRIBE/SETUP/PLAY of a
+ * stream). Owned by the RtspServer; owns the player it made. Malformed input closes only this
+ * connection.
  */
 export class RtspConnection extends Owned {
   readonly id = nextId++;
@@ -47,14 +90,26 @@ export class RtspConnection extends Owned {
   #log: Logger;
   #sessionId: string | undefined;
   #publish: PublishSession | undefined;
+  #player: RtspPlayer | undefined;
+  #onPlayerClose = (err?: Error) => this.close(err ?? new Error('player session closed'));
+  /** A player's session ended with TEARDOWN; the connection stays until the client closes it. */
+  #tornDown = false;
   /** A final response is being flushed; ignore further input. */
   #closing = false;
+  /** A handler is still working on a request; what arrives meanwhile waits in #queue. */
+  #busy = false;
+  #queue: RtspItem[] = [];
   #socketGone: Promise<void>;
   // A Map, not an object literal: a method named 'constructor' must not find Object's.
   #handlers = new Map<string, Handler>([
-    ['OPTIONS', () => ({ status: 200, headers: { Public: 'OPTIONS, ANNOUNCE, SETUP, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER' } })],
+    ['OPTIONS', () => ({ status: 200, headers: { Public: 'OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, ANNOUNCE, RECORD, GET_PARAMETER, SET_PARAMETER' } })],
+    ['DESCRIBE', (req) => this.#describe(req)],
     ['ANNOUNCE', (req) => this.#announce(req)],
     ['SETUP', (req) => this.#setup(req)],
+    ['PLAY', () => this.#player?.play() ?? { status: 455 }],
+    // After a TEARDOWN, a PAUSE is answered as done: GStreamer may send its PAUSE after the
+    // TEARDOWN it sends from another thread, and takes any error as fatal.
+    ['PAUSE', () => this.#player?.pause() ?? { status: this.#tornDown ? 200 : 455 }],
     ['RECORD', () => (this.#publish ? this.#publish.record() : { status: 455 })],
     ['TEARDOWN', () => this.#teardown()],
     // Keep-alives.
@@ -69,7 +124,7 @@ export class RtspConnection extends Owned {
   ) {
     super('RtspConnection');
     this.#socket = socket;
-    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.remote = `${plainAddress(socket.remoteAddress) || '?'}:${socket.remotePort ?? '?'}`;
     this.#reader = new RtspMessageReader(opts.readerLimits);
     this.#log = rootLog.child({ component: 'rtsp', conn: this.id, remote: this.remote });
     this.#socketGone = new Promise((resolve) => {
@@ -84,7 +139,7 @@ export class RtspConnection extends Owned {
       this.#log.debug({ err: e.message }, 'socket error');
       this.close(e);
     });
-    socket.on('close', () => this.close());
+    socket.on('close', () => this.close(new Error('connection closed by the client')));
     this.#log.debug('connection opened');
   }
 
@@ -103,25 +158,46 @@ export class RtspConnection extends Owned {
       return;
     }
     for (const item of items) {
-      if (this.closed || this.#closing) return;
-      try {
-        this.#handle(item);
-      } catch (e) {
-        this.#fail(new RtspProtocolError('HandlerFailed', `${item.type} handler threw: ${errorMessage(e)}`));
-        return;
+      if (this.#busy) {
+        if (this.#queue.length >= MAX_QUEUED) return this.#fail(new RtspProtocolError('HandlerFailed', `more than ${MAX_QUEUED} requests waiting`));
+        // Interleaved payloads are views into this chunk: keep a copy of what must wait.
+        this.#queue.push(item.type === 'interleaved' ? { ...item, payload: Buffer.from(item.payload) } : item);
+        continue;
       }
+      this.#safeHandle(item);
+    }
+  }
+
+  /** Works through what waited while a handler was busy, until the next one goes async. */
+  #drain(): void {
+    while (!this.#busy && this.#queue.length > 0 && !this.closed && !this.#closing) this.#safeHandle(this.#queue.shift()!);
+  }
+
+  #safeHandle(item: RtspItem): void {
+    if (this.closed || this.#closing) return;
+    try {
+      this.#handle(item);
+    } catch (e) {
+      this.#fail(new RtspProtocolError('HandlerFailed', `${item.type} handler threw: ${errorMessage(e)}`));
     }
   }
 
   #handle(item: RtspItem): void {
     if (item.type === 'interleaved') {
-      if (!this.#publish?.interleaved(item.channel, item.payload)) {
-        this.#fail(new RtspProtocolError('ChannelNotSetUp', `interleaved data on channel ${item.channel}`));
+      if (this.#publish) {
+        if (!this.#publish.interleaved(item.channel, item.payload)) this.#fail(new RtspProtocolError('ChannelNotSetUp', `interleaved data on channel ${item.channel}`));
+        return;
       }
+      // A player's RTCP (receiver reports): proof of life. Other channels are ignored, not fatal.
+      if (this.#player) {
+        this.#player.interleaved(item.channel);
+        return;
+      }
+      this.#fail(new RtspProtocolError('ChannelNotSetUp', `interleaved data on channel ${item.channel}`));
       return;
     }
     if (item.type === 'response') {
-      // The server sends no requests yet, so no response is expected.
+      // The server sends no requests, so no response is expected.
       this.#log.debug({ status: item.status }, 'ignoring an RTSP response from the client');
       return;
     }
@@ -130,6 +206,7 @@ export class RtspConnection extends Owned {
 
   #request(req: RtspRequest): void {
     this.#log.debug({ method: req.method, url: maskCredentials(req.url) }, 'request');
+    this.#player?.touch();
     const cseq = req.headers.get('cseq');
     if (cseq === undefined) return this.#send(req, { status: 400 });
     if (req.version !== '1.0') return this.#send(req, { status: 505 });
@@ -137,21 +214,53 @@ export class RtspConnection extends Owned {
     if (session !== undefined && this.#sessionId !== undefined && session !== this.#sessionId) {
       return this.#send(req, { status: 454 });
     }
+    if (!this.#authorized(req)) {
+      return this.#send(req, { status: 401, headers: { 'WWW-Authenticate': this.host.auth!.challenges() } });
+    }
     const handler = this.#handlers.get(req.method);
     const reply = handler ? handler(req) : { status: 501 };
-    this.#send(req, reply);
+    if (!(reply instanceof Promise)) return this.#send(req, reply);
+    this.#busy = true;
+    reply
+      .catch((e: unknown): Final => {
+        this.#log.warn({ method: req.method, err: errorMessage(e) }, 'request handler failed');
+        return { status: 500 };
+      })
+      .then((r) => {
+        this.#busy = false;
+        if (this.closed || this.#closing) return;
+        this.#send(req, r);
+        this.#drain();
+      });
+  }
+
+  /**
+   * With rtsp.username/password set, every request but OPTIONS needs them, except on one-time
+   * publish paths: their unguessable path is the credential, and ffmpeg children know no other.
+   */
+  #authorized(req: RtspRequest): boolean {
+    const auth = this.host.auth;
+    if (!auth || req.method === 'OPTIONS' || this.#publish) return true;
+    if (req.method === 'ANNOUNCE' && pathOf(req.url)?.startsWith(PUBLISH_PREFIX)) return true;
+    return auth.check(req.method, req.headers.get('authorization'));
   }
 
   #send(req: RtspRequest, reply: Final): void {
+    if (this.closed) return;
     const headers = new RtspHeaders();
     const cseq = req.headers.get('cseq');
     if (cseq !== undefined) headers.set('CSeq', cseq);
     headers.set('Server', 'camrelay');
-    if (this.#sessionId) headers.set('Session', `${this.#sessionId};timeout=${this.opts.sessionTimeoutSec}`);
-    for (const [k, v] of Object.entries(reply.headers ?? {})) headers.set(k, v);
+    if (this.#sessionId) headers.set('Session', `${this.#sessionId};timeout=${Math.ceil(this.opts.sessionTimeoutMs / 1000)}`);
+    for (const [k, v] of Object.entries(reply.headers ?? {})) {
+      if (Array.isArray(v)) for (const one of v) headers.append(k, one);
+      else headers.set(k, v);
+    }
     if (reply.body?.length) headers.set('Content-Type', 'application/sdp');
-    const bytes = serializeResponse({ status: reply.status, headers, body: reply.body });
-    if (reply.status >= 400) this.#log.info({ method: req.method, url: maskCredentials(req.url), status: reply.status }, 'request refused');
+    const bytes = serializeResponse({ status: reply.status, reason: reply.reason, headers, body: reply.body });
+    if (reply.status >= 400) {
+      this.#log.info({ method: req.method, url: maskCredentials(req.url), status: reply.status, reason: reply.reason }, 'request refused');
+    }
     if (!reply.end) {
       this.#socket.write(bytes);
       return;
@@ -160,17 +269,62 @@ export class RtspConnection extends Owned {
     const { why, error } = reply.end;
     this.#closing = true;
     this.#publishEnded(why);
+    this.#endPlayer(why);
     this.#socket.write(bytes, () => this.close(error));
   }
 
-  #announce(req: RtspRequest): Final {
+  async #describe(req: RtspRequest): Promise<Final> {
     if (this.#publish) return { status: 455 };
-    let path: string;
+    const target = parsePlayUrl(req.url);
+    if (!target) return { status: 404, reason: reasonPhrase(404, 'no stream named in the URL') };
+    if (('/' + target.name).startsWith(PUBLISH_PREFIX)) return { status: 404 };
+    // A new DESCRIBE replaces this connection's player completely (DESIGN.md rule 5).
+    this.#endPlayer('replaced by a new DESCRIBE');
+    const socket = this.#socket;
+    const player = this.host.openPlayer({
+      stream: target.name,
+      request: target.request,
+      remoteAddress: plainAddress(socket.remoteAddress),
+      remote: this.remote,
+      localAddress: plainAddress(socket.localAddress),
+      userAgent: req.headers.get('user-agent'),
+      sessionTimeoutMs: this.opts.sessionTimeoutMs,
+      maxSendBuffer: this.opts.maxSendBuffer,
+      sink: {
+        write: (chunks) => {
+          if (socket.destroyed) return;
+          // One batch, one writev: the RTP headers and the shared payloads are not copied together.
+          socket.cork();
+          for (const c of chunks) socket.write(c);
+          socket.uncork();
+        },
+        get writableLength() {
+          return socket.writableLength;
+        },
+      },
+    });
+    if (!player) return { status: 404, reason: reasonPhrase(404, `no stream "${target.name}"`) };
+    this.#player = player;
+    let sdp: string;
     try {
-      path = new URL(req.url).pathname.replace(/\/+$/, '');
-    } catch {
-      return { status: 400 };
+      sdp = await player.describe();
+    } catch (e) {
+      if (this.#player === player) this.#player = undefined;
+      player.close(e instanceof Error ? e : new Error(String(e)));
+      const status = e instanceof PlayError ? e.status : 503;
+      return { status, reason: reasonPhrase(status, maskCredentials(errorMessage(e))) };
     }
+    if (this.#player !== player || player.closed) return { status: 503, reason: reasonPhrase(503, 'session closed while starting') };
+    // From now on the player may end by itself (timeout, slow reader, stream removed): so does this connection.
+    player.once('close', this.#onPlayerClose);
+    const base = req.url.endsWith('/') ? req.url : req.url + '/';
+    return { status: 200, headers: { 'Content-Base': base }, body: Buffer.from(sdp) };
+  }
+
+  #announce(req: RtspRequest): Final {
+    if (this.#publish || this.#player) return { status: 455 };
+    const path = pathOf(req.url)?.replace(/\/+$/, '');
+    if (path === undefined) return { status: 400 };
     const slot = this.host.claimPublishPath(path, this);
     if (!slot) {
       const err = new RtspProtocolError('UnknownPath', `ANNOUNCE to unknown or already used path ${path}`);
@@ -189,15 +343,29 @@ export class RtspConnection extends Owned {
     return { status: 200 };
   }
 
-  #setup(req: RtspRequest): Reply {
-    // Only publishing exists so far; a SETUP without ANNOUNCE would be a player's (not yet served).
-    if (!this.#publish) return { status: 455 };
-    const reply = this.#publish.setup(req);
-    if (reply.status === 200) this.#sessionId ??= randomBytes(8).toString('hex');
-    return reply;
+  #setup(req: RtspRequest): Final | Promise<Final> {
+    if (this.#publish) {
+      const reply = this.#publish.setup(req);
+      if (reply.status === 200) this.#sessionId ??= randomBytes(8).toString('hex');
+      return reply;
+    }
+    const player = this.#player;
+    if (!player) return { status: 455 };
+    return player.setup(req.url, parseTransport(req.headers.get('transport') ?? '')).then((reply) => {
+      if (reply.status === 200) this.#sessionId ??= randomBytes(8).toString('hex');
+      return reply;
+    });
   }
 
   #teardown(): Final {
+    // A player's TEARDOWN ends its session at once (and with it the stream's source, if it was the
+    // last consumer) but not the connection: RFC 2326 sessions outlive requests, and a client may
+    // still have a request in flight. Publishers' connections end here, as ffmpeg expects.
+    if (this.#player) {
+      this.#endPlayer('TEARDOWN');
+      this.#tornDown = true;
+      return { status: 200 };
+    }
     return { status: 200, end: { why: 'TEARDOWN' } };
   }
 
@@ -209,6 +377,15 @@ export class RtspConnection extends Owned {
     p.slot.publisherGone(this, why);
   }
 
+  /** Closes the player without taking the connection with it. */
+  #endPlayer(why: string): void {
+    const p = this.#player;
+    if (!p) return;
+    this.#player = undefined;
+    p.off('close', this.#onPlayerClose);
+    p.close(new Error(why));
+  }
+
   #fail(e: unknown): void {
     const err = e instanceof Error ? e : new Error(String(e));
     this.#log.warn({ err: err.message, errName: err.name }, 'closing connection');
@@ -216,7 +393,10 @@ export class RtspConnection extends Owned {
   }
 
   protected onClose(reason?: Error): Promise<void> {
-    this.#publishEnded(reason ? reason.message : 'connection closed');
+    const why = reason ? reason.message : 'connection closed';
+    this.#publishEnded(why);
+    this.#endPlayer(why);
+    this.#queue = [];
     this.#socket.destroy();
     this.#log.debug({ reason: reason?.message }, 'connection closed');
     return this.#socketGone;

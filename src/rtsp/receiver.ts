@@ -1,30 +1,55 @@
+import { aacRtpConfig } from '../codecs/aac.js';
 import { findParams, withParameterSets } from '../codecs/h264.js';
+import { h265ParamsFromFmtp, withH265ParameterSets } from '../codecs/h265.js';
 import type { Logger } from '../core/log.js';
 import type { CodecName, Frame, Track } from '../core/media.js';
+import { AacDepacketizer } from '../rtp/aac-depacketizer.js';
 import { AudioDepacketizer } from '../rtp/audio-depacketizer.js';
 import { DepacketizeError, RtpPacketError } from '../rtp/errors.js';
-import { H264Depacketizer } from '../rtp/h264-depacketizer.js';
+import { H264Depacketizer, type AccessUnit } from '../rtp/h264-depacketizer.js';
+import { H265Depacketizer } from '../rtp/h265-depacketizer.js';
 import { parseRtp, type RtpPacket } from '../rtp/packet.js';
-import type { SdpMedia } from './sdp.js';
+import { parseFmtp, type SdpMedia } from './sdp.js';
 
 // From an SDP media section to a Track, and from that track's RTP packets to Frames.
 
 const SUPPORTED: Record<string, { name: CodecName; kind: 'video' | 'audio' }> = {
   H264: { name: 'H264', kind: 'video' },
+  H265: { name: 'H265', kind: 'video' },
+  'MPEG4-GENERIC': { name: 'AAC', kind: 'audio' },
   OPUS: { name: 'OPUS', kind: 'audio' },
   PCMA: { name: 'PCMA', kind: 'audio' },
   PCMU: { name: 'PCMU', kind: 'audio' },
 };
 
+/** Why a media section cannot become a track, or undefined when it can. */
+export function unsupportedReason(m: SdpMedia): string | undefined {
+  const c = m.codec ? SUPPORTED[m.codec] : undefined;
+  if (!c) return `codec ${m.codec ?? `payload type ${m.payloadType}`} is not carried`;
+  if (m.kind !== c.kind) return `${m.codec} in a ${m.kind} section`;
+  if (c.name === 'H265' && Number(m.fmtpParams['sprop-max-don-diff'] ?? 0) > 0) return 'H.265 with decoding order numbers (sprop-max-don-diff > 0)';
+  if (c.name === 'AAC') {
+    const cfg = aacRtpConfig(m.fmtpParams, m.clockRate ?? 0);
+    if ('unsupported' in cfg) return `AAC with ${cfg.unsupported}`;
+    if (!m.clockRate) return 'AAC without a clock rate';
+  }
+  return undefined;
+}
+
 /** The Track a media section describes, or undefined for a codec camrelay does not carry. */
 export function trackFromMedia(m: SdpMedia): Track | undefined {
-  const c = m.codec ? SUPPORTED[m.codec] : undefined;
-  if (!c || m.kind !== c.kind) return undefined;
+  if (unsupportedReason(m) !== undefined) return undefined;
+  const c = SUPPORTED[m.codec!]!;
   switch (c.name) {
     case 'H264': {
       const params = findParams(m.sprop ?? []);
       return { kind: 'video', codec: { name: 'H264', clockRate: m.clockRate ?? 90000, fmtp: m.fmtp }, params };
     }
+    case 'H265':
+      return { kind: 'video', codec: { name: 'H265', clockRate: m.clockRate ?? 90000, fmtp: m.fmtp }, params: h265ParamsFromFmtp(m.fmtpParams) };
+    case 'AAC':
+      // The fmtp (config=…, sizelength=…) is kept: an RTSP re-serve and the depacketizer need it.
+      return { kind: 'audio', codec: { name: 'AAC', clockRate: m.clockRate!, channels: m.channels ?? 1, fmtp: m.fmtp } };
     case 'OPUS':
       // RFC 7587 6.1: always written as opus/48000/2, whatever the actual channel count.
       return { kind: 'audio', codec: { name: 'OPUS', clockRate: 48000, channels: 2, fmtp: m.fmtp } };
@@ -71,17 +96,25 @@ export class RtpReceiver {
     private readonly log: Logger,
   ) {
     this.#drops = new DropLog(log);
-    if (track.codec.name === 'H264') {
+    const name = track.codec.name;
+    if (name === 'H264' || name === 'H265') {
       const params = (track.params ??= {});
-      const d = new H264Depacketizer((au) => {
-        // Keeps track.params current and puts SPS/PPS in front of every IDR for late joiners.
-        const data = withParameterSets(au.nals, params);
-        if (au.keyframe && (!params.sps || !params.pps) && !this.#warnedNoParams) {
+      const onAccessUnit = (au: AccessUnit) => {
+        // Keeps track.params current and puts the parameter sets in front of every keyframe for late joiners.
+        const data = name === 'H264' ? withParameterSets(au.nals, params) : withH265ParameterSets(au.nals, params);
+        const missing = !params.sps || !params.pps || (name === 'H265' && !params.vps);
+        if (au.keyframe && missing && !this.#warnedNoParams) {
           this.#warnedNoParams = true;
-          log.warn('H.264 keyframe without known SPS/PPS: late joiners cannot decode it');
+          log.warn(`${name} keyframe without known parameter sets: late joiners cannot decode it`);
         }
         onFrame({ track, timestamp: au.timestamp, keyframe: au.keyframe, data });
-      });
+      };
+      const d = name === 'H264' ? new H264Depacketizer(onAccessUnit) : new H265Depacketizer(onAccessUnit);
+      this.#depacketize = (pkt) => d.push(pkt);
+    } else if (name === 'AAC') {
+      const cfg = aacRtpConfig(parseFmtp(track.codec.fmtp ?? ''), track.codec.clockRate);
+      if ('unsupported' in cfg) throw new Error(`AAC track with ${cfg.unsupported}: trackFromMedia should have refused it`);
+      const d = new AacDepacketizer(cfg, (u) => onFrame({ track, timestamp: u.timestamp, keyframe: true, data: [u.data] }));
       this.#depacketize = (pkt) => d.push(pkt);
     } else {
       const d = new AudioDepacketizer((u) => onFrame({ track, timestamp: u.timestamp, keyframe: true, data: [u.data] }));

@@ -6,6 +6,8 @@ import { Owned } from '../core/owned.js';
 import { DEFAULT_CONNECTION_OPTIONS, RtspConnection, type ConnectionHost, type ConnectionOptions } from './connection.js';
 import { RtspListenError } from './errors.js';
 import { PublishSlot } from './publish-slot.js';
+import { AuthChecker, type Credentials } from './auth.js';
+import type { PlayerContext, PlayerFactory, RtspPlayer } from './player.js';
 
 export { PublishSlot } from './publish-slot.js';
 
@@ -29,15 +31,20 @@ export function parseListenAddress(text: string): ListenAddress {
 export interface RtspServerOptions {
   listen: string;
   connection?: Partial<ConnectionOptions>;
+  /** rtsp.username/password: players (not ffmpeg's one-time publish paths) must present them. */
+  auth?: Credentials;
+  /** Makes the player of a DESCRIBE (src/outputs/rtsp.ts); without it players get 404. */
+  players?: PlayerFactory;
 }
 
 const PUBLISH_PREFIX = '/_publish/';
 
 /**
- * camrelay's RTSP server. Now: receives what ffmpeg children publish (ANNOUNCE/RECORD over TCP)
- * into one-time paths. Owns the listening socket and every connection (closed with it); publish
- * slots belong to whoever asked for them, but a closing server closes them too, with an error,
- * as nothing can publish into them any more.
+ * camrelay's RTSP server. Receives what ffmpeg children publish (ANNOUNCE/RECORD over TCP) into
+ * one-time paths, and serves every stream to players (DESCRIBE/SETUP/PLAY over TCP interleaved
+ * or UDP) at `/<stream>`. Owns the listening socket and every connection (closed with it; each
+ * connection owns its player); publish slots belong to whoever asked for them, but a closing
+ * server closes them too, with an error, as nothing can publish into them any more.
  */
 export class RtspServer extends Owned implements ConnectionHost {
   readonly #address: ListenAddress;
@@ -49,13 +56,23 @@ export class RtspServer extends Owned implements ConnectionHost {
   #port: number | undefined;
   #log: Logger;
   #listening: Promise<void> | undefined;
+  readonly auth: AuthChecker | undefined;
+  readonly #credentials: Credentials | undefined;
+  readonly #players: PlayerFactory | undefined;
 
   constructor(opts: RtspServerOptions) {
     const address = parseListenAddress(opts.listen);
     super('RtspServer');
     this.#address = address;
     this.#listenText = opts.listen.trim() || '127.0.0.1:0';
-    this.#connOpts = { ...DEFAULT_CONNECTION_OPTIONS, ...opts.connection };
+    const conn = { ...DEFAULT_CONNECTION_OPTIONS, ...opts.connection };
+    // A player keeps its connection alive with keep-alives within the session timeout; the
+    // connection's own silence limit must not cut it shorter.
+    if (opts.connection?.idleTimeoutMs === undefined) conn.idleTimeoutMs = Math.max(conn.idleTimeoutMs, conn.sessionTimeoutMs + 10_000);
+    this.#connOpts = conn;
+    this.#credentials = opts.auth;
+    this.auth = opts.auth ? new AuthChecker(opts.auth) : undefined;
+    this.#players = opts.players;
     this.#log = rootLog.child({ component: 'rtsp-server' });
     this.#server = createServer((socket) => this.#accept(socket));
     // Errors while binding go to listen()'s caller; this one is for a failing socket afterwards.
@@ -116,6 +133,22 @@ export class RtspServer extends Owned implements ConnectionHost {
       if (this.#slots.get(path) === slot) this.#slots.delete(path);
     });
     return slot;
+  }
+
+  /**
+   * A URL of this server for a local client of ours (an ffmpeg transcode reading another stream),
+   * with the configured credentials in it when players need them.
+   */
+  internalUrl(url: string): string {
+    const c = this.#credentials;
+    if (!c) return url;
+    const userinfo = `${encodeURIComponent(c.username)}:${encodeURIComponent(c.password)}@`;
+    return url.replace(/^(rtsps?:\/\/)/i, `$1${userinfo}`);
+  }
+
+  openPlayer(ctx: PlayerContext): RtspPlayer | undefined {
+    if (this.closed) return undefined;
+    return this.#players?.open(ctx);
   }
 
   claimPublishPath(path: string, conn: RtspConnection): PublishSlot | undefined {

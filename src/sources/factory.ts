@@ -1,18 +1,24 @@
 import { SourceError } from '../core/errors.js';
+import { maskCredentials } from '../core/log.js';
 import type { Source, SourceFactory } from '../core/source.js';
+import type { RtspClientOptions } from '../rtsp/client.js';
 import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
+import { RtspSource } from './rtsp.js';
 
 /** The URL schemes a stream's sources may use (served at /api/schemes later). */
-export const SCHEMES = ['ffmpeg', 'rtsp', 'rtsps'] as const;
+export const SCHEMES = ['ffmpeg', 'rtsp', 'rtsps', 'rtspx'] as const;
 
-export function createSourceFactory(ffmpeg: FfmpegContext): SourceFactory {
+/**
+ * `rtsp` tunes the native RTSP client (timeouts); cameras are pulled without ffmpeg. To pull one
+ * through ffmpeg anyway (a camera whose RTSP only ffmpeg copes with), write `ffmpeg:rtsp://…`.
+ */
+export function createSourceFactory(ffmpeg: FfmpegContext, rtsp: Partial<RtspClientOptions> = {}): SourceFactory {
   return (url: string, streamName: string): Source => {
     if (url.startsWith('ffmpeg:')) return new FfmpegSource(url, ffmpeg, streamName);
-    // Until the native RTSP client lands (issue 3), cameras are pulled through ffmpeg, copying video.
-    if (/^rtsps?:\/\//i.test(url)) return new FfmpegSource(url, ffmpeg, streamName, `ffmpeg:${url}#video=copy#audio=opus`);
+    if (/^rtsp[sx]?:\/\//i.test(url)) return new RtspSource(url, streamName, rtsp);
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
     throw new SourceError(
-      scheme ? `unsupported source scheme "${scheme}:" (supported: ${SCHEMES.join(', ')})` : `unsupported source "${url}"`,
+      scheme ? `unsupported source scheme "${scheme}:" (supported: ${SCHEMES.join(', ')})` : `unsupported source "${maskCredentials(url)}"`,
       true,
     );
   };

@@ -50,7 +50,8 @@ export class FfmpegSource extends Owned implements Source {
     const args = buildFfmpegArgs(this.spec, slot.url, {
       ...this.ctx.args,
       output: 'rtsp',
-      streamUrl: (name, kinds) => loopbackStreamUrl(port, name, kinds),
+      // With rtsp.username set, our own server wants them from this reader too.
+      streamUrl: (name, kinds) => this.ctx.rtsp.internalUrl(loopbackStreamUrl(port, name, kinds)),
     });
     this.#log.debug({ args: args.map(maskCredentials) }, 'spawning ffmpeg');
     const child = new ChildProcessOwner({ bin: this.ctx.bin, args, label: 'ffmpeg', grace: this.ctx.grace });

@@ -20,6 +20,8 @@ export class CamrelayProcess {
   readonly logs: LogLine[] = [];
   private listeners = new Set<(l: LogLine) => void>();
   port = 0;
+  /** The RTSP server's port, from its "RTSP server listening" log line. */
+  rtspPort = 0;
   private exitCode: Promise<number | null>;
 
   private constructor(
@@ -43,8 +45,22 @@ export class CamrelayProcess {
   /** Starts camrelay on `yaml` (api.listen and rtsp.listen are set to free loopback ports). */
   static async start(yaml: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CamrelayProcess> {
     const dir = mkdtempSync(path.join(tmpdir(), 'camrelay-test-'));
+    writeFileSync(path.join(dir, 'config.yaml'), yaml);
+    return CamrelayProcess.#startIn(dir, opts);
+  }
+
+  get configFile(): string {
+    return path.join(this.dir, 'config.yaml');
+  }
+
+  /** Stops this process (SIGTERM) and starts a new one on the same config file. */
+  async restart(): Promise<CamrelayProcess> {
+    await this.stop(10000, { keepDir: true });
+    return CamrelayProcess.#startIn(this.dir, {});
+  }
+
+  static async #startIn(dir: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<CamrelayProcess> {
     const file = path.join(dir, 'config.yaml');
-    writeFileSync(file, yaml);
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), '--config', file, '--log-level', 'debug'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,6 +72,8 @@ export class CamrelayProcess {
     try {
       const ready = await p.waitLog((l) => l.msg === 'api listening', opts.timeoutMs ?? 15000);
       p.port = Number(String(ready.listen).split(':').pop());
+      const rtsp = await p.waitLog((l) => l.msg === 'RTSP server listening', 1000);
+      p.rtspPort = Number(String(rtsp.address).split(':').pop());
       await p.waitLog((l) => l.msg === 'camrelay ready', 5000);
     } catch (e) {
       child.kill('SIGKILL');
@@ -151,21 +169,24 @@ export class CamrelayProcess {
   }
 
   /** SIGTERM and wait for the exit code; SIGKILL after `ms`. */
-  async stop(ms = 10000): Promise<number | null> {
+  async stop(ms = 10000, opts: { keepDir?: boolean } = {}): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     const t = setTimeout(() => this.child.kill('SIGKILL'), ms);
     const code = await this.exitCode;
     clearTimeout(t);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
     return code;
   }
 }
 
-/** A config for tests: loopback only, free ports, short timeouts. */
-export function testConfig(streams: Record<string, string>, extra = ''): string {
+/**
+ * A config for tests: loopback only, free ports, short timeouts. `rtsp` adds settings to the
+ * rtsp block (flow-mapping text, e.g. 'session_timeout: 3s').
+ */
+export function testConfig(streams: Record<string, string>, extra = '', rtsp = ''): string {
   const lines = Object.entries(streams).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
   return `api: { listen: "127.0.0.1:0" }
-rtsp: { listen: "127.0.0.1:0" }
+rtsp: { listen: "127.0.0.1:0"${rtsp ? `, ${rtsp}` : ''} }
 webrtc:
   loopback_only: true
   timeouts: { connect: 3s, disconnect: 2s }

@@ -11,6 +11,7 @@ export class Viewer {
   audio: RtpPacket[] = [];
   /** Where DELETE ends the session (WHEP-style answers). */
   location: string | undefined;
+  private gathering: Promise<void> = Promise.resolve();
 
   constructor(audioMime: 'audio/opus' | 'audio/PCMA' | 'audio/PCMU' | 'audio/G722' = 'audio/opus') {
     const opus = audioMime === 'audio/opus';
@@ -43,6 +44,27 @@ export class Viewer {
   async offer(): Promise<string> {
     await this.pc.setLocalDescription(await this.pc.createOffer());
     return this.pc.localDescription!.sdp;
+  }
+
+  /**
+   * Trickle ICE as a browser does it: the offer comes back before gathering (without candidates),
+   * and each local candidate line ("candidate:…") goes to `onCandidate` as it is found, '' once
+   * gathering is done (go2rtc's player sends '' too).
+   */
+  async offerTrickle(onCandidate: (candidate: string) => void): Promise<string> {
+    const offer = await this.pc.createOffer();
+    this.pc.onIceCandidate.subscribe((c) => onCandidate(c?.candidate ?? ''));
+    // werift gathers inside setLocalDescription; close() waits for it (sockets it binds late leak).
+    this.gathering = this.pc.setLocalDescription(offer).then(
+      () => undefined,
+      () => undefined,
+    );
+    return offer.sdp;
+  }
+
+  /** A remote candidate line from trickle signalling, for the first m-line (bundled). */
+  addCandidate(candidate: string): Promise<void> {
+    return this.pc.addIceCandidate({ candidate, sdpMid: '0' });
   }
 
   answer(sdp: string): Promise<void> {
@@ -86,8 +108,9 @@ export class Viewer {
     return [...byTs.values()].some((s) => s.has(7) && s.has(8) && s.has(5));
   }
 
-  close(): Promise<void> {
-    return this.pc.close();
+  async close(): Promise<void> {
+    await this.gathering;
+    await this.pc.close();
   }
 }
 

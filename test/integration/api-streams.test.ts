@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { waitFor } from '../helpers/wait.js';
+import { request } from '../helpers/http.js';
 
 const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
 
@@ -63,6 +65,44 @@ test('sources we cannot run, or that would let the network reach local files, ge
     assert.equal(badName.status, 400);
     assert.equal(readFileSync(app.configFile, 'utf8'), before, 'nothing was written');
     assert.deepEqual(Object.keys((await app.json<Record<string, unknown>>('/api/streams')).body), []);
+  } finally {
+    await app.stop();
+  }
+});
+
+test('preload keeps a source running with no viewer, survives a restart, and DELETE stops it', { timeout: 60000 }, async () => {
+  let app = await CamrelayProcess.start(testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264' }));
+  try {
+    assert.equal(app.children().length, 0);
+    assert.equal((await app.json('/api/preload?src=demo&video&audio', { method: 'PUT' })).status, 200);
+    assert.deepEqual((await app.json('/api/preload')).body, { demo: 'video&audio' });
+    await waitFor('preloaded source running', async () => app.children().length === 1 && (await app.json<{ state: string }>('/api/streams?src=demo')).body.state === 'live', 5000);
+    assert.match(readFileSync(app.configFile, 'utf8'), /preload:\n\s+demo: video&audio/);
+
+    app = await app.restart();
+    await waitFor('preload restored after restart', () => app.children().length === 1, 5000);
+    assert.equal((await app.json('/api/preload?src=demo', { method: 'DELETE' })).status, 200);
+    await waitFor('source stopped', () => app.children().length === 0, 2000);
+    assert.deepEqual((await app.json('/api/preload')).body, {});
+    assert.doesNotMatch(readFileSync(app.configFile, 'utf8'), /demo: video&audio/);
+    assert.equal((await app.json('/api/preload?src=nope', { method: 'PUT' })).status, 404);
+  } finally {
+    await app.stop();
+  }
+});
+
+test('with api.username/password set, every call needs Basic auth', { timeout: 30000 }, async () => {
+  const yaml = testConfig({}).replace('api: { listen: "127.0.0.1:0" }', 'api: { listen: "127.0.0.1:0", username: admin, password: "s3cret" }');
+  const app = await CamrelayProcess.start(yaml);
+  try {
+    const basic = (u: string, p: string) => ({ authorization: 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64') });
+    for (const path of ['/api', '/api/streams', '/', '/api/frame.jpeg?src=x', '/api/debug/objects']) {
+      const r = await request(app.base + path);
+      assert.equal(r.status, 401, path);
+      assert.equal(r.headers['www-authenticate'], 'Basic realm="camrelay"');
+    }
+    assert.equal((await app.json('/api', { headers: basic('admin', 'wrong') })).status, 401);
+    assert.equal((await app.json('/api', { headers: basic('admin', 's3cret') })).status, 200);
   } finally {
     await app.stop();
   }

@@ -116,6 +116,8 @@ test('good documents', { timeout: 5000 }, () => {
           ffmpeg: { stopGrace: { quit: 300, term: 500 } },
           log: { level: 'info' },
           streams: {},
+          preload: {},
+          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 } },
         });
       },
     },

@@ -57,7 +57,7 @@ const codecCases: Array<{ name: string; m: string; codec?: string; clockRate?: n
   { name: 'lower-case opus', m: 'm=audio 0 RTP/AVP 111\na=rtpmap:111 opus/48000/2\na=fmtp:111 sprop-stereo=0', codec: 'OPUS', clockRate: 48000, channels: 2, track: 'audio:OPUS/48000/2' },
   { name: 'H.264', m: 'm=video 0 RTP/AVP 96\na=rtpmap:96 H264/90000', codec: 'H264', clockRate: 90000, track: 'video:H264/90000/-' },
   { name: 'AAC (not carried)', m: 'm=audio 0 RTP/AVP 97\na=rtpmap:97 MPEG4-GENERIC/44100/2', codec: 'MPEG4-GENERIC', clockRate: 44100, channels: 2 },
-  { name: 'H.265 (not carried yet)', m: 'm=video 0 RTP/AVP 96\na=rtpmap:96 H265/90000', codec: 'H265', clockRate: 90000 },
+  { name: 'H.265', m: 'm=video 0 RTP/AVP 96\na=rtpmap:96 H265/90000', codec: 'H265', clockRate: 90000, track: 'video:H265/90000/-' },
   { name: 'first of several formats', m: 'm=audio 0 RTP/AVP 0 8 101\na=rtpmap:101 telephone-event/8000', codec: 'PCMU', clockRate: 8000, channels: 1, track: 'audio:PCMU/8000/1' },
   { name: 'unknown dynamic type without rtpmap', m: 'm=video 0 RTP/AVP 96' },
   { name: 'H264 rtpmap in an audio section', m: 'm=audio 0 RTP/AVP 96\na=rtpmap:96 H264/90000', codec: 'H264', clockRate: 90000 },

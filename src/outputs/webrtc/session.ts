@@ -2,7 +2,7 @@
 // (and audio when both sides have a codec in common) and sends the stream's frames as RTP.
 // Liveness is ours, not the library's (DESIGN.md): connect timeout, disconnect timeout on inbound
 // silence, and an explicit close when the connection reports disconnected/failed/closed.
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
 import { log, type Logger } from '../../core/log.js';
@@ -10,6 +10,7 @@ import { describeTrack, type Codec, type Frame, type MediaRequest, type Track } 
 import type { Consumer, ConsumerInfo } from '../../core/consumer.js';
 import { packetizeH264Frame, type RtpPayload } from '../../rtp/h264-packetizer.js';
 import { packetizeAudioFrame } from '../../rtp/audio-packetizer.js';
+import { RtpTimeline } from '../../rtp/timeline.js';
 import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer } from './backend.js';
 import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
 import { weriftBackend } from './werift-backend.js';
@@ -37,10 +38,7 @@ const MAX_PENDING_WRITES = 2048;
 
 /** Per viewer and kind: the RTP header fields that are this viewer's own. */
 class RtpLane {
-  #seq = randomInt(0x10000);
-  #offset = randomInt(2 ** 32);
-  #lastTrack: Track | undefined;
-  #lastTs = 0;
+  #timeline: RtpTimeline;
   packets = 0;
   bytes = 0;
 
@@ -48,24 +46,19 @@ class RtpLane {
     readonly out: SendTrack,
     readonly codec: Pick<Codec, 'name' | 'clockRate'>,
     readonly description: string,
-  ) {}
+  ) {
+    this.#timeline = new RtpTimeline(codec.clockRate);
+  }
 
   accepts(t: Track): boolean {
     return t.codec.name === this.codec.name && t.codec.clockRate === this.codec.clockRate;
   }
 
   send(frame: Frame, payloads: readonly RtpPayload[]): void {
-    if (this.#lastTrack && frame.track !== this.#lastTrack) {
-      // A new source (reconnect) starts its own timeline: continue ours a little after the last
-      // packet instead of jumping, which would stall the viewer's jitter buffer.
-      this.#offset = this.#lastTs + Math.round(this.codec.clockRate / 50) - frame.timestamp;
-    }
-    this.#lastTrack = frame.track;
-    this.#lastTs = frame.timestamp + this.#offset;
-    const timestamp = ((this.#lastTs % 2 ** 32) + 2 ** 32) % 2 ** 32;
+    // The timeline keeps numbering continuous when a reconnect brings a new source.
+    const timestamp = this.#timeline.timestamp(frame);
     for (const p of payloads) {
-      this.out.write({ payload: p.payload, marker: p.marker, sequenceNumber: this.#seq, timestamp });
-      this.#seq = (this.#seq + 1) & 0xffff;
+      this.out.write({ payload: p.payload, marker: p.marker, sequenceNumber: this.#timeline.nextSequence(), timestamp });
       this.packets++;
       this.bytes += 12 + p.payload.length;
     }

@@ -1,0 +1,226 @@
+// One signalling WebSocket (/api/ws?src=NAME): answers WebRTC offers with trickle ICE the way
+// go2rtc does. The socket is only the signalling channel: a session it opened belongs to the
+// SessionTable from the answer on, and lives on after the socket closes (Home Assistant closes it
+// as soon as it has the answer); only a socket that closes before the answer aborts the open.
+import type { IncomingMessage } from 'node:http';
+import type { RawData, WebSocket } from 'ws';
+import { Owned } from '../core/owned.js';
+import { errorMessage as messageOf } from '../core/errors.js';
+import { log, type Logger } from '../core/log.js';
+import { WebRtcSession } from '../outputs/webrtc/session.js';
+import type { WebRtcContext } from './routes-webrtc.js';
+import { MessageError, answerMessage, candidateMessage, errorMessage, parseMessage, type Incoming } from './ws-messages.js';
+
+/** Remote candidates held while no session can take them yet (before or during the open). */
+export const MAX_BUFFERED_CANDIDATES = 64;
+/** How long a closing handshake may take before the socket is cut. */
+const CLOSE_GRACE_MS = 1000;
+
+type Offer = Extract<Incoming, { kind: 'offer' }>;
+
+let counter = 0;
+
+export class WsConnection extends Owned {
+  readonly id = `ws${++counter}`;
+  readonly src: string;
+  #ws: WebSocket;
+  #log: Logger;
+  #remoteAddr: string | undefined;
+  #userAgent: string | undefined;
+  /** The open in progress (at most one per socket), and its settling for done. */
+  #opening: AbortController | undefined;
+  #pendingOpen: Promise<void> = Promise.resolve();
+  /** The session this socket answered last: where trickled candidates go. Not owned. */
+  #session: WebRtcSession | undefined;
+  #unsubscribe: (() => void)[] = [];
+  #buffered: (string | null)[] = [];
+  /** Remote candidates are applied one after another, in the order they came. */
+  #applying: Promise<void> = Promise.resolve();
+  #graceTimer: NodeJS.Timeout | undefined;
+  #socketClosed: Promise<void>;
+  #closeCode = 1001;
+  /** Ids of the sessions this socket opened, for its closing log line. */
+  #opened: string[] = [];
+
+  constructor(
+    ws: WebSocket,
+    req: IncomingMessage,
+    url: URL,
+    private readonly ctx: WebRtcContext,
+  ) {
+    super('WsConnection');
+    this.#ws = ws;
+    this.src = url.searchParams.get('src') ?? '';
+    this.#remoteAddr = req.socket.remoteAddress;
+    this.#userAgent = req.headers['user-agent'];
+    this.#log = log.child({ ws: this.id, stream: this.src });
+    this.#socketClosed = new Promise((resolve) => ws.once('close', () => resolve()));
+    ws.on('message', (data: RawData) => this.#onMessage(data));
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#log.debug({ code, reason: reason.toString() }, 'ws closed by peer');
+      this.close();
+    });
+    // Oversized frames (maxPayload) and protocol errors arrive here; ws closes the socket itself.
+    ws.on('error', (e: Error) => {
+      this.#log.info({ err: e.message }, 'ws error');
+      this.close(e);
+    });
+    this.#log.info({ remote: this.#remoteAddr, user_agent: this.#userAgent, dst: url.searchParams.get('dst') ?? undefined }, 'ws connected');
+  }
+
+  #onMessage(data: RawData): void {
+    if (this.closed) return;
+    // go2rtc reads text and binary frames alike as JSON.
+    const text = (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)).toString('utf8');
+    let msg: Incoming;
+    try {
+      msg = parseMessage(text);
+    } catch (e) {
+      const err = e instanceof MessageError ? e : new MessageError('webrtc', messageOf(e), true);
+      this.#sendError(err.prefix, err.message);
+      if (err.fatal) this.close(new Error(err.message), 1007);
+      return;
+    }
+    switch (msg.kind) {
+      case 'offer':
+        if (this.#opening) this.#sendError(msg.type, 'an offer is already being answered on this socket');
+        else this.#pendingOpen = this.#answer(msg);
+        break;
+      case 'candidate':
+        this.#remoteCandidate(msg.candidate);
+        break;
+      case 'unknown':
+        this.#sendError(msg.type || 'ws', 'unsupported message type (camrelay answers webrtc, webrtc/offer and webrtc/candidate)');
+        break;
+    }
+  }
+
+  async #answer(offer: Offer): Promise<void> {
+    const p = offer.type;
+    const stream = this.src ? this.ctx.registry.get(this.src) : undefined;
+    if (!stream) {
+      this.#sendError(p, this.src ? `stream not found: ${this.src}` : 'missing ?src=<stream name> (publishing with ?dst= is not supported)');
+      this.close(new Error('stream not found'), 1000);
+      return;
+    }
+    // A new offer on the same socket is the same viewer starting over (DESIGN rule 5).
+    this.#dropSession('replaced by a new offer on the same WebSocket');
+    const ac = new AbortController();
+    this.#opening = ac;
+    const settings = offer.iceServers ? { ...this.ctx.settings, iceServers: offer.iceServers } : this.ctx.settings;
+    try {
+      const { session, answer } = await WebRtcSession.open(stream, offer.sdp, settings, {
+        trickle: true,
+        remoteAddr: this.#remoteAddr,
+        userAgent: this.#userAgent,
+        signal: ac.signal,
+      });
+      if (ac.signal.aborted) {
+        session.close(new Error('viewer left before the answer'));
+        return;
+      }
+      this.ctx.sessions.add(session);
+      this.#session = session;
+      this.#opened.push(session.id);
+      this.#ws.send(answerMessage(p, answer));
+      this.#log.info({ session: session.id, form: p, ice_servers: offer.iceServers?.length }, 'ws webrtc answered');
+      this.#flushCandidates(session);
+      // go2rtc sends each local candidate as it is found, and nothing at the end of gathering.
+      this.#unsubscribe.push(
+        session.onLocalCandidate((c) => {
+          if (c && this.#ws.readyState === this.#ws.OPEN) this.#ws.send(candidateMessage(c.candidate));
+        }),
+      );
+      const forget = () => {
+        if (this.#session === session) this.#session = undefined;
+      };
+      session.once('close', forget);
+      this.#unsubscribe.push(() => session.off('close', forget));
+    } catch (e) {
+      if (ac.signal.aborted || this.closed) {
+        this.#log.debug({ err: messageOf(e) }, 'ws webrtc open abandoned: the socket closed before the answer');
+        return;
+      }
+      this.#log.info({ err: messageOf(e) }, 'ws webrtc session not opened');
+      // go2rtc keeps the socket after a failed offer; the client may try again.
+      this.#sendError(p, messageOf(e));
+    } finally {
+      if (this.#opening === ac) this.#opening = undefined;
+    }
+  }
+
+  #remoteCandidate(candidate: string | null): void {
+    const session = this.#session;
+    if (session && !this.#opening) {
+      this.#apply(session, candidate, false);
+      return;
+    }
+    // Before the answer (or before any offer, as go2rtc allows): held for the next session.
+    if (this.#buffered.length >= MAX_BUFFERED_CANDIDATES) {
+      this.#log.warn({ candidate }, `ws: more than ${MAX_BUFFERED_CANDIDATES} candidates before the answer; dropped`);
+      return;
+    }
+    this.#buffered.push(candidate);
+  }
+
+  #flushCandidates(session: WebRtcSession): void {
+    const held = this.#buffered;
+    this.#buffered = [];
+    for (const c of held) this.#apply(session, c, true);
+  }
+
+  #apply(session: WebRtcSession, candidate: string | null, buffered: boolean): void {
+    this.#applying = this.#applying.then(async () => {
+      try {
+        // go2rtc passes the bare line (pion bundles everything on one transport): the first m-line's.
+        await session.addRemoteCandidate(candidate === null ? null : { candidate, sdpMLineIndex: 0 });
+        this.#log.debug({ session: session.id, candidate, buffered }, 'ws remote candidate applied');
+      } catch (e) {
+        // Like go2rtc, a candidate the peer cannot use (mDNS, another family) is no error for the client.
+        this.#log.debug({ session: session.id, candidate, err: messageOf(e) }, 'ws remote candidate not applied');
+      }
+    });
+  }
+
+  #sendError(prefix: string, reason: string): void {
+    this.#log.info({ error: `${prefix}: ${reason}` }, 'ws error sent');
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(errorMessage(prefix, reason));
+  }
+
+  /** Stops following the last session, and closes it: its viewer has started over. */
+  #dropSession(why: string): void {
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    const s = this.#session;
+    this.#session = undefined;
+    if (s && !s.closed) s.close(new Error(why));
+  }
+
+  /** `code` is the WebSocket close code sent to the client (1001 = going away, server shutdown). */
+  override close(reason?: Error, code = 1001): void {
+    if (!this.closed) this.#closeCode = code;
+    super.close(reason);
+  }
+
+  protected onClose(reason?: Error): Promise<void> {
+    // A socket that goes before the answer takes its open with it; one that goes after does not.
+    this.#opening?.abort();
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    this.#session = undefined;
+    this.#buffered = [];
+    const ws = this.#ws;
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
+      // A close reason is limited to 123 bytes: ASCII only, so that characters count as bytes.
+      ws.close(this.#closeCode, (reason?.message ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 120));
+      this.#graceTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+    }
+    this.#log.info({ reason: reason?.message, sessions: this.#opened }, 'ws session ended');
+    const socketGone = this.#socketClosed.then(() => {
+      clearTimeout(this.#graceTimer);
+      this.#graceTimer = undefined;
+      ws.removeAllListeners('message');
+    });
+    return Promise.all([socketGone, this.#pendingOpen.catch(() => undefined)]).then(() => undefined);
+  }
+}
