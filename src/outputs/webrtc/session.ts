@@ -30,6 +30,8 @@ export interface SessionMeta {
 
 export interface AttachableStream {
   attach(c: Consumer): Promise<Track[]>;
+  /** Every track the stream has, to say what it offers when none fits the viewer. */
+  readonly tracks?: readonly Track[];
   name: string;
 }
 
@@ -125,7 +127,7 @@ export class WebRtcSession extends Owned implements Consumer {
       if (meta.signal?.aborted) throw new Error('viewer left before the answer');
       const tracks = await stream.attach(session);
       session.#assertOpen();
-      const answer = await session.#negotiate(offerSdp, tracks, meta.trickle ?? false);
+      const answer = await session.#negotiate(offerSdp, tracks, meta.trickle ?? false, stream.tracks);
       session.#log.info(
         { remote: meta.remoteAddr, video: session.#video?.description, audio: session.#audio?.description },
         'webrtc session opened',
@@ -141,12 +143,12 @@ export class WebRtcSession extends Owned implements Consumer {
     }
   }
 
-  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean): Promise<string> {
+  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean, all?: readonly Track[]): Promise<string> {
     const videoTrack = tracks.find((t) => t.kind === 'video' && t.codec.name === 'H264');
     const video = chooseVideo(this.offer, videoTrack);
     const audio = chooseAudio(this.offer, tracks);
     if (!video && !audio) {
-      const have = tracks.map(describeTrack).join(', ') || 'no tracks';
+      const have = (all ?? tracks).map(describeTrack).join(', ') || 'no tracks';
       const want = [...(this.request.video ?? []), ...(this.request.audio ?? [])].join(', ');
       throw new OfferError(`stream "${this.streamName}" has ${have}; the offer accepts ${want}`);
     }
