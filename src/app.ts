@@ -17,6 +17,8 @@ import { streamsRoutes } from './api/routes-streams.js';
 import { mediaRoutes } from './api/routes-media.js';
 import { preloadRoutes } from './api/routes-preload.js';
 import { PreloadTable } from './outputs/preload.js';
+import { basicAuthOk } from './api/auth.js';
+import type { IncomingMessage } from 'node:http';
 import { ConfigStore } from './config/save.js';
 import type { WebRtcSession } from './outputs/webrtc/session.js';
 import type { WebRtcSettings } from './outputs/webrtc/settings.js';
@@ -86,7 +88,14 @@ export class Camrelay {
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
     );
-    const ws = new WsSignalling(api.http, { registry, sessions, settings: webrtc });
+    const creds = api.credentials;
+    // Upgrades bypass express: the same Basic auth is checked here.
+    const ws = new WsSignalling(api.http, {
+      registry,
+      sessions,
+      settings: webrtc,
+      ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
+    });
     const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads });
     try {
       await rtsp.listen();

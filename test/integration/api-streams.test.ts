@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { request } from '../helpers/http.js';
+import { WebSocket } from 'ws';
 
 const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
 
@@ -103,6 +104,22 @@ test('with api.username/password set, every call needs Basic auth', { timeout: 3
     }
     assert.equal((await app.json('/api', { headers: basic('admin', 'wrong') })).status, 401);
     assert.equal((await app.json('/api', { headers: basic('admin', 's3cret') })).status, 200);
+    // The signalling WebSocket is behind the same credentials.
+    const upgrade = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${app.port}/api/ws?src=x`, { headers });
+        ws.once('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.once('open', () => {
+          resolve(101);
+          ws.close();
+        });
+        ws.once('error', (e) => reject(e));
+      });
+    assert.equal(await upgrade({}), 401);
+    assert.equal(await upgrade(basic('admin', 's3cret')), 101);
   } finally {
     await app.stop();
   }
