@@ -3,6 +3,12 @@
 export type Kind = 'video' | 'audio';
 export type CodecName = 'H264' | 'H265' | 'OPUS' | 'PCMA' | 'PCMU' | 'AAC';
 
+/** Every codec camrelay carries, per kind. */
+export const ALL_CODECS: Record<Kind, CodecName[]> = {
+  video: ['H264', 'H265'],
+  audio: ['OPUS', 'AAC', 'PCMA', 'PCMU'],
+};
+
 export interface Codec {
   name: CodecName;
   /** RTP clock rate, e.g. 90000 for video, 48000 for Opus, 8000 for G.711. */

@@ -3,7 +3,7 @@ import { Backoff, type BackoffSettings } from './backoff.js';
 import { SourceError, StartTimeoutError, StreamClosedError, errorMessage } from './errors.js';
 import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
-import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from './media.js';
+import { ALL_CODECS, describeTrack, type Frame, type Kind, type MediaRequest, type Track } from './media.js';
 import type { Source, SourceFactory } from './source.js';
 
 export interface StreamSettings {
@@ -17,6 +17,12 @@ export interface StreamSettings {
 export type StreamState = 'idle' | 'starting' | 'live' | 'backoff' | 'stopping';
 
 const KINDS: Kind[] = ['video', 'audio'];
+
+/** The kinds an `ffmpeg:<stream>#video=…#audio=…` transcode reads: those it names, else both. */
+function loopKinds(url: string): Kind[] {
+  const named = KINDS.filter((k) => url.includes(`#${k}=`));
+  return named.length > 0 ? named : KINDS;
+}
 
 interface Waiter {
   resolve: (tracks: Track[]) => void;
@@ -206,12 +212,22 @@ export class Stream extends Owned {
       this.#primaryFailed(new SourceError(`stream "${this.name}" has no source`, true));
       return;
     }
-    this.#startRun(0, this.#wanted());
+    this.#startRun(0, this.#wanted(KINDS, true));
   }
 
-  /** The union of what the external consumers accept, per kind (optionally only some kinds). */
-  #wanted(kinds: Kind[] = KINDS): MediaRequest {
+  /**
+   * The union of what the external consumers accept, per kind (optionally only some kinds). For
+   * the primary, also every codec of the kinds a transcode of this stream reads: the camera's
+   * AAC is what `ffmpeg:<name>#audio=opus` turns into Opus, though no viewer takes AAC itself.
+   */
+  #wanted(kinds: Kind[] = KINDS, forTranscodes = false): MediaRequest {
     const want: MediaRequest = {};
+    if (forTranscodes) {
+      for (let i = 1; i < this.sources.length; i++) {
+        if (!this.isLoopSource(i)) continue;
+        for (const kind of loopKinds(this.sources[i]!)) if (kinds.includes(kind)) want[kind] = [...ALL_CODECS[kind]];
+      }
+    }
     for (const c of this.#consumers.keys()) {
       if (c.internal) continue;
       for (const kind of kinds) {
@@ -437,7 +453,7 @@ export class Stream extends Owned {
     // Secondaries that consumers were using come back once the primary is live.
     this.#resume.clear();
     for (const a of this.#consumers.values()) for (const i of a.from.values()) if (i > 0) this.#resume.add(i);
-    this.#startRun(0, this.#wanted());
+    this.#startRun(0, this.#wanted(KINDS, true));
   }
 
   /** Closes every running source and forgets pending retries. */

@@ -108,6 +108,7 @@ const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
 export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
   readonly id = randomBytes(9).toString('base64url');
   readonly request: MediaRequest;
+  readonly internal: boolean;
   readonly createdAt = Date.now();
   /** Why the session ended, for logs and the API; undefined while open. */
   closeReason: string | undefined;
@@ -126,6 +127,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
   ) {
     super('RtspConsumer');
     this.request = ctx.request;
+    this.internal = ctx.internal ?? false;
     this.#log = log.child({ stream: stream.name, session: this.id, remote: ctx.remote });
   }
 

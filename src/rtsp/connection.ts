@@ -284,6 +284,7 @@ export class RtspConnection extends Owned {
     const player = this.host.openPlayer({
       stream: target.name,
       request: target.request,
+      internal: target.internal,
       remoteAddress: plainAddress(socket.remoteAddress),
       remote: this.remote,
       localAddress: plainAddress(socket.localAddress),

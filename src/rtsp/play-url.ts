@@ -1,11 +1,9 @@
 // What a player's RTSP URL asks for: `rtsp://host:8554/<stream>[?query]`, with go2rtc's query
 // form (`?video&audio`, `?video=h264,h265`, `?audio=opus`) selecting the media and codecs.
-import type { CodecName, Kind, MediaRequest } from '../core/media.js';
+import { isInternalQuery } from '../core/internal.js';
+import { ALL_CODECS, type CodecName, type MediaRequest } from '../core/media.js';
 
-export const ALL_CODECS: Record<Kind, CodecName[]> = {
-  video: ['H264', 'H265'],
-  audio: ['OPUS', 'AAC', 'PCMA', 'PCMU'],
-};
+export { ALL_CODECS };
 
 // Names go2rtc accepts in a query, as camrelay's codecs.
 const ALIASES: Record<string, CodecName> = {
@@ -24,6 +22,8 @@ export interface PlayTarget {
   /** The stream name, percent-decoded. */
   name: string;
   request: MediaRequest;
+  /** One of our own ffmpeg transcodes reading the stream back (src/core/internal.ts). */
+  internal: boolean;
 }
 
 /** The stream name and media request of a DESCRIBE URL; undefined when it names no stream. */
@@ -40,7 +40,7 @@ export function parsePlayUrl(url: string): PlayTarget | undefined {
     return undefined;
   }
   if (!name) return undefined;
-  return { name, request: parseMediaQuery(query ?? '') };
+  return { name, request: parseMediaQuery(query ?? ''), internal: isInternalQuery(query ?? '') };
 }
 
 /**

@@ -17,6 +17,8 @@ export interface PlayerContext {
   /** The stream name, decoded from the URL. */
   stream: string;
   request: MediaRequest;
+  /** Our own transcode reading the stream back: it must not keep the stream alive. */
+  internal?: boolean;
   /** The client's IP address (IPv4-mapped addresses unwrapped) and ip:port for logs. */
   remoteAddress: string;
   remote: string;

@@ -1,4 +1,5 @@
 import { Owned } from '../core/owned.js';
+import { markInternal } from '../core/internal.js';
 import { SourceError, errorMessage } from '../core/errors.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
 import type { Frame, Track } from '../core/media.js';
@@ -51,7 +52,7 @@ export class FfmpegSource extends Owned implements Source {
       ...this.ctx.args,
       output: 'rtsp',
       // With rtsp.username set, our own server wants them from this reader too.
-      streamUrl: (name, kinds) => this.ctx.rtsp.internalUrl(loopbackStreamUrl(port, name, kinds)),
+      streamUrl: (name, kinds) => this.ctx.rtsp.internalUrl(markInternal(loopbackStreamUrl(port, name, kinds))),
     });
     this.#log.debug({ args: args.map(maskCredentials) }, 'spawning ffmpeg');
     const child = new ChildProcessOwner({ bin: this.ctx.bin, args, label: 'ffmpeg', grace: this.ctx.grace });

@@ -4,11 +4,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { WebSocket, type RawData } from 'ws';
+import { WebSocket } from 'ws';
 import { CamrelayProcess, testConfig, type LogLine } from '../helpers/camrelay-process.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { waitEvent, waitFor } from '../helpers/wait.js';
 import { request } from '../helpers/http.js';
+import { Signalling as SignallingAt, type Msg } from '../helpers/signalling.js';
+
+/** A signalling client for this file's camrelay. */
+class Signalling extends SignallingAt {
+  constructor(src: string, path = '/api/ws') {
+    super(app.port, src, path);
+  }
+}
 
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#video=h264#audio=opus';
 let app: CamrelayProcess;
@@ -45,63 +53,6 @@ async function backToBaseline(what: string, ms = 4000): Promise<void> {
   assert.equal(app.children().length, 0, `${what}: no ffmpeg left`);
   assert.deepEqual(app.sockets(), baseline.sockets, `${what}: sockets`);
   assert.deepEqual(nonZero(await app.objects()), nonZero(baseline.objects), `${what}: live objects`);
-}
-
-interface Msg {
-  type: string;
-  value?: unknown;
-}
-
-/** A signalling client as Home Assistant's go2rtc client is one: JSON text frames on /api/ws. */
-class Signalling {
-  readonly ws: WebSocket;
-  readonly messages: Msg[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  #waiters = new Set<() => void>();
-
-  constructor(src: string, path = '/api/ws') {
-    this.ws = new WebSocket(`ws://127.0.0.1:${app.port}${path}?src=${encodeURIComponent(src)}`);
-    this.ws.on('message', (d: RawData) => {
-      this.messages.push(JSON.parse(d.toString()) as Msg);
-      for (const w of this.#waiters) w();
-    });
-    this.ws.on('error', () => undefined);
-    this.closed = new Promise((resolve) => this.ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
-  }
-
-  async open(): Promise<this> {
-    await waitEvent(this.ws, 'open', 3000);
-    return this;
-  }
-
-  send(m: unknown): void {
-    this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
-  }
-
-  /** The first message (from index `from` on) that matches, waiting for it up to `ms`. */
-  next(match: (m: Msg) => boolean, ms = 8000, from = 0): Promise<Msg> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = this.messages.slice(from).find(match);
-        if (!m) return false;
-        clearTimeout(t);
-        this.#waiters.delete(onMsg);
-        resolve(m);
-        return true;
-      };
-      const onMsg = () => void check();
-      const t = setTimeout(() => {
-        this.#waiters.delete(onMsg);
-        reject(new Error(`no matching message within ${ms} ms; got ${JSON.stringify(this.messages).slice(0, 400)}`));
-      }, ms);
-      if (!check()) this.#waiters.add(onMsg);
-    });
-  }
-
-  close(): Promise<{ code: number; reason: string }> {
-    this.ws.close();
-    return this.closed;
-  }
 }
 
 /** A werift viewer whose offer leaves before gathering; its candidate lines are collected. */

@@ -31,6 +31,7 @@ test('video from the camera and Opus from the second source, which starts only w
   const videoOnly = new TestViewer('v', { video: ['H264'] });
   assert.deepEqual((await stream.attach(videoOnly)).map((t) => t.codec.name), ['H264']);
   assert.equal(transcode().length, 0, 'nobody wants audio yet: no transcode');
+  assert.deepEqual(cam()[0]!.want?.audio, ['OPUS', 'AAC', 'PCMA', 'PCMU'], 'the camera sets up its audio for the transcode that reads it');
 
   const browser = new TestViewer('b', { video: ['H264'], audio: ['OPUS', 'PCMA'] });
   const tracks = await stream.attach(browser);

@@ -1,0 +1,72 @@
+// Issue 4: a scripted client making exactly Home Assistant's calls, in order, against a real
+// RTSP camera with H.264 + AAC (gst-rtsp-server). The second source transcodes this stream's AAC
+// to Opus; the WebRTC peer gets H.264 from the camera and Opus from the transcode, and keeps
+// getting them after the signalling socket closed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { GstCamera } from '../helpers/gst-camera.js';
+import { Signalling } from '../helpers/signalling.js';
+import { Viewer } from '../helpers/werift-viewer.js';
+import { request } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+
+test('Home Assistant\'s calls in order: camera video + transcoded Opus over WebRTC after the socket closed', { timeout: 90000 }, async () => {
+  const camera = await GstCamera.start({ pipeline: 'h264-aac' });
+  const app = await CamrelayProcess.start(testConfig({}));
+  const viewer = new Viewer();
+  try {
+    const api = (await app.json<{ version: string }>('/api')).body;
+    assert.equal(api.version, '1.9.14');
+    const schemes = (await app.json<string[]>('/api/schemes')).body;
+    assert.ok(schemes.includes('rtsp') && schemes.includes('ffmpeg'));
+    assert.deepEqual((await app.json('/api/streams')).body, {});
+
+    const name = 'camera.front_door';
+    const src = [camera.url(), `ffmpeg:${name}#audio=opus#query=log_level=debug`];
+    const put = await request(`${app.base}/api/streams?name=${encodeURIComponent(name)}&${src.map((s) => `src=${encodeURIComponent(s)}`).join('&')}`, { method: 'PUT' });
+    assert.equal(put.status, 200, put.text);
+    const streams = (await app.json<Record<string, { producers: { url: string }[] }>>('/api/streams')).body;
+    assert.deepEqual(streams[name]!.producers.map((p) => p.url), src);
+    assert.equal(app.children().length, 0, 'nothing runs before a viewer');
+
+    // WebRTC over the WebSocket, as Home Assistant's frontend does it through HA.
+    const sig = await new Signalling(app.port, name).open();
+    const lines: string[] = [];
+    const sdp = await viewer.offerTrickle((c) => {
+      if (c) lines.push(c);
+    });
+    sig.send({ type: 'webrtc', value: { type: 'offer', sdp, ice_servers: [] } });
+    const answer = await sig.next((m) => m.type === 'webrtc' && (m.value as { type?: string }).type === 'answer', 20000);
+    const answerSdp = (answer.value as { sdp: string }).sdp;
+    const audioSection = answerSdp.split(/\r\n(?=m=)/).find((m) => m.startsWith('m=audio')) ?? '';
+    assert.match(audioSection, /a=sendonly/, 'audio is sent');
+    assert.match(audioSection, /a=rtpmap:\d+ opus\/48000\/2/i, 'Opus is in the answer although the camera sends AAC');
+    assert.match(answerSdp, /a=rtpmap:\d+ H264\/90000/);
+    await viewer.answer(answerSdp);
+    for (const l of lines) sig.send({ type: 'webrtc/candidate', value: l });
+    await sig.next((m) => m.type === 'webrtc/candidate', 5000);
+    // Home Assistant closes the signalling socket as soon as it has the answer.
+    await sig.close();
+    const after = { video: viewer.video.length, audio: viewer.audio.length };
+    await waitFor('H.264 and Opus after the socket closed', () => viewer.video.length > after.video + 30 && viewer.audio.length > after.audio + 20 && viewer.sawKeyframeWithParams(), 15000);
+    assert.equal(app.children().length, 1, 'one ffmpeg: the audio transcode; the camera is pulled natively');
+    assert.equal(camera.openConnections(), 1, 'the camera sees one connection: the transcode reads the stream back from camrelay');
+
+    // Snapshots while live come from the held keyframe.
+    const jpeg = await request(`${app.base}/api/frame.jpeg?src=${encodeURIComponent(name)}&width=320`);
+    assert.equal(jpeg.status, 200);
+    assert.equal(jpeg.headers['content-type'], 'image/jpeg');
+
+    // The browser goes away (werift sends nothing): the disconnect timeout ends the session, the
+    // camera gets its TEARDOWN and the transcode exits.
+    const mark = camera.events.length;
+    await viewer.close();
+    await waitFor('camera released and ffmpeg gone', () => app.children().length === 0 && camera.openConnections() === 0, 5000);
+    assert.ok(camera.requests('TEARDOWN').length >= 1 && camera.events.length > mark);
+  } finally {
+    await viewer.close();
+    await app.stop();
+    await camera.stop();
+  }
+});
