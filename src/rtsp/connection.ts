@@ -4,6 +4,7 @@ import { errorMessage } from '../core/errors.js';
 import { log as rootLog, maskCredentials, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
 import type { AuthChecker } from './auth.js';
+import { isInternalQuery } from '../core/internal.js';
 import { RtspProtocolError } from './errors.js';
 import { DEFAULT_READER_LIMITS, RtspHeaders, RtspMessageReader, serializeResponse, STATUS_REASONS, type RtspItem, type RtspReaderLimits, type RtspRequest } from './message.js';
 import { PlayError, type PlayerContext, type RtspPlayer } from './player.js';
@@ -90,6 +91,8 @@ export class RtspConnection extends Owned {
   #log: Logger;
   #sessionId: string | undefined;
   #publish: PublishSession | undefined;
+  /** Presented our internal marker: one of our own ffmpeg transcodes. */
+  #internalReader = false;
   #player: RtspPlayer | undefined;
   #onPlayerClose = (err?: Error) => this.close(err ?? new Error('player session closed'));
   /** A player's session ended with TEARDOWN; the connection stays until the client closes it. */
@@ -189,8 +192,9 @@ export class RtspConnection extends Owned {
         return;
       }
       // A player's RTCP (receiver reports): proof of life. Other channels are ignored, not fatal.
-      if (this.#player) {
-        this.#player.interleaved(item.channel);
+      // After a TEARDOWN, RTCP already on its way is no fault of the client's either.
+      if (this.#player || this.#tornDown) {
+        this.#player?.interleaved(item.channel);
         return;
       }
       this.#fail(new RtspProtocolError('ChannelNotSetUp', `interleaved data on channel ${item.channel}`));
@@ -240,8 +244,13 @@ export class RtspConnection extends Owned {
    */
   #authorized(req: RtspRequest): boolean {
     const auth = this.host.auth;
-    if (!auth || req.method === 'OPTIONS' || this.#publish) return true;
+    if (!auth || req.method === 'OPTIONS' || this.#publish || this.#internalReader) return true;
     if (req.method === 'ANNOUNCE' && pathOf(req.url)?.startsWith(PUBLISH_PREFIX)) return true;
+    // Our own transcodes carry this process's secret instead of the user's password.
+    if (isInternalQuery(/\?([^#]*)/.exec(req.url)?.[1] ?? '')) {
+      this.#internalReader = true;
+      return true;
+    }
     return auth.check(req.method, req.headers.get('authorization'));
   }
 

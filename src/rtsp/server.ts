@@ -57,7 +57,6 @@ export class RtspServer extends Owned implements ConnectionHost {
   #log: Logger;
   #listening: Promise<void> | undefined;
   readonly auth: AuthChecker | undefined;
-  readonly #credentials: Credentials | undefined;
   readonly #players: PlayerFactory | undefined;
 
   constructor(opts: RtspServerOptions) {
@@ -70,7 +69,6 @@ export class RtspServer extends Owned implements ConnectionHost {
     // connection's own silence limit must not cut it shorter.
     if (opts.connection?.idleTimeoutMs === undefined) conn.idleTimeoutMs = Math.max(conn.idleTimeoutMs, conn.sessionTimeoutMs + 10_000);
     this.#connOpts = conn;
-    this.#credentials = opts.auth;
     this.auth = opts.auth ? new AuthChecker(opts.auth) : undefined;
     this.#players = opts.players;
     this.#log = rootLog.child({ component: 'rtsp-server' });
@@ -133,17 +131,6 @@ export class RtspServer extends Owned implements ConnectionHost {
       if (this.#slots.get(path) === slot) this.#slots.delete(path);
     });
     return slot;
-  }
-
-  /**
-   * A URL of this server for a local client of ours (an ffmpeg transcode reading another stream),
-   * with the configured credentials in it when players need them.
-   */
-  internalUrl(url: string): string {
-    const c = this.#credentials;
-    if (!c) return url;
-    const userinfo = `${encodeURIComponent(c.username)}:${encodeURIComponent(c.password)}@`;
-    return url.replace(/^(rtsps?:\/\/)/i, `$1${userinfo}`);
   }
 
   openPlayer(ctx: PlayerContext): RtspPlayer | undefined {

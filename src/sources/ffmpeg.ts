@@ -51,8 +51,8 @@ export class FfmpegSource extends Owned implements Source {
     const args = buildFfmpegArgs(this.spec, slot.url, {
       ...this.ctx.args,
       output: 'rtsp',
-      // With rtsp.username set, our own server wants them from this reader too.
-      streamUrl: (name, kinds) => this.ctx.rtsp.internalUrl(markInternal(loopbackStreamUrl(port, name, kinds))),
+      // The marker lets this reader past rtsp.username/password and keeps it from holding the stream.
+      streamUrl: (name, kinds) => markInternal(loopbackStreamUrl(port, name, kinds)),
     });
     this.#log.debug({ args: args.map(maskCredentials) }, 'spawning ffmpeg');
     const child = new ChildProcessOwner({ bin: this.ctx.bin, args, label: 'ffmpeg', grace: this.ctx.grace });

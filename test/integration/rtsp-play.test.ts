@@ -19,7 +19,7 @@ const url = (path = 'demo') => `rtsp://127.0.0.1:${app.rtspPort}/${path}`;
 
 before(async () => {
   app = await CamrelayProcess.start(
-    testConfig({ demo: DEMO, big: BIG, hevc: HEVC, 'odd.name_with-chars%é': DEMO }, '', `session_timeout: ${SESSION_TIMEOUT_MS}ms, max_send_buffer: ${MAX_SEND_BUFFER}`),
+    testConfig({ demo: DEMO, big: BIG, hevc: HEVC, broken: 'ffmpeg:/nonexistent/clip.mp4', 'odd.name_with-chars%é': DEMO }, '', `session_timeout: ${SESSION_TIMEOUT_MS}ms, max_send_buffer: ${MAX_SEND_BUFFER}`),
   );
 });
 
@@ -85,7 +85,7 @@ async function baseline(ms = 5000): Promise<void> {
     async () => {
       const o = await app.objects();
       const zero = ['RtspConsumer', 'RtspConnection', 'RtpUdpPair', 'FfmpegSource', 'ChildProcess', 'PublishSlot'].every((k) => (o[k] ?? 0) === 0);
-      return zero && app.children().length === 0 && o.Stream === 4;
+      return zero && app.children().length === 0 && o.Stream === 5;
     },
     ms,
     50,
@@ -147,6 +147,15 @@ test('unknown stream: 404', { timeout: 10_000 }, async () => {
   const p = await ffprobe(url('nope'), 'tcp');
   assert.notEqual(p.code, 0);
   assert.match(p.stderr, /404 Not Found/);
+  await baseline();
+});
+
+test('a stream that cannot start: the player gets the reason in the status line', { timeout: 10_000 }, async () => {
+  const from = app.logs.length;
+  const p = await ffprobe(url('broken'), 'tcp');
+  assert.notEqual(p.code, 0);
+  assert.match(p.stderr, /DESCRIBE failed: 404 Not Found: stream "broken" cannot start: .*nonexistent\/clip\.mp4/);
+  await app.waitLog(closedLog(/cannot start/), 2000, from);
   await baseline();
 });
 

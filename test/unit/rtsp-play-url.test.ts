@@ -5,7 +5,7 @@ import { parseMediaQuery, parsePlayUrl, trackIdOf } from '../../src/rtsp/play-ur
 const ALL = { video: ['H264', 'H265'], audio: ['OPUS', 'AAC', 'PCMA', 'PCMU'] };
 
 test('stream names: decoded, slashes trimmed, query split off', () => {
-  assert.deepEqual(parsePlayUrl('rtsp://h:8554/cam'), { name: 'cam', request: ALL });
+  assert.deepEqual(parsePlayUrl('rtsp://h:8554/cam'), { name: 'cam', request: ALL, internal: false });
   assert.equal(parsePlayUrl('rtsp://user:pw@h:8554/cam/')?.name, 'cam');
   assert.equal(parsePlayUrl('rtsp://h/odd.name_with-chars%25%C3%A9?video')?.name, 'odd.name_with-chars%é');
   assert.equal(parsePlayUrl('rtsp://[::1]:8554/a.b')?.name, 'a.b');
