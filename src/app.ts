@@ -8,6 +8,7 @@ import type { Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
 import { rtspPlayers } from './outputs/rtsp.js';
 import { createSourceFactory } from './sources/factory.js';
+import { PushSource } from './sources/push.js';
 import { ApiServer } from './api/server.js';
 import { SessionTable } from './api/sessions.js';
 import { infoRoutes } from './api/routes-info.js';
@@ -54,6 +55,13 @@ export class Camrelay {
       },
       // Players of `rtsp://host:8554/<stream>`; the registry exists by the time one connects.
       players: rtspPlayers({ get: (name) => registry.get(name) }),
+      // External publishers push into configured streams; the stream owns what they send.
+      publishers: (name, slot) => {
+        const stream = registry.get(name);
+        if (!stream) return false;
+        stream.acceptPublisher(new PushSource(slot));
+        return true;
+      },
     });
     // The factory needs the registry (transcodes read other streams) and the registry the factory.
     const registry: StreamRegistry = new StreamRegistry(

@@ -51,6 +51,8 @@ interface Run {
   backoff: Backoff;
   /** The latest video keyframe: snapshots answer from it without waiting for the next one. */
   keyframe?: Frame;
+  /** An external publisher: not ours to stop when nobody watches. */
+  pushed?: boolean;
 }
 
 export interface BackoffEvent {
@@ -208,11 +210,35 @@ export class Stream extends Owned {
   #startPrimary(): void {
     this.#setState('starting');
     this.#exhausted.clear();
+    // A stream without sources is fed by publishers: viewers wait for one (up to start_timeout).
     if (this.sources.length === 0) {
-      this.#primaryFailed(new SourceError(`stream "${this.name}" has no source`, true));
+      this.#lastError = new SourceError('no publisher is connected');
       return;
     }
     this.#startRun(0, this.#wanted(KINDS, true));
+  }
+
+  /**
+   * An external publisher becomes the primary source while it stays connected, replacing a
+   * running pull source or an earlier publisher (closed first: DESIGN rule 5).
+   */
+  acceptPublisher(src: Source): void {
+    if (this.closed) {
+      src.close(new SourceError(`stream "${this.name}" was removed`));
+      return;
+    }
+    const old = this.#runs.get(0);
+    if (old) {
+      this.#runs.delete(0);
+      old.abort.abort();
+      old.source.close();
+      this.#track(old.source.done);
+    }
+    clearTimeout(this.#retryTimers.get(0));
+    this.#retryTimers.delete(0);
+    for (const a of this.#consumers.values()) a.awaitingKeyframe = true;
+    if (this.#state !== 'live') this.#setState('starting');
+    this.#startRun(0, this.#wanted(KINDS, true), undefined, src);
   }
 
   /**
@@ -239,18 +265,25 @@ export class Stream extends Owned {
     return want;
   }
 
-  #startRun(index: number, want: MediaRequest, backoff?: Backoff): void {
-    const url = this.sources[index]!;
+  #startRun(index: number, want: MediaRequest, backoff?: Backoff, pushed?: Source): void {
+    const url = pushed?.url ?? this.sources[index]!;
     let src: Source;
     try {
-      src = this.makeSource(url, this.name);
+      src = pushed ?? this.makeSource(url, this.name);
     } catch (e) {
       const err = e instanceof SourceError ? e : new SourceError(errorMessage(e), true);
       if (index === 0) this.#primaryFailed(err);
       else this.#secondaryFailed(index, err, undefined);
       return;
     }
-    const run: Run = { index, source: src, abort: new AbortController(), liveSince: 0, backoff: backoff ?? new Backoff(this.settings.backoff, this.random) };
+    const run: Run = {
+      index,
+      source: src,
+      abort: new AbortController(),
+      liveSince: 0,
+      backoff: backoff ?? new Backoff(this.settings.backoff, this.random),
+      pushed: pushed !== undefined,
+    };
     this.#runs.set(index, run);
     this.#log.info({ source: maskCredentials(url), index }, 'source starting');
     src.on('close', (err?: Error) => {
@@ -288,10 +321,31 @@ export class Stream extends Owned {
 
   #runEnded(run: Run, err: Error): void {
     this.#runs.delete(run.index);
-    this.#stopping.add(run.source.done);
-    void run.source.done.then(() => this.#stopping.delete(run.source.done));
+    this.#track(run.source.done);
+    if (run.pushed && this.sources.length === 0) {
+      // Nothing of ours to retry: viewers stay and continue when a publisher comes back.
+      this.#log.info({ err: maskCredentials(err.message) }, 'publisher left');
+      this.#lastError = err;
+      for (const r of [...this.#runs.values()]) this.#runEndedQuietly(r);
+      for (const a of this.#consumers.values()) a.awaitingKeyframe = true;
+      this.#setState(this.#watched() ? 'starting' : 'idle');
+      return;
+    }
     if (run.index === 0) this.#primaryFailed(err, run);
     else this.#secondaryFailed(run.index, err, run);
+  }
+
+  #runEndedQuietly(run: Run): void {
+    this.#runs.delete(run.index);
+    run.abort.abort();
+    run.source.close();
+    this.#track(run.source.done);
+  }
+
+  /** Keeps a stopping source's `done` until it settles: close() and restarts wait for it. */
+  #track(done: Promise<void>): void {
+    this.#stopping.add(done);
+    void done.then(() => this.#stopping.delete(done));
   }
 
   /**
@@ -460,13 +514,7 @@ export class Stream extends Owned {
   #closeRuns(): void {
     for (const t of this.#retryTimers.values()) clearTimeout(t);
     this.#retryTimers.clear();
-    for (const run of [...this.#runs.values()]) {
-      this.#runs.delete(run.index);
-      run.abort.abort();
-      run.source.close();
-      this.#stopping.add(run.source.done);
-      void run.source.done.then(() => this.#stopping.delete(run.source.done));
-    }
+    for (const run of [...this.#runs.values()]) this.#runEndedQuietly(run);
   }
 
   #allStopped(): Promise<void> {
@@ -475,6 +523,12 @@ export class Stream extends Owned {
 
   #stop(): void {
     this.#backoff.reset();
+    if (this.#runs.get(0)?.pushed) {
+      // A publisher keeps pushing whether or not anyone watches; only what we started stops.
+      for (const r of [...this.#runs.values()]) if (!r.pushed) this.#runEndedQuietly(r);
+      for (const c of [...this.#consumers.keys()]) if (c.internal) c.close(new StreamClosedError(this.name, 'stream stopped'));
+      return;
+    }
     const hadRuns = this.#runs.size > 0 || this.#stopping.size > 0;
     this.#closeRuns();
     // Our own transcodes reading this stream go with it.

@@ -35,6 +35,11 @@ export interface RtspServerOptions {
   auth?: Credentials;
   /** Makes the player of a DESCRIBE (src/outputs/rtsp.ts); without it players get 404. */
   players?: PlayerFactory;
+  /**
+   * An external publisher (ffmpeg, OBS, a camera that pushes) ANNOUNCEs to `/<stream name>`:
+   * takes the slot (its owner from then on) or returns false for an unknown name (404).
+   */
+  publishers?: (name: string, slot: PublishSlot) => boolean;
 }
 
 const PUBLISH_PREFIX = '/_publish/';
@@ -53,6 +58,9 @@ export class RtspServer extends Owned implements ConnectionHost {
   #server: Server;
   #connections = new Set<RtspConnection>();
   #slots = new Map<string, PublishSlot>();
+  /** Slots of external publishers by path; owned by their streams, listed to replace them. */
+  #external = new Map<string, PublishSlot>();
+  readonly #publishers: RtspServerOptions['publishers'];
   #port: number | undefined;
   #log: Logger;
   #listening: Promise<void> | undefined;
@@ -71,6 +79,7 @@ export class RtspServer extends Owned implements ConnectionHost {
     this.#connOpts = conn;
     this.auth = opts.auth ? new AuthChecker(opts.auth) : undefined;
     this.#players = opts.players;
+    this.#publishers = opts.publishers;
     this.#log = rootLog.child({ component: 'rtsp-server' });
     this.#server = createServer((socket) => this.#accept(socket));
     // Errors while binding go to listen()'s caller; this one is for a failing socket afterwards.
@@ -140,7 +149,31 @@ export class RtspServer extends Owned implements ConnectionHost {
 
   claimPublishPath(path: string, conn: RtspConnection): PublishSlot | undefined {
     const slot = this.#slots.get(path);
-    return slot && slot.claim(conn) ? slot : undefined;
+    if (slot) return slot.claim(conn) ? slot : undefined;
+    return this.#externalPublish(path, conn);
+  }
+
+  #externalPublish(path: string, conn: RtspConnection): PublishSlot | undefined {
+    if (!this.#publishers || path.startsWith(PUBLISH_PREFIX)) return undefined;
+    let name: string;
+    try {
+      name = decodeURIComponent(path.replace(/^\/+/, ''));
+    } catch {
+      return undefined;
+    }
+    if (!name || name.includes('/')) return undefined;
+    // A new publisher of the same name replaces the old one, which is closed first (DESIGN rule 5).
+    this.#external.get(path)?.close(new SourceError('replaced by a new publisher'));
+    const slot = new PublishSlot(`rtsp://${this.loopbackAddress}${path}`, path, `publisher of ${name}`);
+    if (!this.#publishers(name, slot)) {
+      slot.close();
+      return undefined;
+    }
+    this.#external.set(path, slot);
+    slot.once('close', () => {
+      if (this.#external.get(path) === slot) this.#external.delete(path);
+    });
+    return slot.claim(conn) ? slot : undefined;
   }
 
   #accept(socket: Socket): void {
