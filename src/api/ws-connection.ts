@@ -41,6 +41,11 @@ export class WsConnection extends Owned {
   #closeCode = 1001;
   /** Ids of the sessions this socket opened, for its closing log line. */
   #opened: string[] = [];
+  /**
+   * Our own page asks (`&camrelay_session`) for the session id after the answer, to DELETE it on
+   * pagehide; go2rtc clients (Home Assistant) never see this extra message.
+   */
+  #announceSession: boolean;
 
   constructor(
     ws: WebSocket,
@@ -51,6 +56,7 @@ export class WsConnection extends Owned {
     super('WsConnection');
     this.#ws = ws;
     this.src = url.searchParams.get('src') ?? '';
+    this.#announceSession = url.searchParams.has('camrelay_session');
     this.#remoteAddr = req.socket.remoteAddress;
     this.#userAgent = req.headers['user-agent'];
     this.#log = log.child({ ws: this.id, stream: this.src });
@@ -123,6 +129,7 @@ export class WsConnection extends Owned {
       this.#session = session;
       this.#opened.push(session.id);
       this.#ws.send(answerMessage(p, answer));
+      if (this.#announceSession) this.#ws.send(JSON.stringify({ type: 'camrelay/session', value: session.id }));
       this.#log.info({ session: session.id, form: p, ice_servers: offer.iceServers?.length }, 'ws webrtc answered');
       this.#flushCandidates(session);
       // go2rtc sends each local candidate as it is found, and nothing at the end of gathering.

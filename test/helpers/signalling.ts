@@ -14,8 +14,8 @@ export class Signalling {
   readonly closed: Promise<{ code: number; reason: string }>;
   #waiters = new Set<() => void>();
 
-  constructor(port: number, src: string, path = '/api/ws') {
-    this.ws = new WebSocket(`ws://127.0.0.1:${port}${path}?src=${encodeURIComponent(src)}`);
+  constructor(port: number, src: string, path = '/api/ws', extraQuery = '') {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}${path}?src=${encodeURIComponent(src)}${extraQuery}`);
     this.ws.on('message', (d: RawData) => {
       this.messages.push(JSON.parse(d.toString()) as Msg);
       for (const w of this.#waiters) w();

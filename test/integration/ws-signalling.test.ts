@@ -268,3 +268,28 @@ test('shutdown with a signalling socket open: the client gets 1001 and camrelay 
     await viewer.close();
   }
 });
+
+test('our page can ask for the session id (camrelay_session) and end the session at once with DELETE', { timeout: 30000 }, async () => {
+  const sig = await new SignallingAt(app.port, 'demo', '/api/ws', '&camrelay_session').open();
+  const viewer = new Viewer();
+  try {
+    const lines: string[] = [];
+    const sdp = await viewer.offerTrickle((c) => (c ? lines.push(c) : undefined));
+    sig.send({ type: 'webrtc', value: { type: 'offer', sdp } });
+    const answer = await sig.next(isAnswerV2, 15000);
+    await viewer.answer((answer.value as { sdp: string }).sdp);
+    for (const l of lines) sig.send({ type: 'webrtc/candidate', value: l });
+    const id = (await sig.next((m) => m.type === 'camrelay/session', 5000)).value as string;
+    assert.match(id, /^[A-Za-z0-9_-]{12,}$/);
+    await waitFor('video', () => viewer.video.length > 10, 10000);
+    await sig.close();
+    const t0 = Date.now();
+    assert.equal((await request(`${app.base}/api/webrtc?id=${id}`, { method: 'DELETE' })).status, 200);
+    await waitFor('source stopped at once', () => app.children().length === 0, 1000);
+    assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    await viewer.close();
+    await sig.close();
+  }
+  await backToBaseline('after DELETE of a ws session');
+});
