@@ -55,7 +55,8 @@ export class ConfigStore {
       const text = readFileSync(this.file, 'utf8');
       const doc = parseDocument(text);
       change(doc);
-      const next = doc.toString();
+      // lineWidth 0: long source URLs stay on one line, as the user wrote them.
+      const next = doc.toString({ lineWidth: 0 });
       // Never write a file camrelay would refuse at its next start.
       const config = parseConfig(next, this.file);
       this.#writeAtomically(next);

@@ -2,6 +2,7 @@
 // decoded and re-encoded to JPEG by an ffmpeg that lives exactly as long as the HTTP response.
 import type { ServerResponse } from 'node:http';
 import { Owned } from '../core/owned.js';
+import { SourceError } from '../core/errors.js';
 import type { Stream } from '../core/stream.js';
 import type { Frame } from '../core/media.js';
 import { log, type Logger } from '../core/log.js';
@@ -45,7 +46,7 @@ export class MjpegOutput extends Owned {
   async start(): Promise<void> {
     const tracks = await this.stream.attach(this.consumer);
     const video = tracks.find((t) => t.kind === 'video');
-    if (!video) throw new Error(`stream "${this.stream.name}" has no H.264/H.265 video`);
+    if (!video) throw new SourceError(`stream "${this.stream.name}" has no H.264/H.265 video`);
     if (this.closed) throw new Error('viewer left');
     const child = new ChildProcessOwner({
       bin: this.opts.ffmpegBin,
