@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { SourceError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
+import { bindRtpPortPair, closeUdpSocket } from './rtp-port-pair.js';
 
 // RTP over UDP for one track (RFC 2326 12.39, RFC 3550 11): an even port for RTP and the next one
 // for RTCP, bound on the address our RTSP connection uses. Only datagrams from the camera's address
@@ -9,34 +10,8 @@ import { Owned } from '../core/owned.js';
 
 /** Camera keyframes arrive as bursts; a larger buffer (as far as net.core.rmem_max allows) drops fewer. */
 const RECV_BUFFER = 2 * 1024 * 1024;
-const BIND_ATTEMPTS = 20;
 
 export type UdpPacketHandler = (kind: 'rtp' | 'rtcp', msg: Buffer) => void;
-
-function bind(type: 'udp4' | 'udp6', address: string, port: number): Promise<dgram.Socket | undefined> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket({ type, recvBufferSize: RECV_BUFFER });
-    const fail = () => {
-      s.close();
-      resolve(undefined);
-    };
-    s.once('error', fail);
-    s.bind({ address, port, exclusive: true }, () => {
-      s.off('error', fail);
-      resolve(s);
-    });
-  });
-}
-
-function closeSocket(s: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      s.close(() => resolve());
-    } catch {
-      resolve(); // already closed
-    }
-  });
-}
 
 /** Two bound UDP sockets; emits nothing itself: packets go to the handler given to listen(). */
 export class UdpPortPair extends Owned {
@@ -53,18 +28,12 @@ export class UdpPortPair extends Owned {
 
   /** Binds an even/odd port pair on `address`; rejects with a SourceError after repeated clashes. */
   static async open(address: string, log: Logger): Promise<UdpPortPair> {
-    const type = address.includes(':') ? 'udp6' : 'udp4';
-    for (let i = 0; i < BIND_ATTEMPTS; i++) {
-      const first = await bind(type, address, 0);
-      if (!first) break;
-      const port = first.address().port;
-      // The OS gave any port: take it and its even/odd neighbour, in RTP-then-RTCP order.
-      const otherPort = port % 2 === 0 ? port + 1 : port - 1;
-      const other = otherPort > 0 && otherPort < 65536 ? await bind(type, address, otherPort) : undefined;
-      if (other) return port % 2 === 0 ? new UdpPortPair(first, other, log) : new UdpPortPair(other, first, log);
-      await closeSocket(first);
+    try {
+      const { rtp, rtcp } = await bindRtpPortPair(address, { recvBufferSize: RECV_BUFFER });
+      return new UdpPortPair(rtp, rtcp, log);
+    } catch {
+      throw new SourceError(`cannot bind a UDP port pair on ${address}`);
     }
-    throw new SourceError(`cannot bind a UDP port pair on ${address}`);
   }
 
   get rtpPort(): number {
@@ -89,6 +58,6 @@ export class UdpPortPair extends Owned {
   }
 
   protected onClose(): Promise<void> {
-    return Promise.all([closeSocket(this.rtp), closeSocket(this.rtcp)]).then(() => undefined);
+    return Promise.all([closeUdpSocket(this.rtp), closeUdpSocket(this.rtcp)]).then(() => undefined);
   }
 }

@@ -1,11 +1,9 @@
 // The server side of RTSP's UDP transport for one session: an RTP port and the RTCP port right
 // above it (RFC 3550 11: RTP on an even port, RTCP on the next), bound on the address the player
 // connected to. RTP goes only to the player's own address (never to a Transport `destination`).
-import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import type { Socket } from 'node:dgram';
 import { Owned } from '../core/owned.js';
-
-const BIND_ATTEMPTS = 20;
+import { bindRtpPortPair, closeUdpSocket } from './rtp-port-pair.js';
 
 export type UdpChannel = 'rtp' | 'rtcp';
 
@@ -41,74 +39,23 @@ export class RtpUdpPair extends Owned {
   }
 
   async #bindPair(): Promise<void> {
-    let last: Error | undefined;
-    for (let i = 0; i < BIND_ATTEMPTS; i++) {
-      if (this.closed) throw new Error('UDP ports closed while binding');
-      const a = this.#socket();
-      try {
-        await this.#listen(a, 0);
-        const p = a.address().port;
-        // Whichever of the two is even carries RTP.
-        const b = this.#socket();
-        const other = p % 2 === 0 ? p + 1 : p - 1;
-        try {
-          await this.#listen(b, other);
-        } catch (e) {
-          this.#drop(b);
-          throw e;
-        }
-        if (this.closed) throw new Error('UDP ports closed while binding');
-        [this.#rtp, this.#rtcp] = p % 2 === 0 ? [a, b] : [b, a];
-        this.#receive(this.#rtp, 'rtp');
-        this.#receive(this.#rtcp, 'rtcp');
-        return;
-      } catch (e) {
-        this.#drop(a);
-        last = e instanceof Error ? e : new Error(String(e));
-        if (this.closed) throw last;
-      }
-    }
-    throw new Error(`no free UDP port pair on ${this.localAddress}: ${last?.message ?? 'unknown error'}`);
-  }
-
-  #socket(): Socket {
-    const s = createSocket({ type: isIPv6(this.localAddress) ? 'udp6' : 'udp4' });
-    // A send error (the player's port closed) is not the session's end: its own timeout is.
-    s.on('error', () => undefined);
-    this.#sockets.add(s);
-    return s;
-  }
-
-  #listen(s: Socket, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error) => done(e);
-      // close() during the bind: the bind callback never comes.
-      const onClose = () => done(new Error('UDP socket closed while binding'));
-      const done = (e?: Error) => {
-        s.off('error', onError);
-        s.off('close', onClose);
-        if (e) reject(e);
-        else resolve();
-      };
-      s.once('error', onError);
-      s.once('close', onClose);
-      s.bind({ address: this.localAddress, port, exclusive: true }, () => done());
+    const { rtp, rtcp } = await bindRtpPortPair(this.localAddress, {
+      sockets: this.#sockets,
+      // A send error (the player's port closed) is not the session's end: its own timeout is.
+      setup: (s) => s.on('error', () => undefined),
+      closed: () => this.closed,
     });
+    // close() may have come while the result was on its way here; it closed both already.
+    if (this.closed) throw new Error('UDP ports closed while binding');
+    [this.#rtp, this.#rtcp] = [rtp, rtcp];
+    this.#receive(rtp, 'rtp');
+    this.#receive(rtcp, 'rtcp');
   }
 
   #receive(s: Socket, channel: UdpChannel): void {
     s.on('message', (_msg, rinfo) => {
       if (rinfo.address === this.remoteAddress || rinfo.address === `::ffff:${this.remoteAddress}`) this.emit('packet', channel);
     });
-  }
-
-  #drop(s: Socket): void {
-    this.#sockets.delete(s);
-    try {
-      s.close();
-    } catch {
-      // Not bound yet or already closed: nothing to release.
-    }
   }
 
   /** Sends one datagram made of `chunks` to the player's `port`. */
@@ -127,17 +74,6 @@ export class RtpUdpPair extends Owned {
     const all = [...this.#sockets];
     this.#sockets.clear();
     this.#rtp = this.#rtcp = undefined;
-    return Promise.all(
-      all.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            try {
-              s.close(() => resolve());
-            } catch {
-              resolve();
-            }
-          }),
-      ),
-    ).then(() => undefined);
+    return Promise.all(all.map(closeUdpSocket)).then(() => undefined);
   }
 }
