@@ -255,20 +255,6 @@ test('a peer that vanishes after the socket closed is dropped by the disconnect 
   await backToBaseline('after the vanished peer');
 });
 
-test('shutdown with a signalling socket open: the client gets 1001 and camrelay exits 0', { timeout: 30000 }, async () => {
-  const { viewer, sdp, candidates } = await trickleViewer();
-  const sig = await new Signalling('demo').open();
-  try {
-    sig.send({ type: 'webrtc', value: { type: 'offer', sdp } });
-    for (const c of await candidates) sig.send({ type: 'webrtc/candidate', value: c });
-    await sig.next(isAnswerV2);
-    assert.equal(await app.stop(), 0);
-    assert.equal((await sig.closed).code, 1001);
-  } finally {
-    await viewer.close();
-  }
-});
-
 test('our page can ask for the session id (camrelay_session) and end the session at once with DELETE', { timeout: 30000 }, async () => {
   const sig = await new SignallingAt(app.port, 'demo', '/api/ws', '&camrelay_session').open();
   const viewer = new Viewer();
@@ -292,4 +278,18 @@ test('our page can ask for the session id (camrelay_session) and end the session
     await sig.close();
   }
   await backToBaseline('after DELETE of a ws session');
+});
+
+test('shutdown with a signalling socket open: the client gets 1001 and camrelay exits 0', { timeout: 30000 }, async () => {
+  const { viewer, sdp, candidates } = await trickleViewer();
+  const sig = await new Signalling('demo').open();
+  try {
+    sig.send({ type: 'webrtc', value: { type: 'offer', sdp } });
+    for (const c of await candidates) sig.send({ type: 'webrtc/candidate', value: c });
+    await sig.next(isAnswerV2);
+    assert.equal(await app.stop(), 0);
+    assert.equal((await sig.closed).code, 1001);
+  } finally {
+    await viewer.close();
+  }
 });
