@@ -1,70 +1,75 @@
-// Plain page: lists the streams and plays one over WebRTC (WHEP-style POST of the offer).
-const $ = (id) => document.getElementById(id);
-let current = null; // { pc, location }
+// The stream grid: one tile per stream, each with its own player, poster and state.
+import { el, getJSON, hiddenGraceMs, pauseWhenHidden, stateLabel, api } from './common.js';
+import { Player } from './player.js';
 
-async function loadStreams() {
-  const [info, streams] = await Promise.all([fetch('api').then((r) => r.json()), fetch('api/streams').then((r) => r.json())]);
-  $('version').textContent = `v${info.camrelay}`;
-  const ul = document.createElement('ul');
-  for (const [name, s] of Object.entries(streams)) {
-    const li = document.createElement('li');
-    li.innerHTML = `<span><strong></strong> <span class="state"></span></span><button>Play</button>`;
-    li.querySelector('strong').textContent = name;
-    li.querySelector('.state').textContent = s.state + (s.error ? `: ${s.error}` : '');
-    li.querySelector('button').onclick = () => play(name);
-    ul.append(li);
+const tiles = new Map(); // name -> { root, player, server }
+
+function tile(name) {
+  const video = el('video', { muted: '', autoplay: '', playsinline: '' });
+  video.muted = true;
+  const poster = el('img', { alt: '', class: 'poster', loading: 'lazy', src: api(`frame.jpeg?src=${encodeURIComponent(name)}&width=480`) });
+  poster.onerror = () => poster.remove();
+  const state = el('span', { class: 'state' });
+  const error = el('p', { class: 'error' });
+  const root = el('article', { class: 'tile', 'data-stream': name },
+    el('a', { class: 'screen', href: `stream.html?src=${encodeURIComponent(name)}`, title: `open ${name}` }, poster, video),
+    el('div', { class: 'caption' }, el('strong', { text: name }), state, el('a', { href: `stream.html?src=${encodeURIComponent(name)}#details`, text: 'details' })),
+    error);
+  const t = { root, video, state, error, server: undefined, player: undefined, wasLive: false };
+  t.player = new Player(name, video, () => render(t));
+  return t;
+}
+
+/** One label from what the server says about the source and what the player sees. */
+function render(t) {
+  const p = t.player.status;
+  const s = t.server;
+  if (p.phase === 'playing') t.wasLive = true;
+  if (p.phase === 'stopped') t.wasLive = false;
+  let label = stateLabel(s);
+  // Backoff is jittered and may be short: a stream that was live and now restarts, or video that
+  // stopped coming, is reconnecting too, whatever the last poll caught.
+  const restarting = s?.state === 'backoff' || (t.wasLive && (s?.state === 'starting' || s?.state === 'stopping'));
+  if (restarting || p.phase === 'retrying' || p.phase === 'stalled') label = 'reconnecting';
+  else if (p.phase === 'playing') label = 'live';
+  t.state.textContent = label;
+  t.root.dataset.state = label;
+  t.root.dataset.live = String(label === 'live');
+  const why = [s?.error, p.phase === 'retrying' ? p.text : ''].filter(Boolean).join(' · ');
+  t.error.textContent = why;
+  t.root.classList.toggle('has-video', p.phase === 'playing' || p.phase === 'stalled');
+}
+
+async function refresh() {
+  const streams = await getJSON('streams');
+  const names = Object.keys(streams);
+  document.getElementById('message').textContent = names.length ? '' : 'no streams configured';
+  for (const name of names) {
+    let t = tiles.get(name);
+    if (!t) {
+      t = tile(name);
+      tiles.set(name, t);
+      document.getElementById('grid').append(t.root);
+      if (!document.hidden) t.player.start();
+    }
+    t.server = streams[name];
+    render(t);
   }
-  $('streams').replaceChildren(ul.childElementCount ? ul : Object.assign(document.createElement('p'), { textContent: 'no streams configured' }));
-}
-
-function waitGathering(pc, ms) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
-    });
-  });
-}
-
-async function play(name) {
-  await stop();
-  $('viewer').hidden = false;
-  $('viewer-title').textContent = name;
-  $('status').textContent = 'connecting…';
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  pc.ontrack = (e) => { if (e.streams[0]) $('video').srcObject = e.streams[0]; else $('video').srcObject = new MediaStream([e.track]); };
-  pc.onconnectionstatechange = () => { $('status').textContent = pc.connectionState; };
-  current = { pc, location: null };
-  await pc.setLocalDescription(await pc.createOffer());
-  await waitGathering(pc, 2000);
-  const r = await fetch(`api/webrtc?src=${encodeURIComponent(name)}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-  if (!r.ok) {
-    const err = await r.json().catch(() => ({ error: r.statusText }));
-    $('status').textContent = `error: ${err.error}`;
-    pc.close();
-    current = null;
-    return;
+  for (const [name, t] of tiles) {
+    if (names.includes(name)) continue;
+    t.player.stop('removed');
+    t.root.remove();
+    tiles.delete(name);
   }
-  current.location = r.headers.get('Location');
-  await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
 }
 
-async function stop() {
-  if (!current) return;
-  const { pc, location } = current;
-  current = null;
-  pc.close();
-  $('video').srcObject = null;
-  // Tell the server at once, so the camera stops now rather than after the disconnect timeout.
-  if (location) await fetch(location, { method: 'DELETE', keepalive: true }).catch(() => {});
-}
-
-$('stop').onclick = () => { stop(); $('viewer').hidden = true; loadStreams(); };
-addEventListener('pagehide', () => { stop(); });
-// Keep the list's states current (idle / starting / live / backoff) while the page is shown.
-setInterval(() => { if (!document.hidden) loadStreams().catch(() => {}); }, 3000);
-const want = new URLSearchParams(location.search).get('src');
-loadStreams().then(() => { if (want) play(want); });
+getJSON('').then((info) => { document.getElementById('version').textContent = `v${info.camrelay ?? info.version ?? ''}`; }).catch(() => {});
+pauseWhenHidden(() => [...tiles.values()].map((t) => t.player), hiddenGraceMs());
+addEventListener('pagehide', () => { for (const t of tiles.values()) t.player.stop('page closed'); });
+addEventListener('pageshow', (e) => { if (e.persisted) for (const t of tiles.values()) t.player.start(); });
+const poll = async () => {
+  try { if (!document.hidden) await refresh(); }
+  catch (e) { document.getElementById('message').textContent = `camrelay unreachable: ${e.message}`; }
+  setTimeout(poll, 1000);
+};
+poll();
