@@ -104,9 +104,14 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
     this.#watch(pc);
     await pc.setRemoteDescription({ type: 'offer', sdp });
     this.#assertOpen();
+    const noStun = !this.settings.iceServers.some((x) => x.urls.some((u) => /^stuns?:/i.test(u)));
     for (const t of pc.iceTransports) {
       const sub = t.connection.onData.subscribe(() => this.#activity());
       this.#unsubscribe.push(sub.unSubscribe);
+      // werift falls back to a public STUN server when none is configured, and checks pairs only
+      // once gathering is done: on a LAN without internet that can hold the first picture for
+      // 5 s. With no STUN server configured, gather host candidates only.
+      if (noStun) t.connection.stunServer = undefined;
     }
     // Nothing is received, and m-lines without a send track are answered inactive.
     for (const t of pc.getTransceivers()) t.setDirection('inactive');
@@ -163,6 +168,11 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
     const pc = this.#assertOpen();
     if (!pc) throw new Error('addRemoteCandidate before setRemoteOffer');
     await pc.addIceCandidate(c);
+  }
+
+  /** The STUN server each ICE agent will ask (none unless configured). */
+  stunServers(): unknown[] {
+    return (this.#pc?.iceTransports ?? []).map((t) => t.connection.stunServer);
   }
 
   remoteAddress(): string | undefined {
