@@ -23,6 +23,7 @@ import type { IncomingMessage } from 'node:http';
 import { ConfigStore } from './config/save.js';
 import type { WebRtcSession } from './outputs/webrtc/session.js';
 import type { WebRtcSettings } from './outputs/webrtc/settings.js';
+import { Metrics, metricsRoutes } from './api/metrics.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const VERSION: string = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -46,6 +47,7 @@ export class Camrelay {
 
   static async start(config: Config, opts: StartOptions): Promise<Camrelay> {
     const { username, password, sessionTimeout, maxSendBuffer } = config.rtsp;
+    const metrics = new Metrics();
     const rtsp = new RtspServer({
       listen: config.rtsp.listen,
       auth: username !== undefined || password !== undefined ? { username: username ?? '', password: password ?? '' } : undefined,
@@ -54,27 +56,30 @@ export class Camrelay {
         ...(maxSendBuffer !== undefined && { maxSendBuffer }),
       },
       // Players of `rtsp://host:8554/<stream>`; the registry exists by the time one connects.
-      players: rtspPlayers({ get: (name) => registry.get(name) }),
+      players: metrics.watchPlayers(rtspPlayers({ get: (name) => registry.get(name) })),
       // External publishers push into configured streams; the stream owns what they send.
       publishers: (name, slot) => {
         const stream = registry.get(name);
         if (!stream) return false;
-        stream.acceptPublisher(new PushSource(slot));
+        const src = new PushSource(slot);
+        metrics.source(name, src);
+        stream.acceptPublisher(src);
         return true;
       },
     });
     // The factory needs the registry (transcodes read other streams) and the registry the factory.
     const registry: StreamRegistry = new StreamRegistry(
-      createSourceFactory({
+      metrics.watchSources(createSourceFactory({
         bin: opts.ffmpegBin,
         grace: config.ffmpeg.stopGrace,
         rtsp,
         args: { logLevel: config.log.level === 'debug' || config.log.level === 'trace' ? 'info' : 'error' },
         isStream: (name) => registry.get(name) !== undefined,
-      }),
+      })),
     );
     for (const [name, s] of Object.entries(config.streams)) registry.set(name, s.sources, s.settings);
     const sessions = new SessionTable<WebRtcSession>();
+    metrics.observe({ registry, sessions });
     const webrtc: WebRtcSettings = {
       candidates: config.webrtc.candidates,
       iceServers: config.webrtc.iceServers,
@@ -82,13 +87,19 @@ export class Camrelay {
       timeouts: config.webrtc.timeouts,
       loopbackOnly: config.webrtc.loopbackOnly,
     };
+    // webrtc.max_sessions counts HTTP and WebSocket sessions together (one SessionTable).
+    const limit = {
+      ...(config.webrtc.maxSessions !== undefined && { maxSessions: config.webrtc.maxSessions }),
+      onRefused: () => metrics.refused(),
+    };
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
     const api = new ApiServer(
       config.api.listen,
       [
         infoRoutes({ registry, version: VERSION, configPath: path.resolve(opts.configPath), rtspListen: config.rtsp.listen }),
-        webrtcRoutes({ registry, sessions, settings: webrtc }),
+        webrtcRoutes({ registry, sessions, settings: webrtc, ...limit }),
+        metricsRoutes(metrics),
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
         mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout }),
@@ -102,6 +113,7 @@ export class Camrelay {
       registry,
       sessions,
       settings: webrtc,
+      ...limit,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
     const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads });

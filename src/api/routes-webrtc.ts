@@ -12,6 +12,18 @@ export interface WebRtcContext {
   registry: StreamRegistry;
   sessions: SessionTable<WebRtcSession>;
   settings: WebRtcSettings;
+  /** webrtc.max_sessions: offers beyond it are refused (undefined: no limit). */
+  maxSessions?: number;
+  /** Told of each refused offer (metrics). */
+  onRefused?: () => void;
+}
+
+/** The refusal message when the session limit is reached, else undefined. */
+export function sessionLimitError(ctx: WebRtcContext): string | undefined {
+  const max = ctx.maxSessions;
+  if (max === undefined || ctx.sessions.load < max) return undefined;
+  ctx.onRefused?.();
+  return `too many sessions (max ${max})`;
 }
 
 /** HTTP status for a failure to open a viewer session: the viewer's fault, or the camera's. */
@@ -43,6 +55,12 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
       return sendError(res, 400, 'webrtc: missing SDP offer (send JSON {"type":"offer","sdp":…} or application/sdp)');
     }
 
+    const full = sessionLimitError(ctx);
+    if (full) {
+      log.info({ stream: name, max: ctx.maxSessions }, 'webrtc session refused: limit reached');
+      return sendError(res, 503, `webrtc: ${full}`);
+    }
+    const release = ctx.sessions.opening();
     // A viewer who gives up while the camera starts must not keep it starting.
     const ac = new AbortController();
     res.once('close', () => {
@@ -67,6 +85,8 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
     } catch (e) {
       log.info({ stream: name, err: errorMessage(e) }, 'webrtc session not opened');
       sendError(res, statusFor(e), `webrtc: ${errorMessage(e)}`);
+    } finally {
+      release();
     }
   });
 

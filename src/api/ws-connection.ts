@@ -8,7 +8,7 @@ import { Owned } from '../core/owned.js';
 import { errorMessage as messageOf } from '../core/errors.js';
 import { log, type Logger } from '../core/log.js';
 import { WebRtcSession } from '../outputs/webrtc/session.js';
-import type { WebRtcContext } from './routes-webrtc.js';
+import { sessionLimitError, type WebRtcContext } from './routes-webrtc.js';
 import { MessageError, answerMessage, candidateMessage, errorMessage, parseMessage, type Incoming } from './ws-messages.js';
 
 /** Remote candidates held while no session can take them yet (before or during the open). */
@@ -111,6 +111,13 @@ export class WsConnection extends Owned {
     }
     // A new offer on the same socket is the same viewer starting over (DESIGN rule 5).
     this.#dropSession('replaced by a new offer on the same WebSocket');
+    const full = sessionLimitError(this.ctx);
+    if (full) {
+      // go2rtc keeps the socket after a failed offer; the client may try again later.
+      this.#sendError(p, full);
+      return;
+    }
+    const release = this.ctx.sessions.opening();
     const ac = new AbortController();
     this.#opening = ac;
     const settings = offer.iceServers ? { ...this.ctx.settings, iceServers: offer.iceServers } : this.ctx.settings;
@@ -152,6 +159,7 @@ export class WsConnection extends Owned {
       // go2rtc keeps the socket after a failed offer; the client may try again.
       this.#sendError(p, messageOf(e));
     } finally {
+      release();
       if (this.#opening === ac) this.#opening = undefined;
     }
   }

@@ -37,6 +37,8 @@ export interface Config {
     timeouts: { connect: number; disconnect: number };
     /** Only 127.0.0.1 host candidates (not in go2rtc; for tests and single-host setups). */
     loopbackOnly?: boolean;
+    /** Most WebRTC sessions open at once (HTTP and WebSocket together); undefined: no limit. */
+    maxSessions?: number;
   };
   ffmpeg: { bin?: string; stopGrace: { quit: number; term: number } };
   log: { level: string };
@@ -201,6 +203,7 @@ const fileSchema = z.strictObject({
         .optional(),
       port_range: portRange.optional(),
       loopback_only: z.boolean().optional(),
+      max_sessions: z.number().int().positive().optional(),
       timeouts: z
         .strictObject({ connect: positiveDuration.optional(), disconnect: positiveDuration.optional() })
         .optional(),
@@ -399,6 +402,7 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
   if (f.rtsp?.max_send_buffer !== undefined) config.rtsp.maxSendBuffer = f.rtsp.max_send_buffer;
   if (w.port_range) config.webrtc.portRange = w.port_range;
   if (w.loopback_only !== undefined) config.webrtc.loopbackOnly = w.loopback_only;
+  if (w.max_sessions !== undefined) config.webrtc.maxSessions = w.max_sessions;
   const bin = emptyToUndefined(f.ffmpeg?.bin);
   if (bin !== undefined) config.ffmpeg.bin = bin;
   return config;
