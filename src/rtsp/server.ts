@@ -1,3 +1,4 @@
+import { parseListen } from '../core/listen.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SourceError } from '../core/errors.js';
@@ -17,15 +18,15 @@ export interface ListenAddress {
   port: number;
 }
 
-/** ':8554', '127.0.0.1:8554', '[::]:8554', '8554'; '' is 127.0.0.1 on a free port (internal only). */
+/** core's parseListen, plus '' (127.0.0.1 on a free port, internal only) and a bare port. */
 export function parseListenAddress(text: string): ListenAddress {
   const t = text.trim();
   if (t === '') return { host: '127.0.0.1', port: 0 };
-  const m = /^(?:\[([^\]]+)\]:|([^:[\]]*):)?(\d{1,5})$/.exec(t);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new RtspListenError(text, 'EINVAL', 'expected [host]:port');
-  if (m[1] !== undefined && !isIPv6(m[1])) throw new RtspListenError(text, 'EINVAL', 'only IPv6 addresses go in brackets');
-  return { host: m[1] ?? (m[2] || undefined), port };
+  try {
+    return parseListen(/^\d+$/.test(t) ? `:${t}` : t);
+  } catch (e) {
+    throw new RtspListenError(text, 'EINVAL', (e as Error).message);
+  }
 }
 
 export interface RtspServerOptions {

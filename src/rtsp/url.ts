@@ -33,18 +33,8 @@ export interface CameraUrl {
  */
 const DEFAULT_PORT = 554;
 
-/**
- * The URL with its user info replaced by `***:***`, also when the password holds a raw '@' or '/'
- * (users write `rtsp://admin:p@ss@cam/`): everything up to the last '@' before any '#' is user
- * info here. A path with an '@' in it is masked too much, never too little.
- */
-export function maskCameraUrl(url: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^#]*)@/i.exec(url);
-  return m ? url.replace(m[0], `${m[1]}***:***@`) : maskCredentials(url);
-}
-
 function bad(url: string, why: string): SourceError {
-  return new SourceError(`bad camera URL "${maskCameraUrl(url)}": ${why}`, true);
+  return new SourceError(`bad camera URL "${maskCredentials(url)}": ${why}`, true);
 }
 
 function decode(s: string): string {
@@ -121,7 +111,7 @@ export function redirectTarget(from: CameraUrl, location: string): CameraUrl {
   try {
     abs = new URL(location, from.requestUrl);
   } catch {
-    throw new SourceError(`redirect to an unusable Location "${maskCameraUrl(location)}"`);
+    throw new SourceError(`redirect to an unusable Location "${maskCredentials(location)}"`);
   }
   const next = parseCameraUrl(abs.href.replace(/#.*$/, ''));
   next.transport = from.transport;

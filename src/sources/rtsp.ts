@@ -1,10 +1,10 @@
 import { SourceError } from '../core/errors.js';
-import { log, type Logger } from '../core/log.js';
+import { log, maskCredentials, type Logger } from '../core/log.js';
 import { describeTrack, type Frame, type MediaRequest, type Track } from '../core/media.js';
 import { Owned } from '../core/owned.js';
 import type { Source, SourceInfo } from '../core/source.js';
 import { RtspClient, type RtspClientOptions } from '../rtsp/client.js';
-import { maskCameraUrl, parseCameraUrl } from '../rtsp/url.js';
+import { parseCameraUrl } from '../rtsp/url.js';
 
 /**
  * A camera pulled natively over RTSP (rtsp://, rtsps://, rtspx://): no ffmpeg. Owns one RtspClient,
@@ -45,7 +45,7 @@ export class RtspSource extends Owned implements Source {
 
   info(): SourceInfo {
     return {
-      url: maskCameraUrl(this.url),
+      url: maskCredentials(this.url),
       type: 'rtsp',
       transport: this.#client.transport,
       remote_addr: this.#client.remoteAddress,

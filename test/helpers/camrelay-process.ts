@@ -179,6 +179,9 @@ export class CamrelayProcess {
   }
 }
 
+/** Live-object counts without the classes at zero, to compare two moments. */
+export const nonZero = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).filter(([, n]) => n !== 0));
+
 /**
  * A config for tests: loopback only, free ports, short timeouts. `rtsp` adds settings to the
  * rtsp block (flow-mapping text, e.g. 'session_timeout: 3s').

@@ -1,7 +1,7 @@
 // Issue 2 end to end: camrelay as a real process, real ffmpeg, real werift viewers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { CamrelayProcess, nonZero, testConfig } from '../helpers/camrelay-process.js';
 import { Viewer, HttpError } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,7 +19,6 @@ after(async () => {
   assert.equal(code, 0, 'graceful shutdown exits 0');
 });
 
-const nonZero = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).filter(([, n]) => n !== 0));
 
 async function backToBaseline(what: string, ms = 3000): Promise<void> {
   await waitFor(`${what}: resources back to baseline`, async () => {

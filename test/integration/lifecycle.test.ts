@@ -6,12 +6,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CamrelayProcess, testConfig, type LogLine } from '../helpers/camrelay-process.js';
+import { CamrelayProcess, nonZero, testConfig, type LogLine } from '../helpers/camrelay-process.js';
 import { Viewer, HttpError } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
 
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264';
-const nonZero = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).filter(([, n]) => n !== 0));
 
 test('a source whose ffmpeg fails at once retries with growing jittered delays, one process at a time, until the viewer leaves', { timeout: 40000 }, async () => {
   // /etc/hostname exists (so it is not a missing-path error) but is no media: ffmpeg exits at once.

@@ -6,13 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { CamrelayProcess, nonZero, testConfig } from '../helpers/camrelay-process.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { request } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
 let app: CamrelayProcess;
-const nonZero = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).filter(([, n]) => n !== 0));
 
 before(async () => {
   app = await CamrelayProcess.start(testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=640x360&clock=0#video=h264' }));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { WebSocket } from 'ws';
-import { CamrelayProcess, testConfig, type LogLine } from '../helpers/camrelay-process.js';
+import { CamrelayProcess, nonZero, testConfig, type LogLine } from '../helpers/camrelay-process.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { waitEvent, waitFor } from '../helpers/wait.js';
 import { request } from '../helpers/http.js';
@@ -42,7 +42,6 @@ after(async () => {
   silent.close();
 });
 
-const nonZero = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).filter(([, n]) => n !== 0));
 
 async function backToBaseline(what: string, ms = 4000): Promise<void> {
   const same = async () =>

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { maskCameraUrl, parseCameraUrl, redirectTarget } from '../../src/rtsp/url.js';
+import { parseCameraUrl, redirectTarget } from '../../src/rtsp/url.js';
+import { maskCredentials } from '../../src/core/log.js';
 import { SourceError } from '../../src/core/errors.js';
 
 test('camera URLs: schemes, default port, percent-decoded user info, request URL without secrets', () => {
@@ -33,8 +34,8 @@ test("go2rtc's '#' options: transport, media, timeout; others ignored; bad value
 });
 
 test('masking hides the whole user info, even with a raw @ in the password', () => {
-  assert.equal(maskCameraUrl('rtsp://admin:p@ss@10.0.0.2/main#transport=udp'), 'rtsp://***:***@10.0.0.2/main#transport=udp');
-  assert.equal(maskCameraUrl('rtsp://10.0.0.2/main'), 'rtsp://10.0.0.2/main');
+  assert.equal(maskCredentials('rtsp://admin:p@ss@10.0.0.2/main#transport=udp'), 'rtsp://***:***@10.0.0.2/main#transport=udp');
+  assert.equal(maskCredentials('rtsp://10.0.0.2/main'), 'rtsp://10.0.0.2/main');
   assert.throws(() => parseCameraUrl('rtsp://admin:p/ss@cam/x'), (e: unknown) => e instanceof SourceError && !e.message.includes('p/ss'));
 });
 
