@@ -138,9 +138,11 @@ export class RtspConnection extends Owned {
     socket.setTimeout(opts.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('timeout', () => this.#fail(new RtspProtocolError('IdleTimeout', `nothing received for ${opts.idleTimeoutMs} ms`)));
-    socket.on('error', (e) => {
+    socket.on('error', (e: NodeJS.ErrnoException) => {
       this.#log.debug({ err: e.message }, 'socket error');
-      this.close(e);
+      // A reset or a write into a half-closed socket is the client leaving, whatever the wording.
+      const gone = e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED';
+      this.close(gone ? new Error(`connection closed by the client (${e.code})`) : e);
     });
     socket.on('close', () => this.close(new Error('connection closed by the client')));
     this.#log.debug('connection opened');
