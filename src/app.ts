@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { log } from './core/log.js';
 import { StreamRegistry } from './core/registry.js';
-import type { Config } from './config/schema.js';
+import { DEFAULTS, type Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
 import { rtspPlayers } from './outputs/rtsp.js';
 import { createSourceFactory } from './sources/factory.js';
@@ -24,6 +24,7 @@ import { ConfigStore } from './config/save.js';
 import type { WebRtcSession } from './outputs/webrtc/session.js';
 import type { WebRtcSettings } from './outputs/webrtc/settings.js';
 import { Metrics, metricsRoutes } from './api/metrics.js';
+import { selectBackend, type SelectedBackend } from './outputs/webrtc/select-backend.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const VERSION: string = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -40,12 +41,18 @@ interface Parts {
   sessions: SessionTable<WebRtcSession>;
   ws: WsSignalling;
   preloads: PreloadTable;
+  webrtcBackend: SelectedBackend;
 }
 
 export class Camrelay {
   private constructor(readonly parts: Parts) {}
 
   static async start(config: Config, opts: StartOptions): Promise<Camrelay> {
+    // First: a backend that cannot start (webrtc.listen taken) stops camrelay before anything binds.
+    const choice = config.webrtc.backend ?? DEFAULTS.webrtcBackend;
+    const webrtcBackend = await selectBackend(choice, { listen: config.webrtc.listen, loopbackOnly: config.webrtc.loopbackOnly });
+    const backend = webrtcBackend.backend;
+    log.info({ backend: backend.name, reason: webrtcBackend.reason }, 'webrtc backend');
     const { username, password, sessionTimeout, maxSendBuffer } = config.rtsp;
     const metrics = new Metrics();
     const rtsp = new RtspServer({
@@ -98,7 +105,7 @@ export class Camrelay {
       config.api.listen,
       [
         infoRoutes({ registry, version: VERSION, configPath: path.resolve(opts.configPath), rtspListen: config.rtsp.listen }),
-        webrtcRoutes({ registry, sessions, settings: webrtc, ...limit }),
+        webrtcRoutes({ registry, sessions, settings: webrtc, backend, ...limit }),
         metricsRoutes(metrics),
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
@@ -113,10 +120,11 @@ export class Camrelay {
       registry,
       sessions,
       settings: webrtc,
+      backend,
       ...limit,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
-    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads });
+    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend });
     try {
       await rtsp.listen();
       await api.listen();
@@ -131,12 +139,14 @@ export class Camrelay {
 
   /** Viewers first, then streams (their sources and ffmpeg children), then the servers. */
   async close(): Promise<void> {
-    const { ws, sessions, preloads, registry, rtsp, api } = this.parts;
+    const { ws, sessions, preloads, registry, rtsp, api, webrtcBackend } = this.parts;
     ws.close(); // first: an offer still being answered is aborted, not added to a closed table
     sessions.close();
     preloads.close();
     registry.close();
     await Promise.all([ws.done, sessions.done, preloads.done, registry.done]);
+    // Every peer has closed: node-datachannel's port and threads can go.
+    await webrtcBackend.close();
     rtsp.close();
     api.close();
     await Promise.all([rtsp.done, api.done]);

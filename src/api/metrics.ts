@@ -75,6 +75,7 @@ export class Metrics {
   readonly #backoff = new Counter({ name: 'camrelay_backoff_retries_total', help: 'Source retries scheduled with backoff', labelNames: ['stream'], registers: [this.#reg] });
   readonly #opened = new Counter({ name: 'camrelay_webrtc_sessions_opened_total', help: 'WebRTC sessions answered', registers: [this.#reg] });
   readonly #closed = new Counter({ name: 'camrelay_webrtc_sessions_closed_total', help: 'WebRTC sessions closed, by reason', labelNames: ['reason'], registers: [this.#reg] });
+  readonly #dropped = new Counter({ name: 'camrelay_consumers_dropped_total', help: 'Viewers dropped for falling behind (send buffer over its limit), by kind', labelNames: ['kind'], registers: [this.#reg] });
   readonly #refused = new Counter({ name: 'camrelay_webrtc_sessions_refused_total', help: 'WebRTC offers refused by webrtc.max_sessions', registers: [this.#reg] });
 
   constructor() {
@@ -165,6 +166,7 @@ export class Metrics {
     });
     // Labelled series exist (at 0) before the first event, so rate() and absent() behave.
     for (const reason of CLOSE_REASONS) this.#closed.inc({ reason }, 0);
+    for (const kind of ['webrtc', 'rtsp']) this.#dropped.inc({ kind }, 0);
     processMetrics();
   }
 
@@ -249,6 +251,7 @@ export class Metrics {
       t.bytes += num(i.bytes_send);
       t.packets += num(i.packets_send);
       this.#closedOut.set(key, t);
+      if (/cannot keep up/.test(String(i.close_reason ?? ''))) this.#dropped.inc({ kind });
     });
   }
 

@@ -5,6 +5,7 @@ import { log } from '../core/log.js';
 import { WebRtcSession } from '../outputs/webrtc/session.js';
 import { OfferError } from '../outputs/webrtc/offer.js';
 import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
+import type { WebRtcBackend } from '../outputs/webrtc/backend.js';
 import type { SessionTable } from './sessions.js';
 import { sendError } from './http-error.js';
 
@@ -12,6 +13,8 @@ export interface WebRtcContext {
   registry: StreamRegistry;
   sessions: SessionTable<WebRtcSession>;
   settings: WebRtcSettings;
+  /** The WebRTC library (webrtc.backend); werift when not given. */
+  backend?: WebRtcBackend;
   /** webrtc.max_sessions: offers beyond it are refused (undefined: no limit). */
   maxSessions?: number;
   /** Told of each refused offer (metrics). */
@@ -71,7 +74,7 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
         remoteAddr: req.socket.remoteAddress,
         userAgent: req.headers['user-agent'],
         signal: ac.signal,
-      });
+      }, ctx.backend);
       if (ac.signal.aborted) {
         session.close(new Error('viewer left before the answer'));
         return;

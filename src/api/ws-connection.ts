@@ -109,10 +109,13 @@ export class WsConnection extends Owned {
       this.close(new Error('stream not found'), 1000);
       return;
     }
-    // A new offer on the same socket is the same viewer starting over (DESIGN rule 5).
+    // A new offer on the same socket is the same viewer starting over (DESIGN rule 5): its old
+    // session is closed first, but the source it watched stays for the new one.
+    const keepSource = stream.hold();
     this.#dropSession('replaced by a new offer on the same WebSocket');
     const full = sessionLimitError(this.ctx);
     if (full) {
+      keepSource();
       // go2rtc keeps the socket after a failed offer; the client may try again later.
       this.#sendError(p, full);
       return;
@@ -122,12 +125,15 @@ export class WsConnection extends Owned {
     this.#opening = ac;
     const settings = offer.iceServers ? { ...this.ctx.settings, iceServers: offer.iceServers } : this.ctx.settings;
     try {
-      const { session, answer } = await WebRtcSession.open(stream, offer.sdp, settings, {
+      const opening = WebRtcSession.open(stream, offer.sdp, settings, {
         trickle: true,
         remoteAddr: this.#remoteAddr,
         userAgent: this.#userAgent,
         signal: ac.signal,
-      });
+      }, this.ctx.backend);
+      // open() attaches the new session before its first await: the source has a consumer again.
+      keepSource();
+      const { session, answer } = await opening;
       if (ac.signal.aborted) {
         session.close(new Error('viewer left before the answer'));
         return;
@@ -159,6 +165,7 @@ export class WsConnection extends Owned {
       // go2rtc keeps the socket after a failed offer; the client may try again.
       this.#sendError(p, messageOf(e));
     } finally {
+      keepSource();
       release();
       if (this.#opening === ac) this.#opening = undefined;
     }

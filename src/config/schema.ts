@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseListen } from '../core/listen.js';
 import type { StreamSettings } from '../core/stream.js';
+import { DEFAULT_GOP_CACHE } from '../core/gop-cache.js';
 import { DURATION_HINT, parseDuration } from './duration.js';
 
 // config.yaml: go2rtc's shape where go2rtc has the key, snake_case in the file, camelCase and
@@ -39,6 +40,8 @@ export interface Config {
     loopbackOnly?: boolean;
     /** Most WebRTC sessions open at once (HTTP and WebSocket together); undefined: no limit. */
     maxSessions?: number;
+    /** The WebRTC library (undefined: DEFAULTS.webrtcBackend, 'auto' = node-datachannel where its binary loads, else werift). */
+    backend?: WebRtcBackendChoice;
   };
   ffmpeg: { bin?: string; stopGrace: { quit: number; term: number } };
   log: { level: string };
@@ -58,11 +61,14 @@ export interface ConfigIssue {
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export const WEBRTC_BACKENDS = ['auto', 'werift', 'node-datachannel'] as const;
+export type WebRtcBackendChoice = (typeof WEBRTC_BACKENDS)[number];
 
 export const DEFAULTS = {
   apiListen: ':1984',
   rtspListen: ':8554',
   webrtcListen: ':8555',
+  webrtcBackend: 'auto' as WebRtcBackendChoice,
   connectTimeout: 15_000,
   disconnectTimeout: 10_000,
   stopGrace: { quit: 300, term: 500 },
@@ -71,6 +77,7 @@ export const DEFAULTS = {
     idleTimeout: 0,
     startTimeout: 10_000,
     backoff: { base: 500, max: 30_000, stableAfter: 30_000 },
+    gopCache: DEFAULT_GOP_CACHE,
   } satisfies StreamSettings,
 };
 
@@ -169,10 +176,16 @@ const backoffFields = z.strictObject({
   stable_after: duration.optional(),
 });
 
+const gopCacheFields = z.strictObject({
+  max_bytes: z.number().int().min(0, { message: 'must be 0 (no cache) or more bytes' }).optional(),
+  max_duration: positiveDuration.optional(),
+});
+
 const lifecycleFields = {
   idle_timeout: duration.optional(),
   start_timeout: positiveDuration.optional(),
   backoff: backoffFields.optional(),
+  gop_cache: gopCacheFields.optional(),
 };
 
 const streamObject = z.strictObject({ sources: stringList('a source URL'), ...lifecycleFields });
@@ -189,8 +202,9 @@ const fileSchema = z.strictObject({
     .optional(),
   webrtc: z
     .strictObject({
-      // Kept for go2rtc compatibility; werift binds per-peer ports (see port_range).
+      // node-datachannel: the one UDP port of every peer; werift binds per-peer ports (port_range).
       listen: listen.optional(),
+      backend: z.enum(WEBRTC_BACKENDS).optional(),
       candidates: z.array(z.string().min(1)).optional(),
       ice_servers: z
         .array(
@@ -224,7 +238,7 @@ const fileSchema = z.strictObject({
 
 type FileConfig = z.output<typeof fileSchema>;
 type Lifecycle = z.output<typeof streamObject>;
-type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'backoff'>>;
+type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'backoff' | 'gop_cache'>>;
 
 function valueAt(data: unknown, path: PropertyKey[]): unknown {
   let v = data;
@@ -298,6 +312,10 @@ function settings(defaults: StreamSettings, o: LifecycleOverrides): StreamSettin
       base: o.backoff?.base ?? defaults.backoff.base,
       max: o.backoff?.max ?? defaults.backoff.max,
       stableAfter: o.backoff?.stable_after ?? defaults.backoff.stableAfter,
+    },
+    gopCache: {
+      maxBytes: o.gop_cache?.max_bytes ?? defaults.gopCache?.maxBytes ?? DEFAULT_GOP_CACHE.maxBytes,
+      maxDuration: o.gop_cache?.max_duration ?? defaults.gopCache?.maxDuration ?? DEFAULT_GOP_CACHE.maxDuration,
     },
   };
 }
@@ -403,6 +421,7 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
   if (w.port_range) config.webrtc.portRange = w.port_range;
   if (w.loopback_only !== undefined) config.webrtc.loopbackOnly = w.loopback_only;
   if (w.max_sessions !== undefined) config.webrtc.maxSessions = w.max_sessions;
+  if (w.backend !== undefined) config.webrtc.backend = w.backend;
   const bin = emptyToUndefined(f.ffmpeg?.bin);
   if (bin !== undefined) config.ffmpeg.bin = bin;
   return config;

@@ -1,5 +1,6 @@
 import { Owned } from './owned.js';
 import { Backoff, type BackoffSettings } from './backoff.js';
+import { GopCache, type GopCacheSettings } from './gop-cache.js';
 import { SourceError, StartTimeoutError, StreamClosedError, errorMessage } from './errors.js';
 import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
@@ -12,6 +13,8 @@ export interface StreamSettings {
   /** ms a consumer waits for the source to go live before it gets an error. */
   startTimeout: number;
   backoff: BackoffSettings;
+  /** Default DEFAULT_GOP_CACHE. */
+  gopCache?: GopCacheSettings;
 }
 
 export type StreamState = 'idle' | 'starting' | 'live' | 'backoff' | 'stopping';
@@ -49,8 +52,8 @@ interface Run {
   liveSince: number;
   /** Secondary sources retry on their own; the primary's failures go through the stream. */
   backoff: Backoff;
-  /** The latest video keyframe: snapshots answer from it without waiting for the next one. */
-  keyframe?: Frame;
+  /** The current GOP of its video track: late joiners start from it, snapshots from its keyframe. */
+  gop: GopCache;
   /** An external publisher: not ours to stop when nobody watches. */
   pushed?: boolean;
 }
@@ -85,6 +88,8 @@ export class Stream extends Owned {
   /** Secondary sources to start again once the primary is back after a reconnect. */
   #resume = new Set<number>();
   #idleTimer: NodeJS.Timeout | undefined;
+  /** hold()s not yet released: the source stays while the last consumer is being replaced. */
+  #holds = 0;
   #lastError: Error | undefined;
   /** Sources being stopped, until they are really gone: close() and restarts wait for them. */
   #stopping = new Set<Promise<void>>();
@@ -122,8 +127,25 @@ export class Stream extends Owned {
   }
   /** The latest video keyframe of the first running source that has one. */
   get lastKeyframe(): Frame | undefined {
-    for (const run of [...this.#runs.values()].sort((a, b) => a.index - b.index)) if (run.keyframe) return run.keyframe;
+    for (const run of [...this.#runs.values()].sort((a, b) => a.index - b.index)) if (run.gop.keyframe) return run.gop.keyframe;
     return undefined;
+  }
+
+  /**
+   * For a consumer about to start its video (a WebRTC peer that just connected, an RTSP player
+   * that just sent PLAY): the frames of the current GOP, from its keyframe up to the latest
+   * frame, to send at once. From this call on the consumer also gets every live video frame,
+   * which continue that GOP. Empty when nothing decodable is held: the consumer then starts at
+   * the next keyframe, as without a cache.
+   */
+  catchUp(c: Consumer): readonly Frame[] {
+    const a = this.#consumers.get(c);
+    const index = a && !a.waiter ? a.from.get('video') : undefined;
+    const run = index === undefined ? undefined : this.#runs.get(index);
+    const frames = run?.tracks ? run.gop.frames : [];
+    if (frames.length === 0 || !c.request.video?.includes(frames[0]!.track.codec.name)) return [];
+    a!.awaitingKeyframe = false;
+    return [...frames];
   }
 
   get lastError(): Error | undefined {
@@ -179,7 +201,24 @@ export class Stream extends Owned {
       a.waiter.reject(new StreamClosedError(this.name, 'consumer left before the stream started'));
     }
     this.#log.debug({ consumer: consumer.id, consumers: this.#consumers.size }, 'consumer detached');
-    if (!this.#watched()) this.#lastConsumerLeft();
+    if (!this.#watched() && this.#holds === 0) this.#lastConsumerLeft();
+  }
+
+  /**
+   * Keeps the running source while no consumer is attached, until the returned release is
+   * called: a viewer that starts over closes its old session before the new one attaches (DESIGN
+   * rule 5), and the source must not stop and start again in between. A hold is no consumer: it
+   * is not listed, starts nothing and receives nothing. Releasing twice is harmless.
+   */
+  hold(): () => void {
+    this.#holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      if (this.#holds === 0 && !this.#watched()) this.#lastConsumerLeft();
+    };
   }
 
   /** Whether anyone but our own transcodes watches. */
@@ -282,6 +321,7 @@ export class Stream extends Owned {
       abort: new AbortController(),
       liveSince: 0,
       backoff: backoff ?? new Backoff(this.settings.backoff, this.random),
+      gop: new GopCache(this.settings.gopCache),
       pushed: pushed !== undefined,
     };
     this.#runs.set(index, run);
@@ -292,7 +332,7 @@ export class Stream extends Owned {
     });
     src.on('frame', (f: Frame) => {
       if (this.#runs.get(index) !== run) return;
-      if (f.keyframe && f.track.kind === 'video') run.keyframe = f;
+      if (f.track.kind === 'video') run.gop.push(f);
       this.#deliver(f, index);
     });
     this.emit('source', src);

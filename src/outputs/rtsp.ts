@@ -25,6 +25,8 @@ import { RtpUdpPair } from '../rtsp/udp-pair.js';
 export interface AttachableStream {
   readonly name: string;
   attach(c: Consumer): Promise<readonly Track[]>;
+  /** The current GOP, to start video at once after PLAY (Stream.catchUp). */
+  catchUp?(c: Consumer): readonly Frame[];
 }
 
 export interface StreamLookup {
@@ -211,9 +213,22 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       this.#state = 'playing';
       // Video (re)starts at a keyframe: a decoder cannot begin anywhere else.
       for (const l of this.#lanes) l.started = l.media.track.kind !== 'video';
+      // First PLAY only: after a PAUSE the GOP holds frames this player already had. The
+      // microtask runs after the PLAY reply is written (the connection sends it on return).
+      if (!this.#reportTimer) queueMicrotask(() => this.#startVideo());
       this.#reportTimer ??= setInterval(() => this.#sendReports(), SENDER_REPORT_MS);
     }
     return { status: 200, headers: { Range: 'npt=0.000-' } };
+  }
+
+  /** The stream's current GOP at once, rather than waiting up to a GOP for the next keyframe. */
+  #startVideo(): void {
+    const video = this.#lanes.find((l) => l.transport && l.media.track.kind === 'video');
+    if (this.#state !== 'playing' || this.closed || !video || video.started) return;
+    for (const f of this.stream.catchUp?.(this) ?? []) {
+      if (this.closed) return;
+      this.onFrame(f);
+    }
   }
 
   pause(): PlayerReply {

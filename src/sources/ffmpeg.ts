@@ -9,6 +9,13 @@ import type { RtspServer, PublishSlot } from '../rtsp/server.js';
 import { parseFfmpegUrl, type FfmpegSourceSpec } from './ffmpeg-url.js';
 import { buildFfmpegArgs, checkInputExists, loopbackStreamUrl, type FfmpegArgsOptions } from './ffmpeg-args.js';
 
+/**
+ * When the publish connection drops, how long to wait for ffmpeg's exit before blaming the
+ * connection: a killed or crashed ffmpeg drops its connection a moment before its exit is seen,
+ * and its exit (a signal, a code, its last stderr lines) is what says why.
+ */
+const EXIT_AFTER_DISCONNECT_MS = 500;
+
 export interface FfmpegContext {
   bin: string;
   grace: StopGrace;
@@ -26,6 +33,7 @@ export class FfmpegSource extends Owned implements Source {
   readonly spec: FfmpegSourceSpec;
   #child: ChildProcessOwner | undefined;
   #slot: PublishSlot | undefined;
+  #exitWait: NodeJS.Timeout | undefined;
   #log: Logger;
 
   constructor(
@@ -77,7 +85,9 @@ export class FfmpegSource extends Owned implements Source {
       if (!this.closed) this.emit('frame', f);
     });
     slot.once('close', (err?: Error) => {
-      if (err) this.close(new SourceError(`ffmpeg stopped publishing: ${err.message}${this.#stderrTail()}`));
+      if (!err || this.closed) return;
+      // If ffmpeg exits within the wait, the exit closes this source below, with its reason.
+      this.#exitWait = setTimeout(() => this.close(new SourceError(`ffmpeg stopped publishing: ${err.message}${this.#stderrTail()}`)), EXIT_AFTER_DISCONNECT_MS);
     });
     void child.exited.then((x) => this.close(this.#exitError(x.code, x.signal, x.error)));
     return tracks;
@@ -99,6 +109,7 @@ export class FfmpegSource extends Owned implements Source {
   }
 
   protected onClose(): Promise<void> {
+    clearTimeout(this.#exitWait);
     this.#slot?.close();
     const child = this.#child;
     child?.close();

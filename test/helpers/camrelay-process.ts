@@ -182,15 +182,21 @@ export class CamrelayProcess {
 /** Live-object counts without the classes at zero, to compare two moments. */
 export const nonZero = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).filter(([, n]) => n !== 0));
 
+/** The WebRTC backend test camrelays run: CAMRELAY_TEST_WEBRTC_BACKEND (test/backends/*), else auto. */
+export const testWebRtcBackend = (): string => process.env.CAMRELAY_TEST_WEBRTC_BACKEND ?? 'auto';
+
 /**
- * A config for tests: loopback only, free ports, short timeouts. `rtsp` adds settings to the
- * rtsp block (flow-mapping text, e.g. 'session_timeout: 3s').
+ * A config for tests: loopback only, free ports (webrtc.listen's shared UDP port too: port 0),
+ * short timeouts, the WebRTC backend of testWebRtcBackend(). `rtsp` adds settings to the rtsp
+ * block (flow-mapping text, e.g. 'session_timeout: 3s').
  */
 export function testConfig(streams: Record<string, string>, extra = '', rtsp = ''): string {
   const lines = Object.entries(streams).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
   return `api: { listen: "127.0.0.1:0" }
 rtsp: { listen: "127.0.0.1:0"${rtsp ? `, ${rtsp}` : ''} }
 webrtc:
+  listen: "127.0.0.1:0"
+  backend: ${testWebRtcBackend()}
   loopback_only: true
   timeouts: { connect: 3s, disconnect: 2s }
 ffmpeg:

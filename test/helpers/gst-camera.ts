@@ -7,7 +7,8 @@ import { createInterface } from 'node:readline';
 
 const SCRIPT = path.join(import.meta.dirname, 'gst-rtsp-server.py');
 
-export type CameraPipeline = 'h264' | 'h264-aac' | 'h265';
+/** 'h264-file' serves `file` (H.264 Annex B) in a loop without encoding: the benchmarks' camera. */
+export type CameraPipeline = 'h264' | 'h264-aac' | 'h265' | 'h264-file';
 
 export interface GstCameraOptions {
   pipeline?: CameraPipeline;
@@ -18,6 +19,9 @@ export interface GstCameraOptions {
   sessionTimeout?: number;
   /** Default 0: a free port chosen by the camera (kept across restart()). */
   port?: number;
+  /** For pipeline 'h264-file': the H.264 Annex B file, and its frame rate (default 25). */
+  file?: string;
+  fps?: number;
 }
 
 export interface CameraEvent {
@@ -33,7 +37,14 @@ export interface CameraEvent {
 
 /** Whether GStreamer has the elements a pipeline needs (x265enc comes from plugins-bad). */
 export function cameraCanRun(pipeline: CameraPipeline): boolean {
-  const need = pipeline === 'h265' ? ['x265enc', 'rtph265pay'] : pipeline === 'h264-aac' ? ['x264enc', 'voaacenc', 'rtpmp4gpay'] : ['x264enc'];
+  const need =
+    pipeline === 'h265'
+      ? ['x265enc', 'rtph265pay']
+      : pipeline === 'h264-aac'
+        ? ['x264enc', 'voaacenc', 'rtpmp4gpay']
+        : pipeline === 'h264-file'
+          ? ['appsrc', 'h264parse', 'rtph264pay']
+          : ['x264enc'];
   try {
     for (const e of need) execFileSync('gst-inspect-1.0', ['--exists', e], { stdio: 'ignore' });
     return true;
@@ -142,6 +153,8 @@ export class GstCamera {
     const args = [SCRIPT, '--port', String(this.port), '--mount', this.mount, '--pipeline', o.pipeline ?? 'h264'];
     if (o.auth) args.push('--auth', o.auth.method, '--user', o.auth.user, '--password', o.auth.password);
     if (o.sessionTimeout) args.push('--session-timeout', String(o.sessionTimeout));
+    if (o.file) args.push('--file', o.file);
+    if (o.fps) args.push('--fps', String(o.fps));
     // stdin stays open and unused: the camera exits when it closes, so it never outlives this process.
     const child = spawn('/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;

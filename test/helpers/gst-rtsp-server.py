@@ -2,8 +2,11 @@
 # A real RTSP camera for tests: GStreamer's gst-rtsp-server (Debian: python3-gst-1.0,
 # gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,bad,ugly}), run with /usr/bin/python3.
 #
-# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h265]
+# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h265|h264-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
+#                           [--file clip.h264 [--fps 25]]
+# h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
+# encoding anything: the benchmarks' camera, so that the camera costs no CPU they measure.
 #
 # Prints one JSON object per line on stdout, flushed at once, so a test can wait for events:
 #   {"event": "ready", "port": N}
@@ -40,6 +43,72 @@ PIPELINES = {
 }
 
 
+# h264-file: the file's access units are pushed into an appsrc at --fps in real time, looping,
+# stamped with the pipeline clock (do-timestamp), so the camera is live and its RTP timestamps
+# keep growing across the loop. GStreamer's own file elements cannot do this: multifilesrc +
+# h264parse loops but leaves PTS unset (constant RTP timestamps, no pacing).
+FILE_PIPELINE = ('( appsrc name=feed is-live=true do-timestamp=true format=time '
+                 'caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1 '
+                 '! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )')
+
+
+def access_units(data):
+    """Splits an H.264 Annex B byte stream into access units (bytes each, start codes kept)."""
+    starts = []
+    i = data.find(b'\x00\x00\x01')
+    while i >= 0:
+        starts.append(i - 1 if i > 0 and data[i - 1] == 0 else i)
+        i = data.find(b'\x00\x00\x01', i + 3)
+    aus, cur, has_vcl = [], [], False
+    for k, s in enumerate(starts):
+        e = starts[k + 1] if k + 1 < len(starts) else len(data)
+        nal = data[s:e]
+        h = nal.index(b'\x00\x00\x01') + 3
+        t = nal[h] & 0x1f if h < len(nal) else 0
+        vcl = t in (1, 5)
+        # A new AU starts at a non-VCL NAL after a picture, or at a slice with first_mb_in_slice 0.
+        first_mb0 = vcl and h + 1 < len(nal) and (nal[h + 1] & 0x80) != 0
+        if has_vcl and (not vcl or first_mb0):
+            aus.append(b''.join(cur))
+            cur, has_vcl = [], False
+        cur.append(nal)
+        has_vcl = has_vcl or vcl
+    if cur:
+        aus.append(b''.join(cur))
+    return aus
+
+
+class FileFeeder:
+    """Pushes access units into one media's appsrc on the GLib main loop until the media goes."""
+
+    def __init__(self, appsrc, aus, fps):
+        self.appsrc, self.aus, self.fps = appsrc, aus, fps
+        self.n = 0
+        self.t0 = GLib.get_monotonic_time()
+        self.stopped = False
+        self._tick()
+
+    def stop(self):
+        self.stopped = True
+
+    def _tick(self):
+        if self.stopped:
+            return False
+        now = GLib.get_monotonic_time()
+        # Every AU that is due (normally one); the schedule is from t0, so timer lateness never drifts.
+        for _ in range(self.fps):
+            if self.t0 + self.n * 1_000_000 // self.fps > now:
+                break
+            au = self.aus[self.n % len(self.aus)]
+            if self.appsrc.emit('push-buffer', Gst.Buffer.new_wrapped(au)) != Gst.FlowReturn.OK:
+                self.stopped = True
+                return False
+            self.n += 1
+        due = self.t0 + self.n * 1_000_000 // self.fps
+        GLib.timeout_add(max(1, (due - GLib.get_monotonic_time() + 999) // 1000), self._tick)
+        return False
+
+
 def emit(**fields):
     sys.stdout.write(json.dumps(fields) + '\n')
     sys.stdout.flush()
@@ -49,12 +118,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--port', type=int, required=True)
     p.add_argument('--mount', default='/cam')
-    p.add_argument('--pipeline', default='h264', choices=sorted(PIPELINES))
+    p.add_argument('--pipeline', default='h264', choices=sorted([*PIPELINES, 'h264-file']))
     p.add_argument('--auth', choices=['basic', 'digest'])
     p.add_argument('--user', default='')
     p.add_argument('--password', default='')
     p.add_argument('--session-timeout', type=int, default=0)
+    p.add_argument('--file', help='H.264 Annex B file for --pipeline h264-file')
+    p.add_argument('--fps', type=int, default=25)
     a = p.parse_args()
+    if a.pipeline == 'h264-file' and not a.file:
+        p.error('--pipeline h264-file needs --file')
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -62,7 +135,7 @@ def main():
     server.set_service(str(a.port))
 
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINES[a.pipeline])
+    factory.set_launch(FILE_PIPELINE.format(fps=a.fps) if a.pipeline == 'h264-file' else PIPELINES[a.pipeline])
     factory.set_shared(True)  # one pipeline for every client of the mount, like a camera
     # Some cameras only stream over TCP or only over UDP; this one does both.
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
@@ -83,6 +156,19 @@ def main():
         perms.add_permission_for_role('user', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
         perms.add_permission_for_role('user', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         factory.set_permissions(perms)
+
+    if a.pipeline == 'h264-file':
+        with open(a.file, 'rb') as f:
+            aus = access_units(f.read())
+        if not aus:
+            emit(event='error', message=f'no H.264 access units in {a.file}')
+            sys.exit(2)
+
+        def on_media(_factory, media):
+            feeder = FileFeeder(media.get_element().get_by_name('feed'), aus, a.fps)
+            media.connect('unprepared', lambda _m: feeder.stop())
+
+        factory.connect('media-configure', on_media)
 
     server.get_mount_points().add_factory(a.mount, factory)
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CamrelayProcess, testConfig, type LogLine } from '../helpers/camrelay-process.js';
 import { RawRtspPlayer } from '../helpers/rtsp-player.js';
+import { metric, scrape } from '../helpers/metrics-scrape.js';
 import { waitFor } from '../helpers/wait.js';
 
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#video=h264#audio=opus';
@@ -328,6 +329,7 @@ test('a reader that stops reading is dropped; the others keep their frame rate',
     assert.ok(fpsAfter >= 18, `and ${fpsAfter.toFixed(1)} fps after the drop`);
     const o = await app.objects();
     assert.equal(o.RtspConsumer, 1, 'only the good reader is left');
+    assert.equal(metric(await scrape(app), 'camrelay_consumers_dropped_total', { kind: 'rtsp' }), 1, 'the drop is counted in /metrics');
   } finally {
     clearInterval(keepAlive);
     good.destroy();

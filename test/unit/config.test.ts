@@ -9,7 +9,8 @@ import { substituteEnv } from '../../src/config/env.js';
 import { isListenAddress } from '../../src/config/schema.js';
 
 const FILE = 'config.yaml';
-const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 } };
+const GOP = { maxBytes: 8 * 1024 * 1024, maxDuration: 10_000 };
+const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP };
 
 test('durations: numbers are seconds, strings carry a unit', { timeout: 5000 }, () => {
   const table: [unknown, number | undefined][] = [
@@ -97,7 +98,7 @@ streams:
   assert.deepEqual(c.streams.cam2?.sources, ['rtsp://admin:p@ss@10.0.0.2/main', 'ffmpeg:cam2#audio=opus']);
   assert.deepEqual(c.streams.garage, {
     sources: ['rtsp://garage'],
-    settings: { idleTimeout: 30_000, startTimeout: 10_000, backoff: { base: 500, max: 60_000, stableAfter: 30_000 } },
+    settings: { idleTimeout: 30_000, startTimeout: 10_000, backoff: { base: 500, max: 60_000, stableAfter: 30_000 }, gopCache: GOP },
   });
   assert.deepEqual(c.streams.push, { sources: [], settings: DEFAULT_SETTINGS });
   assert.notEqual(c.streams.demo?.settings, c.streams.push?.settings, 'streams do not share a settings object');
@@ -117,7 +118,7 @@ test('good documents', { timeout: 5000 }, () => {
           log: { level: 'info' },
           streams: {},
           preload: {},
-          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 } },
+          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP },
         });
       },
     },
@@ -134,8 +135,8 @@ test('good documents', { timeout: 5000 }, () => {
       name: 'stream defaults apply to every stream, overrides per stream',
       text: 'stream_defaults: { idle_timeout: 5, backoff: { base: 1s } }\nstreams:\n  a: rtsp://a\n  b: { sources: rtsp://b, start_timeout: 3s }\n',
       check: (c) => {
-        assert.deepEqual(c.streams.a?.settings, { idleTimeout: 5000, startTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 } });
-        assert.deepEqual(c.streams.b?.settings, { idleTimeout: 5000, startTimeout: 3000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 } });
+        assert.deepEqual(c.streams.a?.settings, { idleTimeout: 5000, startTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
+        assert.deepEqual(c.streams.b?.settings, { idleTimeout: 5000, startTimeout: 3000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
         assert.deepEqual(c.streams.b?.sources, ['rtsp://b']);
       },
     },
@@ -149,6 +150,14 @@ test('good documents', { timeout: 5000 }, () => {
       name: 'env default in a duration',
       text: 'stream_defaults: { idle_timeout: "${IDLE:-2}" }\nstreams: { a: x }',
       check: (c) => assert.equal(c.streams.a?.settings.idleTimeout, 2000),
+    },
+    {
+      name: 'GOP cache: defaults, then a stream that turns it off',
+      text: 'stream_defaults: { gop_cache: { max_duration: 4s } }\nstreams:\n  a: rtsp://a\n  b: { sources: rtsp://b, gop_cache: { max_bytes: 0 } }\n',
+      check: (c) => {
+        assert.deepEqual(c.streams.a?.settings.gopCache, { maxBytes: 8 * 1024 * 1024, maxDuration: 4000 });
+        assert.deepEqual(c.streams.b?.settings.gopCache, { maxBytes: 0, maxDuration: 4000 });
+      },
     },
     {
       name: 'unicode and dotted stream names',
@@ -190,6 +199,11 @@ test('bad documents name the file, the line and the key', { timeout: 5000 }, () 
       name: 'unknown key in a stream object',
       text: 'streams:\n  g:\n    sources: rtsp://g\n    idle: 3s\n',
       message: 'config.yaml:4: unknown key "streams.g.idle"',
+    },
+    {
+      name: 'negative GOP cache size',
+      text: 'streams:\n  g:\n    sources: rtsp://g\n    gop_cache: { max_bytes: -1 }\n',
+      message: /^config\.yaml:4: streams\.g\.gop_cache\.max_bytes: must be 0 \(no cache\) or more bytes/,
     },
     { name: 'wrong type', text: 'log: {}\n\napi:\n  listen: 1984\n', message: 'config.yaml:4: api.listen: expected string, got number' },
     {

@@ -32,6 +32,8 @@ export interface AttachableStream {
   attach(c: Consumer): Promise<Track[]>;
   /** Every track the stream has, to say what it offers when none fits the viewer. */
   readonly tracks?: readonly Track[];
+  /** The current GOP, to start video at once on connect (Stream.catchUp). */
+  catchUp?(c: Consumer): readonly Frame[];
   name: string;
 }
 
@@ -85,6 +87,7 @@ export class WebRtcSession extends Owned implements Consumer {
   /** Local candidates so far (null = gathering done), replayed to late listeners. */
   #localCandidates: (IceCandidateInit | null)[] = [];
   #candidateListeners = new Set<(c: IceCandidateInit | null) => void>();
+  #stream: AttachableStream | undefined;
 
   private constructor(
     private readonly offer: Offer,
@@ -121,6 +124,7 @@ export class WebRtcSession extends Owned implements Consumer {
   ): Promise<{ session: WebRtcSession; answer: string }> {
     const offer = parseOffer(offerSdp);
     const session = new WebRtcSession(offer, stream.name, settings, meta, backend);
+    session.#stream = stream;
     const onAbort = () => session.close(new Error('viewer left before the answer'));
     meta.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -247,8 +251,18 @@ export class WebRtcSession extends Owned implements Consumer {
       this.#connectTimer = undefined;
       this.#lastInbound = performance.now();
       this.#armDisconnect(this.settings.timeouts.disconnect);
+      this.#startVideo();
     } else if (s === 'disconnected' || s === 'failed' || s === 'closed') {
       this.close(new Error(`connection ${s}`));
+    }
+  }
+
+  /** The stream's current GOP at once, rather than waiting up to a GOP for the next keyframe. */
+  #startVideo(): void {
+    const gop = this.#video ? (this.#stream?.catchUp?.(this) ?? []) : [];
+    for (const f of gop) {
+      if (this.closed) return;
+      this.onFrame(f);
     }
   }
 
@@ -274,6 +288,7 @@ export class WebRtcSession extends Owned implements Consumer {
     clearTimeout(this.#disconnectTimer);
     this.#connectTimer = this.#disconnectTimer = undefined;
     this.#candidateListeners.clear();
+    this.#stream = undefined;
     this.#peer.removeAllListeners('state');
     this.#peer.removeAllListeners('activity');
     this.#peer.removeAllListeners('candidate');

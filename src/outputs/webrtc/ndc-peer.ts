@@ -1,0 +1,425 @@
+// One viewer's peer connection on node-datachannel (libdatachannel). Facts this relies on, from
+// node-datachannel 0.33.4 (libdatachannel 0.24.5, libjuice):
+// - with disableAutoNegotiation the answer is ours to make: setRemoteDescription creates a track
+//   per offered m-line (reciprocated), addTrack with the same mid replaces its description, and
+//   setLocalDescription('answer') answers each m-line from its track's description.
+// - a track with no packetizer sends what it is given as RTP (SRTP-protected, any SSRC); the send
+//   happens on the calling thread, so nothing is queued in the library.
+// - every wrapper holds N-API thread-safe functions that keep Node's event loop alive: a track's
+//   until we close() it ourselves, the peer connection's until its 'closed' state was delivered.
+// - a track wrapper that is garbage-collected before its 'closed' callback ran stays in the
+//   library's list of live wrappers, and cleanup() then touches freed memory (a SIGSEGV/SIGBUS at
+//   shutdown, seen here after a few dozen viewers). So every wrapper is held in `nativeLive`
+//   until the library says it closed.
+// - pc.bytesReceived() counts SCTP (data channel) bytes only, so it cannot tell that a media
+//   viewer is alive; see #watchLiveness for what does.
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Audio, PeerConnection, Track, Video } from 'node-datachannel';
+import { Owned } from '../../core/owned.js';
+import { log } from '../../core/log.js';
+import {
+  extraCandidates,
+  withExtraCandidates,
+  type IceCandidateInit,
+  type PeerState,
+  type RtpOut,
+  type SendTrack,
+  type SendTrackSpec,
+  type WebRtcPeer,
+} from './backend.js';
+import {
+  capExtraPriorities,
+  formatAddress,
+  normalizeCandidate,
+  normalizeCandidates,
+  preferPassiveDtls,
+  scanOffer,
+  toNdcIceServers,
+  withoutCandidates,
+  type OfferedMedia,
+} from './ndc-sdp.js';
+import type { WebRtcSettings } from './settings.js';
+
+/** The loaded library object (node-datachannel's default export). */
+export type NdcLib = (typeof import('node-datachannel'))['default'];
+
+/** Where every peer's ICE runs: one UDP socket for all of them (libjuice's UDP mux). */
+export interface NdcTransport {
+  port: number;
+  bindAddress?: string;
+}
+
+const CNAME = 'camrelay';
+/** One msid stream for all tracks, so a browser puts audio and video in one MediaStream. */
+const MSID = 'camrelay';
+/** How often the liveness check runs (one timer per connected peer). */
+const LIVENESS_TICK_MS = 250;
+/**
+ * Sending nothing for this long, we expect no RTCP back. Viewers report on the media they get
+ * (browsers about every second for video, every 5 s for audio); no media, no report.
+ */
+const SEND_QUIET_MS = 1500;
+/** A native close that never reports 'closed' must not hold shutdown forever. */
+const CLOSE_GRACE_MS = 5000;
+
+/**
+ * Wrappers whose native side has not reported its close yet, held so that the garbage collector
+ * cannot free them first (see the header). NdcBackend empties it after the library's cleanup().
+ */
+export const nativeLive = new Set<object>();
+
+/** Payload types that are not a codec of their own (repair, redundancy). */
+const NOT_MEDIA = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
+
+const STATES = new Set<PeerState>(['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed']);
+
+class NdcSendTrack implements SendTrack {
+  #open = false;
+  /** Reused for every packet: the library copies it before send returns. */
+  #buf = Buffer.allocUnsafe(1500);
+
+  constructor(
+    private readonly track: Track,
+    readonly ssrc: number,
+    readonly payloadType: number,
+    private readonly peer: NdcPeer,
+  ) {}
+
+  opened(): void {
+    this.#open = true;
+  }
+
+  write(p: RtpOut): void {
+    if (!this.#open || this.peer.closed) return;
+    const size = 12 + p.payload.length;
+    if (this.#buf.length < size) this.#buf = Buffer.allocUnsafe(size);
+    const b = this.#buf;
+    b[0] = 0x80;
+    b[1] = (p.marker ? 0x80 : 0) | this.payloadType;
+    b.writeUInt16BE(p.sequenceNumber & 0xffff, 2);
+    b.writeUInt32BE(p.timestamp >>> 0, 4);
+    b.writeUInt32BE(this.ssrc, 8);
+    p.payload.copy(b, 12);
+    try {
+      this.track.sendMessageBinary(b.subarray(0, size));
+    } catch {
+      // The native side closed the track between its 'closed' event and ours: nothing to send to.
+      this.#open = false;
+      return;
+    }
+    this.peer.wrote();
+  }
+}
+
+export class NdcPeer extends Owned implements WebRtcPeer {
+  #pc: PeerConnection | undefined;
+  #media: OfferedMedia[] = [];
+  #state: PeerState = 'new';
+  /** Every track wrapper we were handed: each must be closed by us (see the header). */
+  #tracks: Track[] = [];
+  #sendMids = new Set<string>();
+  #answered = false;
+  #gathered: Promise<void>;
+  #gatheredResolve!: () => void;
+  #nativeClosed: Promise<void>;
+  #nativeClosedResolve!: () => void;
+  /** One per track: resolved by the track's 'closed' callback. */
+  #tracksClosed: Promise<void>[] = [];
+  #liveness: NodeJS.Timeout | undefined;
+  #lastWrite = -Infinity;
+  /** Local candidates already emitted (the same one can come from the callback and the SDP). */
+  #candidatesSent = new Set<string>();
+  #gatheringEnded = false;
+  /** Send tracks whose 'open' has not come yet; 'connected' waits for them. */
+  #unopened = 0;
+  #pcConnected = false;
+  #remote: string | undefined;
+
+  constructor(
+    private readonly lib: NdcLib,
+    private readonly settings: WebRtcSettings,
+    private readonly transport: NdcTransport,
+  ) {
+    super('NdcPeer');
+    this.#gathered = new Promise((resolve) => (this.#gatheredResolve = resolve));
+    this.#nativeClosed = new Promise((resolve) => (this.#nativeClosedResolve = resolve));
+  }
+
+  get state(): PeerState {
+    return this.#state;
+  }
+
+  /** Nothing waits in the library: a packet is encrypted and handed to the socket inside write(). */
+  get pendingWrites(): number {
+    return 0;
+  }
+
+  wrote(): void {
+    this.#lastWrite = performance.now();
+  }
+
+  async setRemoteOffer(sdp: string): Promise<void> {
+    this.#assertOpen();
+    if (this.#pc) throw new Error('remote offer already set');
+    this.#media = scanOffer(sdp);
+    const ice = toNdcIceServers(this.settings.iceServers);
+    if (ice.skipped.length) log.warn({ urls: ice.skipped }, 'webrtc: ice_servers entries node-datachannel cannot use are left out');
+    const { port, bindAddress } = this.transport;
+    const pc = new this.lib.PeerConnection('camrelay', {
+      iceServers: ice.servers,
+      enableIceUdpMux: true,
+      portRangeBegin: port,
+      portRangeEnd: port,
+      ...(bindAddress !== undefined && { bindAddress }),
+      disableAutoNegotiation: true,
+    });
+    this.#pc = pc;
+    nativeLive.add(pc);
+    pc.onStateChange((s) => this.#onState(s, pc));
+    pc.onIceStateChange((s) => {
+      // ICE can fail or lose consent while DTLS still counts as connected.
+      if (s === 'disconnected' || s === 'failed') this.#setState(s);
+    });
+    pc.onGatheringStateChange((s) => {
+      if (s === 'complete') this.#onGathered();
+    });
+    pc.onLocalCandidate((candidate, mid) => this.#onLocalCandidate(candidate, mid));
+    pc.setRemoteDescription(preferPassiveDtls(sdp), 'offer');
+  }
+
+  addSendTrack(spec: SendTrackSpec): SendTrack {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('addSendTrack before setRemoteOffer');
+    if (this.#answered) throw new Error('addSendTrack after createAnswer');
+    const m = this.#media.find((x) => x.mid === spec.mid);
+    if (!m) throw new Error(`the offer has no m-line with mid ${spec.mid}`);
+    if (m.kind !== spec.kind) throw new Error(`m-line ${spec.mid} is ${m.kind}, not ${spec.kind}`);
+    const offered = m.codecs.find((c) => c.payloadType === spec.codec.payloadType);
+    if (!offered) throw new Error(`m-line ${spec.mid} has no payload type ${spec.codec.payloadType}`);
+    const fmtp = spec.codec.fmtp ? fmtpLine(spec.codec.fmtp) : offered.fmtp;
+    const ssrc = randomBytes(4).readUInt32BE(0) || 1;
+    const desc = this.#description(spec.kind, spec.mid, 'SendOnly', offered.payloadType, offered.rtpmap, fmtp);
+    desc.addSSRC(ssrc, CNAME, MSID, `camrelay-${spec.kind}`);
+    const track = this.#addTrack(desc);
+    // Sender reports (browsers sync audio to video with them) and answers to NACKs from what was
+    // sent; neither re-packetizes.
+    const rtpConfig = new this.lib.RtpPacketizationConfig(ssrc, CNAME, offered.payloadType, spec.codec.clockRate);
+    const sr = new this.lib.RtcpSrReporter(rtpConfig);
+    sr.addToChain(new this.lib.RtcpNackResponder());
+    track.setMediaHandler(sr);
+    const out = new NdcSendTrack(track, ssrc, offered.payloadType, this);
+    this.#unopened++;
+    track.onOpen(() => {
+      out.opened();
+      this.#unopened--;
+      this.#maybeConnected();
+    });
+    this.#sendMids.add(spec.mid);
+    return out;
+  }
+
+  async createAnswer(): Promise<string> {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('createAnswer before setRemoteOffer');
+    if (this.#answered) throw new Error('answer already created');
+    this.#answered = true;
+    // m-lines we send nothing on are answered inactive with their first codec (a track each, so
+    // that libdatachannel does not answer them sendonly with every codec of the offer).
+    // Rejected ones (port 0) are left to libdatachannel, which answers them rejected too.
+    for (const m of this.#media) {
+      if ((m.kind !== 'audio' && m.kind !== 'video') || !m.mid || m.port === 0 || this.#sendMids.has(m.mid)) continue;
+      const first = m.codecs.find((c) => !NOT_MEDIA.has(c.rtpmap.split('/')[0]!.toLowerCase()));
+      if (!first) continue;
+      this.#addTrack(this.#description(m.kind, m.mid, 'Inactive', first.payloadType, first.rtpmap, first.fmtp));
+    }
+    pc.setLocalDescription('answer');
+    const sdp = pc.localDescription()?.sdp;
+    if (!sdp) throw new Error('node-datachannel made no answer');
+    // Candidates go out as 'candidate' events (and in localDescription() once gathered).
+    return withoutCandidates(sdp);
+  }
+
+  gatheringComplete(): Promise<void> {
+    if (!this.#answered) return Promise.reject(new Error('gatheringComplete before createAnswer'));
+    return this.#gathered.then(() => {
+      this.#assertOpen();
+    });
+  }
+
+  localDescription(): string {
+    const sdp = this.#pc?.localDescription()?.sdp;
+    if (!sdp) throw new Error('no local description yet');
+    return capExtraPriorities(withExtraCandidates(normalizeCandidates(sdp), this.settings.candidates));
+  }
+
+  async addRemoteCandidate(c: IceCandidateInit | null): Promise<void> {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('addRemoteCandidate before setRemoteOffer');
+    // libdatachannel has no end-of-candidates call; checks simply go on with what it has.
+    if (!c || !c.candidate.trim()) return;
+    const mid = c.sdpMid ?? this.#media[c.sdpMLineIndex ?? 0]?.mid ?? this.#media.find((m) => m.mid)?.mid ?? '0';
+    const line = c.candidate.trim().replace(/^a=/, '');
+    pc.addRemoteCandidate(line.startsWith('candidate:') ? line : `candidate:${line}`, mid);
+  }
+
+  remoteAddress(): string | undefined {
+    if (this.#remote || this.closed) return this.#remote;
+    const pair = this.#state === 'connected' ? this.#pc?.getSelectedCandidatePair() : undefined;
+    if (pair) this.#remote = formatAddress(pair.remote.address, pair.remote.port);
+    return this.#remote;
+  }
+
+  #description(kind: string, mid: string, dir: 'SendOnly' | 'Inactive', pt: number, rtpmap: string, fmtp: string | undefined): Video | Audio {
+    if (kind === 'video') {
+      const v = new this.lib.Video(mid, dir);
+      const name = rtpmap.split('/')[0]!;
+      if (fmtp) v.addVideoCodec(pt, name, fmtp);
+      else v.addVideoCodec(pt, name);
+      return v;
+    }
+    const a = new this.lib.Audio(mid, dir);
+    if (fmtp) a.addAudioCodec(pt, rtpmap, fmtp);
+    else a.addAudioCodec(pt, rtpmap);
+    return a;
+  }
+
+  #addTrack(desc: Video | Audio): Track {
+    const track = this.#pc!.addTrack(desc);
+    this.#tracks.push(track);
+    nativeLive.add(track);
+    this.#tracksClosed.push(
+      new Promise<void>((resolve) =>
+        track.onClosed(() => {
+          nativeLive.delete(track);
+          resolve();
+        }),
+      ),
+    );
+    // RTCP from the viewer (reports, NACK, PLI). Also keeps a track with no reader from queueing
+    // them in the library.
+    track.onMessage(() => this.#activity());
+    return track;
+  }
+
+  /**
+   * Gathering has ended: the candidates of the local description that no event has carried yet
+   * (each callback has its own queue into JS, so the end may overtake the last candidate), then
+   * null, as the interface promises.
+   */
+  #onGathered(): void {
+    if (this.closed || this.#gatheringEnded) return;
+    const sdp = this.#pc?.localDescription()?.sdp ?? '';
+    const first = sdp.split(/\r\n(?=m=)/).find((m) => m.startsWith('m='));
+    const mid = /^a=mid:(\S+)/m.exec(first ?? '')?.[1] ?? this.#media.find((m) => m.mid)?.mid ?? '0';
+    for (const line of first?.match(/^a=candidate:.*$/gm) ?? []) this.#onLocalCandidate(line, mid);
+    this.#gatheringEnded = true;
+    this.emit('candidate', null);
+    this.#gatheredResolve();
+  }
+
+  #onLocalCandidate(candidate: string, mid: string): void {
+    if (this.closed || this.#gatheringEnded) return;
+    const line = normalizeCandidate(candidate.trim().replace(/^a=/, ''));
+    if (this.#candidatesSent.has(line)) return;
+    this.#candidatesSent.add(line);
+    const init: IceCandidateInit = {
+      candidate: line,
+      sdpMid: mid,
+      sdpMLineIndex: Math.max(0, this.#media.findIndex((m) => m.mid === mid)),
+    };
+    this.emit('candidate', init);
+    const extras = extraCandidates(init.candidate, this.settings.candidates);
+    if (!extras.length) return;
+    for (const extra of capExtraPriorities([init.candidate, ...extras].join('\n')).split('\n').slice(1)) {
+      this.emit('candidate', { ...init, candidate: extra } satisfies IceCandidateInit);
+    }
+  }
+
+  #onState(s: string, pc: PeerConnection): void {
+    if (s === 'closed') {
+      nativeLive.delete(pc);
+      this.#nativeClosedResolve();
+    }
+    if (this.closed) return;
+    if (s === 'connected') {
+      this.#pcConnected = true;
+      this.#maybeConnected();
+    } else if (STATES.has(s as PeerState)) this.#setState(s as PeerState);
+  }
+
+  /**
+   * 'connected' once DTLS is up and every send track is open: libdatachannel reports the
+   * connection first and opens the tracks after, through another callback, and a write before
+   * its track is open is lost (the session sends the cached GOP the moment it hears 'connected').
+   */
+  #maybeConnected(): void {
+    if (this.closed || !this.#pcConnected || this.#unopened > 0) return;
+    this.#gatheredResolve(); // candidates no longer matter once connected
+    this.#watchLiveness();
+    this.#setState('connected');
+  }
+
+  /**
+   * 'activity' from what libdatachannel lets us see: RTCP from the viewer on any track. That
+   * proves the viewer alive only while we send it media: with nothing sent (a stream between
+   * keyframes at the start, a camera reconnecting) the viewer reports nothing, and the liveness
+   * of the connection is left to libjuice's ICE consent checks (every 4-6 s, lost after 30 s →
+   * 'failed' → the session closes).
+   */
+  #watchLiveness(): void {
+    if (this.#liveness) return;
+    this.#liveness = setInterval(() => {
+      if (performance.now() - this.#lastWrite > SEND_QUIET_MS) this.#activity();
+    }, LIVENESS_TICK_MS);
+  }
+
+  #activity(): void {
+    if (!this.closed) this.emit('activity');
+  }
+
+  #setState(s: PeerState): void {
+    if (this.closed || s === this.#state) return;
+    this.#state = s;
+    this.emit('state', s);
+  }
+
+  #assertOpen(): PeerConnection | undefined {
+    if (this.closed) throw new Error('peer connection closed');
+    return this.#pc;
+  }
+
+  protected onClose(): Promise<void> | void {
+    clearInterval(this.#liveness);
+    this.#liveness = undefined;
+    this.#gatheredResolve();
+    const pc = this.#pc;
+    if (!pc) return;
+    this.#state = 'closed';
+    for (const t of this.#tracks) {
+      try {
+        t.close();
+      } catch {
+        /* already gone (library cleanup at shutdown) */
+      }
+    }
+    this.#tracks = [];
+    try {
+      pc.close();
+    } catch {
+      this.#nativeClosedResolve();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_GRACE_MS);
+      timer.unref();
+    });
+    const closed = Promise.all([this.#nativeClosed, ...this.#tracksClosed]).then(() => undefined);
+    return Promise.race([closed, grace]).finally(() => clearTimeout(timer));
+  }
+}
+
+function fmtpLine(fmtp: Record<string, string>): string | undefined {
+  const parts = Object.entries(fmtp).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(';') : undefined;
+}
