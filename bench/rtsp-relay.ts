@@ -1,0 +1,118 @@
+// rtsp-relay, the baseline, as a child process (bench/baseline/server.cjs), installed on first
+// use into bench/baseline with --ignore-scripts (its ffmpeg-static would download a binary) and
+// pointed at Debian's ffmpeg.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { isAlive } from './proc.js';
+
+export const BASELINE_DIR = path.resolve(import.meta.dirname, 'baseline');
+export const FFMPEG = '/usr/bin/ffmpeg';
+
+/** rtsp-relay's installed version; installs it first when bench/baseline/node_modules lacks it. */
+export function ensureRtspRelay(log: (s: string) => void): string {
+  const pkg = path.join(BASELINE_DIR, 'node_modules', 'rtsp-relay', 'package.json');
+  if (!existsSync(pkg)) {
+    log('installing rtsp-relay into bench/baseline (npm ci --ignore-scripts)');
+    execFileSync('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', BASELINE_DIR], { stdio: 'inherit' });
+  }
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
+interface ServerEvent {
+  event: 'listening' | 'spawn' | 'exit';
+  port?: number;
+  pid?: number;
+  /** Epoch ms (performance.timeOrigin + performance.now() in the server). */
+  t?: number;
+  cmd?: string;
+  code?: number | null;
+  signal?: string | null;
+}
+
+export class RtspRelay {
+  readonly events: ServerEvent[] = [];
+  port = 0;
+  #listeners = new Set<(e: ServerEvent) => void>();
+  #exit: Promise<void>;
+
+  private constructor(readonly child: ChildProcess) {
+    this.#exit = new Promise((resolve) => child.once('exit', () => resolve()));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let e: ServerEvent;
+      try {
+        e = JSON.parse(line) as ServerEvent;
+      } catch {
+        return;
+      }
+      this.events.push(e);
+      for (const f of [...this.#listeners]) f(e);
+    });
+  }
+
+  static async start(cameraUrl: string): Promise<RtspRelay> {
+    const child = spawn(process.execPath, [path.join(BASELINE_DIR, 'server.cjs')], {
+      cwd: BASELINE_DIR,
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, CAMERA_URL: cameraUrl, FFMPEG_BIN: FFMPEG },
+    });
+    const r = new RtspRelay(child);
+    try {
+      r.port = (await r.waitEvent((e) => e.event === 'listening', 15000)).port!;
+    } catch (e) {
+      await r.stop();
+      throw e;
+    }
+    return r;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}/stream`;
+  }
+
+  /** The ffmpeg processes rtsp-relay started that are still running. */
+  ffmpegPids(): number[] {
+    const exited = new Set(this.events.filter((e) => e.event === 'exit').map((e) => e.pid));
+    return this.events.filter((e) => e.event === 'spawn' && !exited.has(e.pid) && isAlive(e.pid!)).map((e) => e.pid!);
+  }
+
+  /** The first matching event from index `from` on, or the next one, within `ms`. */
+  waitEvent(match: (e: ServerEvent) => boolean, ms: number, from = 0): Promise<ServerEvent> {
+    const seen = this.events.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#listeners.delete(f);
+        reject(new Error(`rtsp-relay: no matching event within ${ms} ms`));
+      }, ms);
+      const f = (e: ServerEvent) => {
+        if (!match(e)) return;
+        clearTimeout(t);
+        this.#listeners.delete(f);
+        resolve(e);
+      };
+      this.#listeners.add(f);
+    });
+  }
+
+  /** Ends the server (its stdin closes); an ffmpeg it left running is killed by its pid. */
+  async stop(): Promise<void> {
+    const left = this.ffmpegPids();
+    this.child.stdin?.end();
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.#exit;
+    clearTimeout(t);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
