@@ -13,8 +13,8 @@ export interface WebRtcContext {
   registry: StreamRegistry;
   sessions: SessionTable<WebRtcSession>;
   settings: WebRtcSettings;
-  /** The WebRTC library (webrtc.backend); werift when not given. */
-  backend?: WebRtcBackend;
+  /** The WebRTC library (webrtc.backend). */
+  backend: WebRtcBackend;
   /** webrtc.max_sessions: offers beyond it are refused (undefined: no limit). */
   maxSessions?: number;
   /** Told of each refused offer (metrics). */

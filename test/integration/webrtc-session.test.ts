@@ -30,7 +30,8 @@ before(async () => {
 after(async () => {
   await selected?.close();
 });
-const openSession = (...a: Parameters<typeof WebRtcSession.open>) => WebRtcSession.open(a[0], a[1], a[2], a[3] ?? {}, selected!.backend);
+type OpenArgs = Parameters<typeof WebRtcSession.open>;
+const openSession = (stream: OpenArgs[0], sdp: OpenArgs[1], settings: OpenArgs[2], meta: OpenArgs[3] = {}) => WebRtcSession.open(stream, sdp, settings, meta, selected!.backend);
 
 // ---------- an H.264 elementary stream cut into access units ----------
 

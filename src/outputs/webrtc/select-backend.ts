@@ -4,7 +4,6 @@
 import { log } from '../../core/log.js';
 import type { WebRtcBackend } from './backend.js';
 import { NdcBackend, NdcListenError, type NdcOptions } from './ndc-backend.js';
-import { weriftBackend } from './werift-backend.js';
 
 /** webrtc.backend's values (the config layer validates them). */
 export type BackendChoice = 'auto' | 'werift' | 'node-datachannel';
@@ -44,7 +43,10 @@ export async function selectBackend(choice: BackendChoice, opts: NdcOptions, loa
   };
 }
 
-function werift(reason: string): SelectedBackend {
+// Loaded only when it runs: werift and its dependencies add about 25 MB to a process that
+// does not use them.
+async function werift(reason: string): Promise<SelectedBackend> {
+  const { weriftBackend } = await import('./werift-backend.js');
   return { backend: weriftBackend, reason, close: async () => undefined };
 }
 

@@ -13,7 +13,6 @@ import { packetizeAudioFrame } from '../../rtp/audio-packetizer.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
 import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer } from './backend.js';
 import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
-import { weriftBackend } from './werift-backend.js';
 import type { WebRtcSettings } from './settings.js';
 
 export interface SessionMeta {
@@ -120,7 +119,7 @@ export class WebRtcSession extends Owned implements Consumer {
     offerSdp: string,
     settings: WebRtcSettings,
     meta: SessionMeta = {},
-    backend: WebRtcBackend = weriftBackend,
+    backend: WebRtcBackend,
   ): Promise<{ session: WebRtcSession; answer: string }> {
     const offer = parseOffer(offerSdp);
     const session = new WebRtcSession(offer, stream.name, settings, meta, backend);
