@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { EVENT_LOOP_SAMPLE_MS } from '../src/api/metrics.js';
 import { Camrelay, metricValue } from './camrelay.js';
 import { CACHE, describeClip } from './clip.js';
 import { fmt, median, MiB, sleep, type BackendChoice, type BenchContext } from './context.js';
@@ -180,7 +181,8 @@ async function oneCount(ctx: BenchContext, start: () => Promise<Sender>, n: numb
       fps: median(per.map((p) => mean(p.fps))),
       mbitPerViewer: median(per.map((p) => mean(p.mbit))),
       lossPercent: (100 * per.reduce((x, p) => x + p.loss, 0)) / Math.max(1, per.reduce((x, p) => x + p.loss + p.pktSum, 0)),
-      lagP99Ms: lag === undefined ? undefined : lag * 1000,
+      // prom-client's histogram holds tick-to-tick times: the interval itself is no delay.
+      lagP99Ms: lag === undefined ? undefined : Math.max(0, lag * 1000 - EVENT_LOOP_SAMPLE_MS),
       viewersCpu: median(vcpus),
       cameraCpu: median(ccpus),
       retries: opened.retries,
@@ -226,7 +228,7 @@ function report(ctx: BenchContext, s: Settings, results: FanoutResult[]): string
     machineLine(),
     `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)}, served by gst-rtsp-server (test/helpers/gst-rtsp-server.py, pipeline h264-file: no encoding) and pulled by camrelay over RTSP/TCP.`,
     `Viewers: node-datachannel peers in one separate Node process, loopback, joining one after the other (offers without candidates, see bench/ndc-viewer.ts), each counting RTP packets (no decoding). For each N a fresh camrelay; the figures are taken once every viewer has a keyframe, after ${s.settleMs / 1000} s more, over ${s.windows} window(s) of ${s.windowMs / 1000} s: each CPU and rate figure is the median of those ${s.windows} window(s); RSS is read at the end ("idle": after start, before the first viewer).`,
-    'CPU is user+system time from /proc/<pid>/stat (all threads), in % of one core. "Per added viewer" is (CPU at N − CPU at 1) / (N − 1); RSS likewise. Event-loop lag, heap and external memory are camrelay\'s own prom-client figures from /metrics (`nodejs_eventloop_lag_p99_seconds` over the windows, `nodejs_heap_size_used_bytes`, `nodejs_external_memory_bytes` at the end); the lag monitor samples at the resolution src/api/metrics.ts sets (100 ms when this was written), so a stall shorter than that counts only when a sample falls in it: the lag is a lower bound.',
+    'CPU is user+system time from /proc/<pid>/stat (all threads), in % of one core. "Per added viewer" is (CPU at N − CPU at 1) / (N − 1); RSS likewise. Event-loop lag, heap and external memory are camrelay\'s own prom-client figures from /metrics (`nodejs_eventloop_lag_p99_seconds` over the windows, `nodejs_heap_size_used_bytes`, `nodejs_external_memory_bytes` at the end); the lag monitor samples every EVENT_LOOP_SAMPLE_MS (src/api/metrics.ts, 100 ms) and records tick-to-tick times, so the column is the p99 less that interval; a stall shorter than the interval counts only when a sample falls in it: the lag is a lower bound.',
     `For scale: on this machine a bare \`node\` process is ${fmt(rt.bare)} MiB resident, and \`node --import tsx\` running an empty file (how \`npm start\` runs camrelay) ${fmt(rt.tsx)} MiB.`,
     '',
   ];

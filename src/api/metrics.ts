@@ -44,13 +44,15 @@ interface Totals {
 
 // Node's own metrics (RSS, CPU, event-loop lag via monitorEventLoopDelay, GC) are per process:
 // collected once, however many Camrelay instances a test process starts.
+/** The lag histogram's sampling interval; its figures are tick-to-tick times, so this is their floor. */
+export const EVENT_LOOP_SAMPLE_MS = 100;
 let processRegistry: Registry | undefined;
 function processMetrics(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
     // The event-loop lag histogram samples on a timer: every 10 ms by default, which alone keeps an
     // idle camrelay at about 0.5% of a core. 100 ms still catches the stalls that matter.
-    collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 100 });
+    collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
   return processRegistry;
 }
