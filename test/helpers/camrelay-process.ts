@@ -1,12 +1,13 @@
 // Runs camrelay as a real child process on a temporary config, as a user would, and reads its
 // resources (children, fds, sockets) from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { execFileSync } from 'node:child_process';
 import { request } from './http.js';
+import { netRows, socketInodes } from './proc-sockets.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -139,21 +140,12 @@ export class CamrelayProcess {
 
   /** Open sockets by protocol, from the process's fds matched against /proc/<pid>/net tables. */
   sockets(): { tcp: number; udp: number; other: number } {
-    const inodes = new Set<string>();
-    for (const fd of readdirSync(`/proc/${this.pid}/fd`)) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${this.pid}/fd/${fd}`));
-        if (m) inodes.add(m[1]!);
-      } catch {
-        /* fd closed while we looked */
-      }
-    }
-    const count = (tables: string[]) => {
+    const inodes = socketInodes(this.pid);
+    const count = (tables: ('tcp' | 'tcp6' | 'udp' | 'udp6')[]) => {
       let n = 0;
       for (const t of tables) {
-        const rows = readFileSync(`/proc/${this.pid}/net/${t}`, 'utf8').split('\n').slice(1);
-        for (const row of rows) {
-          const inode = row.trim().split(/\s+/)[9];
+        for (const f of netRows(this.pid, t)) {
+          const inode = f[9];
           if (inode && inodes.delete(inode)) n++;
         }
       }

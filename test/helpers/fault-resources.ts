@@ -2,9 +2,10 @@
 // fds; the TCP connections it holds to a given peer; and every child it ever spawned (read from
 // its own 'child started' log lines, by pid, never by name).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { CamrelayProcess, nonZero } from './camrelay-process.js';
 import { waitFor } from './wait.js';
+import { netRows, socketInodes } from './proc-sockets.js';
 
 // camrelay opens some fds once, with its first viewer, and keeps them: a pipe pair (both WebRTC
 // backends) and, with node-datachannel, one more socket of the native library. Not a leak (the
@@ -102,18 +103,9 @@ export interface TcpConn {
 
 /** The TCP (IPv4) sockets `pid` holds open, from its fds matched against /proc/<pid>/net/tcp. */
 export function tcpConnections(pid: number): TcpConn[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {
-      /* fd closed while we looked */
-    }
-  }
+  const inodes = socketInodes(pid);
   const out: TcpConn[] = [];
-  for (const row of readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1)) {
-    const f = row.trim().split(/\s+/);
+  for (const f of netRows(pid, 'tcp')) {
     if (f.length < 10 || !inodes.has(f[9]!)) continue;
     const port = (addr: string) => parseInt(addr.split(':')[1]!, 16);
     out.push({ localPort: port(f[1]!), remotePort: port(f[2]!), state: f[3]! });

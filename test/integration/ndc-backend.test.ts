@@ -7,7 +7,6 @@ import dgram from 'node:dgram';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +22,7 @@ import { weriftBackend } from '../../src/outputs/webrtc/werift-backend.js';
 import { waitFor } from '../helpers/wait.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { netRows, socketInodes } from '../helpers/proc-sockets.js';
 
 const run = promisify(execFile);
 
@@ -147,19 +147,10 @@ function udpSockets(): string[] {
 }
 
 function udpOf(pid: number | 'self'): string[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {
-      /* closed while we looked */
-    }
-  }
+  const inodes = socketInodes(pid);
   const out: string[] = [];
-  for (const t of ['udp', 'udp6']) {
-    for (const row of readFileSync(`/proc/${pid}/net/${t}`, 'utf8').split('\n').slice(1)) {
-      const c = row.trim().split(/\s+/);
+  for (const t of ['udp', 'udp6'] as const) {
+    for (const c of netRows(pid, t)) {
       if (c[9] && inodes.has(c[9])) out.push(c[1]!);
     }
   }
