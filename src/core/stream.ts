@@ -1,6 +1,7 @@
 import { Owned } from './owned.js';
 import { Backoff, type BackoffSettings } from './backoff.js';
 import { GopCache, type GopCacheSettings } from './gop-cache.js';
+import { SlicedFanOut } from './sliced-fan-out.js';
 import { SourceError, StartTimeoutError, StreamClosedError, errorMessage } from './errors.js';
 import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
@@ -21,6 +22,22 @@ export type StreamState = 'idle' | 'starting' | 'live' | 'backoff' | 'stopping';
 
 const KINDS: Kind[] = ['video', 'audio'];
 
+/**
+ * The longest a stream hands frames to its consumers in one event-loop turn before letting
+ * timers, signalling and other streams run (see SlicedFanOut).
+ */
+export const FAN_OUT_SLICE_MS = 4;
+
+let runIds = 0;
+
+/** A frame on its way to the consumers, with the run it came from (stale once that run ended). */
+interface Delivery {
+  frame: Frame;
+  run: Run;
+  /** The run's count of video frames up to this one (see Attachment.caughtUp). */
+  seq: number;
+}
+
 /** The kinds an `ffmpeg:<stream>#video=…#audio=…` transcode reads: those it names, else both. */
 function loopKinds(url: string): Kind[] {
   const named = KINDS.filter((k) => url.includes(`#${k}=`));
@@ -39,11 +56,18 @@ interface Attachment {
   from: Map<Kind, number>;
   /** Video is held back until the consumer's first keyframe (again after each reconnect). */
   awaitingKeyframe: boolean;
+  /**
+   * What catchUp() gave it: the run's video frames up to `seq`. Those of them still being fanned
+   * out (a slice boundary fell before this consumer) must not reach it a second time.
+   */
+  caughtUp?: { runId: number; seq: number };
   waiter?: Waiter;
 }
 
 /** One running source of the list, by its index. */
 interface Run {
+  /** Unique in the process: an attachment names a run without keeping it (and its GOP) alive. */
+  id: number;
   index: number;
   source: Source;
   abort: AbortController;
@@ -56,6 +80,8 @@ interface Run {
   gop: GopCache;
   /** An external publisher: not ours to stop when nobody watches. */
   pushed?: boolean;
+  /** Video frames received so far. */
+  videoSeq: number;
 }
 
 export interface BackoffEvent {
@@ -93,6 +119,11 @@ export class Stream extends Owned {
   #lastError: Error | undefined;
   /** Sources being stopped, until they are really gone: close() and restarts wait for them. */
   #stopping = new Set<Promise<void>>();
+  #fanOut = new SlicedFanOut<Delivery, [Consumer, Attachment]>(
+    () => this.#consumers.entries(),
+    (d, [c, a]) => this.#deliverTo(d, c, a),
+    FAN_OUT_SLICE_MS,
+  );
   #log: Logger;
 
   constructor(
@@ -145,6 +176,7 @@ export class Stream extends Owned {
     const frames = run?.tracks ? run.gop.frames : [];
     if (frames.length === 0 || !c.request.video?.includes(frames[0]!.track.codec.name)) return [];
     a!.awaitingKeyframe = false;
+    a!.caughtUp = { runId: run!.id, seq: run!.videoSeq };
     return [...frames];
   }
 
@@ -316,6 +348,7 @@ export class Stream extends Owned {
       return;
     }
     const run: Run = {
+      id: ++runIds,
       index,
       source: src,
       abort: new AbortController(),
@@ -323,6 +356,7 @@ export class Stream extends Owned {
       backoff: backoff ?? new Backoff(this.settings.backoff, this.random),
       gop: new GopCache(this.settings.gopCache),
       pushed: pushed !== undefined,
+      videoSeq: 0,
     };
     this.#runs.set(index, run);
     this.#log.info({ source: maskCredentials(url), index }, 'source starting');
@@ -332,8 +366,11 @@ export class Stream extends Owned {
     });
     src.on('frame', (f: Frame) => {
       if (this.#runs.get(index) !== run) return;
-      if (f.track.kind === 'video') run.gop.push(f);
-      this.#deliver(f, index);
+      if (f.track.kind === 'video') {
+        run.gop.push(f);
+        run.videoSeq++;
+      }
+      this.#fanOut.push({ frame: f, run, seq: run.videoSeq });
     });
     this.emit('source', src);
     src.start(run.abort.signal, want).then(
@@ -453,19 +490,22 @@ export class Stream extends Owned {
     w.resolve(tracks);
   }
 
-  #deliver(f: Frame, index: number): void {
-    for (const [c, a] of this.#consumers) {
-      if (a.waiter || a.from.get(f.track.kind) !== index) continue;
-      if (f.track.kind === 'video' && a.awaitingKeyframe) {
-        if (!f.keyframe) continue;
+  #deliverTo({ frame: f, run, seq }: Delivery, c: Consumer, a: Attachment): void {
+    // A frame of a run that ended while it waited (a reconnect): the consumers moved on.
+    if (this.#runs.get(run.index) !== run) return;
+    if (a.waiter || a.from.get(f.track.kind) !== run.index) return;
+    if (f.track.kind === 'video') {
+      if (a.caughtUp?.runId === run.id && seq <= a.caughtUp.seq) return;
+      if (a.awaitingKeyframe) {
+        if (!f.keyframe) return;
         a.awaitingKeyframe = false;
       }
-      try {
-        c.onFrame(f);
-      } catch (e) {
-        this.#log.error({ consumer: c.id, err: errorMessage(e) }, 'consumer failed on a frame; closing it');
-        c.close(e instanceof Error ? e : new Error(String(e)));
-      }
+    }
+    try {
+      c.onFrame(f);
+    } catch (e) {
+      this.#log.error({ consumer: c.id, err: errorMessage(e) }, 'consumer failed on a frame; closing it');
+      c.close(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
@@ -592,6 +632,7 @@ export class Stream extends Owned {
   }
 
   protected onClose(): Promise<void> {
+    this.#fanOut.clear();
     for (const c of [...this.#consumers.keys()]) {
       this.detach(c);
       c.close(new StreamClosedError(this.name, 'stream closed'));
