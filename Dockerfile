@@ -5,13 +5,21 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional && npm cache clean --force
-COPY tsconfig.json config.yaml ./
+# Optional dependencies stay: node-datachannel's prebuilt binary is the default WebRTC backend
+# (one UDP port, about 5× less CPU per viewer than werift). The optional static ffmpeg is removed,
+# Debian's is used.
+RUN npm ci --omit=dev \
+ && rm -rf node_modules/@ffmpeg-installer \
+ && npm cache clean --force
+COPY scripts ./scripts
 COPY src ./src
 COPY web ./web
+COPY config.yaml ./
+# The bundle that `npm start` runs: plain node, no TypeScript loader at run time.
+RUN node scripts/build.mjs
 # The config lives in a volume so that streams added through the API survive the container.
 RUN mkdir -p /config && cp config.yaml /config/config.yaml
 VOLUME /config
-EXPOSE 1984/tcp 8554/tcp
+EXPOSE 1984/tcp 8554/tcp 8555/udp
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "src/main.ts", "--config", "/config/config.yaml"]
+CMD ["node", "dist/main.js", "--config", "/config/config.yaml"]

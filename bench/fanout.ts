@@ -210,7 +210,7 @@ async function profiled(ctx: BenchContext, b: BackendChoice, n: number, s: Setti
   return { n, summary: summarizeProfile(file, window[0], window[1]), file: path.relative(path.resolve(CACHE, '..', '..'), file) };
 }
 
-/** RSS of a bare node, and of node running an empty file through tsx (as camrelay runs), in MiB. */
+/** RSS of a bare node, and of node running an empty file through tsx (how camrelay ran before it was bundled), in MiB. */
 function runtimeRss(): { bare: number; tsx: number } {
   const probe = 'console.log(process.memoryUsage().rss)';
   const file = path.join(CACHE, 'rss-probe.ts');
@@ -229,7 +229,7 @@ function report(ctx: BenchContext, s: Settings, results: FanoutResult[]): string
     `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)}, served by gst-rtsp-server (test/helpers/gst-rtsp-server.py, pipeline h264-file: no encoding) and pulled by camrelay over RTSP/TCP.`,
     `Viewers: node-datachannel peers in one separate Node process, loopback, joining one after the other (offers without candidates, see bench/ndc-viewer.ts), each counting RTP packets (no decoding). For each N a fresh camrelay; the figures are taken once every viewer has a keyframe, after ${s.settleMs / 1000} s more, over ${s.windows} window(s) of ${s.windowMs / 1000} s: each CPU and rate figure is the median of those ${s.windows} window(s); RSS is read at the end ("idle": after start, before the first viewer).`,
     'CPU is user+system time from /proc/<pid>/stat (all threads), in % of one core. "Per added viewer" is (CPU at N − CPU at 1) / (N − 1); RSS likewise. Event-loop lag, heap and external memory are camrelay\'s own prom-client figures from /metrics (`nodejs_eventloop_lag_p99_seconds` over the windows, `nodejs_heap_size_used_bytes`, `nodejs_external_memory_bytes` at the end); the lag monitor samples every EVENT_LOOP_SAMPLE_MS (src/api/metrics.ts, 100 ms) and records tick-to-tick times, so the column is the p99 less that interval; a stall shorter than the interval counts only when a sample falls in it: the lag is a lower bound.',
-    `For scale: on this machine a bare \`node\` process is ${fmt(rt.bare)} MiB resident, and \`node --import tsx\` running an empty file (how \`npm start\` runs camrelay) ${fmt(rt.tsx)} MiB.`,
+    `For scale: on this machine a bare \`node\` process is ${fmt(rt.bare)} MiB resident, and \`node --import tsx\` running an empty file ${fmt(rt.tsx)} MiB (how camrelay ran before \`npm start\` ran a bundle: camrelay runs as that bundle here, scripts/build.mjs).`,
     '',
   ];
   const perAdded = (rows: FanoutRow[], x: FanoutRow, f: (r: FanoutRow) => number, d = 2) => {
@@ -277,7 +277,7 @@ function report(ctx: BenchContext, s: Settings, results: FanoutResult[]): string
     if (r.profile) {
       const p = r.profile.summary;
       out.push(
-        `Profile (node --cpu-prof, ${r.profile.n} viewers, samples of one ${s.windowMs / 1000} s window only; the main thread, so native threads such as libdatachannel's are not in it): ${p.samples} samples, ${fmt(p.busyPercent)}% not idle. Busy samples by place: ${p.byPlace
+        `Profile (node --cpu-prof on src/ through tsx, ${r.profile.n} viewers, samples of one ${s.windowMs / 1000} s window only; the main thread, so native threads such as libdatachannel's are not in it): ${p.samples} samples, ${fmt(p.busyPercent)}% not idle. Busy samples by place: ${p.byPlace
           .slice(0, 8)
           .map((x) => `${x.place} ${fmt(x.percent)}%`)
           .join(', ')}. File: \`${r.profile.file}\` (not kept in git).`,

@@ -74,7 +74,7 @@ export function section(r: SoakResult, command: string, machine: string): string
     '',
     machine,
     '',
-    `camrelay runs as a child process (\`src/main.ts\`, log level debug) with one stream, ffmpeg's test pattern (\`${DEMO}\`), \`webrtc.backend: ${o.backend}\` (it ran **${r.webrtcBackend}**) and \`webrtc.timeouts\` connect ${o.connectTimeout}, disconnect ${o.disconnectTimeout}. The harness (\`bench/soak/\`) runs one WebRTC cycle and one RTSP cycle in turn, with real peers on 127.0.0.1:`,
+    `camrelay runs as a child process (the bundle \`npm start\` runs, scripts/build.mjs; log level debug) with one stream, ffmpeg's test pattern (\`${DEMO}\`), \`webrtc.backend: ${o.backend}\` (it ran **${r.webrtcBackend}**) and \`webrtc.timeouts\` connect ${o.connectTimeout}, disconnect ${o.disconnectTimeout}. The harness (\`bench/soak/\`) runs one WebRTC cycle and one RTSP cycle in turn, with real peers on 127.0.0.1:`,
     '',
     '- WebRTC cycles rotate through four kinds, each with a werift peer: **vanished** (go2rtc WebSocket signalling with trickle ICE, plays until video RTP arrives, then closes the socket and the peer without a word: camrelay\'s disconnect timeout must end it), **no-ice** (answer received, no candidate ever sent: the connect timeout must end it), **clean** (WHEP offer, plays until video arrives, `DELETE`) and **ws-drop** (offer sent on `/api/ws` while the stream is idle, then the socket dropped or closed at once, while camrelay is still starting the source: it must abort the open).',
     '- RTSP cycles (DESCRIBE, SETUP interleaved, PLAY, video RTP) alternate between TEARDOWN-then-close and just closing the connection.',

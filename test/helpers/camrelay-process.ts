@@ -17,6 +17,13 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+export interface StartOptions {
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Run the bundle built into this directory (scripts/build.mjs) instead of src/ through tsx. */
+  bundle?: string;
+}
+
 export class CamrelayProcess {
   readonly logs: LogLine[] = [];
   private listeners = new Set<(l: LogLine) => void>();
@@ -44,7 +51,7 @@ export class CamrelayProcess {
   }
 
   /** Starts camrelay on `yaml` (api.listen and rtsp.listen are set to free loopback ports). */
-  static async start(yaml: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CamrelayProcess> {
+  static async start(yaml: string, opts: StartOptions = {}): Promise<CamrelayProcess> {
     const dir = mkdtempSync(path.join(tmpdir(), 'camrelay-test-'));
     writeFileSync(path.join(dir, 'config.yaml'), yaml);
     return CamrelayProcess.#startIn(dir, opts);
@@ -60,9 +67,10 @@ export class CamrelayProcess {
     return CamrelayProcess.#startIn(this.dir, {});
   }
 
-  static async #startIn(dir: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<CamrelayProcess> {
+  static async #startIn(dir: string, opts: StartOptions): Promise<CamrelayProcess> {
     const file = path.join(dir, 'config.yaml');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), '--config', file, '--log-level', 'debug'], {
+    const entry = opts.bundle ? [path.join(opts.bundle, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'src/main.ts')];
+    const child = spawn(process.execPath, [...entry, '--config', file, '--log-level', 'debug'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },

@@ -11,7 +11,7 @@ import type { Consumer, ConsumerInfo } from '../../core/consumer.js';
 import { packetizeH264Frame, type RtpPayload } from '../../rtp/h264-packetizer.js';
 import { packetizeAudioFrame } from '../../rtp/audio-packetizer.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
-import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer } from './backend.js';
+import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
 import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
 import type { WebRtcSettings } from './settings.js';
 
@@ -42,6 +42,7 @@ const MAX_PENDING_WRITES = 2048;
 /** Per viewer and kind: the RTP header fields that are this viewer's own. */
 class RtpLane {
   #timeline: RtpTimeline;
+  #out: RtpOut = { payload: Buffer.alloc(0), marker: false, sequenceNumber: 0, timestamp: 0 };
   packets = 0;
   bytes = 0;
 
@@ -60,8 +61,14 @@ class RtpLane {
   send(frame: Frame, payloads: readonly RtpPayload[]): void {
     // The timeline keeps numbering continuous when a reconnect brings a new source.
     const timestamp = this.#timeline.timestamp(frame);
+    // One object for every packet of this lane: write() never keeps it (SendTrack's contract).
+    const out = this.#out;
+    out.timestamp = timestamp;
     for (const p of payloads) {
-      this.out.write({ payload: p.payload, marker: p.marker, sequenceNumber: this.#timeline.nextSequence(), timestamp });
+      out.payload = p.payload;
+      out.marker = p.marker;
+      out.sequenceNumber = this.#timeline.nextSequence();
+      this.out.write(out);
       this.packets++;
       this.bytes += 12 + p.payload.length;
     }
