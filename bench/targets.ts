@@ -58,12 +58,21 @@ export function targetsReport(ctx: BenchContext): string | undefined {
   for (const r of relay ?? []) {
     const ten = r.byCount.find((x) => x.n === 10);
     if (!ten) continue;
-    const p99 = percentile(ten.samples.last, 99);
+    // The target is camrelay's: packet in from the camera → packet out to a viewer, which the
+    // capture on loopback measures; the figure at the viewer adds the viewers' receive path.
+    const atViewer = `at the viewer (camera's write → marker packet in the bench's JavaScript, viewers' receive path included) p99 ${fmt(percentile(ten.samples.last, 99), 2)} ms`;
+    const target = `${r.backend.label}: relay latency p99 < 5 ms at 10 viewers`;
+    if ('missing' in ten.wire) {
+      rows.push([target, '–', verdict(undefined), `no wire figure: ${ten.wire.missing}; ${atViewer}`]);
+      continue;
+    }
+    const w = ten.wire.samples;
+    const p99 = percentile(w.last, 99);
     rows.push([
-      `${r.backend.label}: relay latency p99 < 5 ms at 10 viewers`,
-      `p99 ${fmt(p99, 2)} ms (frame complete at the viewer; ${ten.samples.last.length} frame × viewer samples)`,
-      verdict(p99 < 5),
-      `p50 ${fmt(percentile(ten.samples.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(ten.samples.lastKeyframes, 99), 2)} ms; first packet of a frame p99 ${fmt(percentile(ten.samples.first, 99), 2)} ms`,
+      target,
+      `p99 ${fmt(p99, 2)} ms on the wire (last byte of the frame in from the camera → its marker packet out to the viewer; ${w.last.length} of ${w.expected} frame × viewer pairs)`,
+      verdict(w.last.length ? p99 < 5 : undefined),
+      `p50 ${fmt(percentile(w.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(w.lastKeyframes, 99), 2)} ms; first byte in → first packet out p99 ${fmt(percentile(w.first, 99), 2)} ms; ${atViewer}`,
     ]);
   }
 
