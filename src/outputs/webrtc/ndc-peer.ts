@@ -77,7 +77,12 @@ const STATES = new Set<PeerState>(['new', 'connecting', 'connected', 'disconnect
 class NdcSendTrack implements SendTrack {
   #open = false;
   /** Reused for every packet: the library copies it before send returns. */
-  #buf = Buffer.allocUnsafe(1500);
+  #buf = Buffer.allocUnsafeSlow(1500);
+  /**
+   * The last view of #buf handed to the library, reused while packets keep that size (most
+   * FU-A fragments of a frame have the same one): no Buffer object per packet.
+   */
+  #view = this.#buf.subarray(0, 0);
 
   constructor(
     private readonly track: Track,
@@ -93,16 +98,20 @@ class NdcSendTrack implements SendTrack {
   write(p: RtpOut): void {
     if (!this.#open || this.peer.closed) return;
     const size = 12 + p.payload.length;
-    if (this.#buf.length < size) this.#buf = Buffer.allocUnsafe(size);
+    if (this.#buf.length < size) {
+      this.#buf = Buffer.allocUnsafeSlow(size);
+      this.#view = this.#buf.subarray(0, 0);
+    }
     const b = this.#buf;
     b[0] = 0x80;
     b[1] = (p.marker ? 0x80 : 0) | this.payloadType;
     b.writeUInt16BE(p.sequenceNumber & 0xffff, 2);
     b.writeUInt32BE(p.timestamp >>> 0, 4);
     b.writeUInt32BE(this.ssrc, 8);
-    p.payload.copy(b, 12);
+    b.set(p.payload, 12);
+    if (this.#view.length !== size) this.#view = b.subarray(0, size);
     try {
-      this.track.sendMessageBinary(b.subarray(0, size));
+      this.track.sendMessageBinary(this.#view);
     } catch {
       // The native side closed the track between its 'closed' event and ours: nothing to send to.
       this.#open = false;
