@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { request } from '../test/helpers/http.js';
-import { ensureBundle } from './bundle.js';
+import { ensureBundle, startFlags } from './bundle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -96,7 +96,7 @@ export class Camrelay {
     const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
     // A profiled run takes src/ through tsx, so that its samples name source files and lines.
     const entry = o.cpuProfDir ? ['--import', 'tsx', path.join(ROOT, 'src/main.ts')] : [path.join(ensureBundle(), 'main.js')];
-    const child = spawn(process.execPath, [...prof, ...entry, '--config', file], {
+    const child = spawn(process.execPath, [...startFlags(), ...prof, ...entry, '--config', file], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -22,6 +22,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Run the bundle built into this directory (scripts/build.mjs) instead of src/ through tsx. */
   bundle?: string;
+  /** Flags for node itself (before the script). */
+  nodeFlags?: string[];
 }
 
 export class CamrelayProcess {
@@ -35,6 +37,7 @@ export class CamrelayProcess {
   private constructor(
     readonly child: ChildProcess,
     readonly dir: string,
+    private readonly opts: StartOptions,
   ) {
     this.exitCode = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     const rl = createInterface({ input: child.stdout! });
@@ -64,18 +67,18 @@ export class CamrelayProcess {
   /** Stops this process (SIGTERM) and starts a new one on the same config file. */
   async restart(): Promise<CamrelayProcess> {
     await this.stop(10000, { keepDir: true });
-    return CamrelayProcess.#startIn(this.dir, {});
+    return CamrelayProcess.#startIn(this.dir, { bundle: this.opts.bundle, nodeFlags: this.opts.nodeFlags, env: this.opts.env });
   }
 
   static async #startIn(dir: string, opts: StartOptions): Promise<CamrelayProcess> {
     const file = path.join(dir, 'config.yaml');
     const entry = opts.bundle ? [path.join(opts.bundle, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'src/main.ts')];
-    const child = spawn(process.execPath, [...entry, '--config', file, '--log-level', 'debug'], {
+    const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...entry, '--config', file, '--log-level', 'debug'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
     });
-    const p = new CamrelayProcess(child, dir);
+    const p = new CamrelayProcess(child, dir, opts);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {

@@ -11,6 +11,7 @@ import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { request } from '../helpers/http.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
+import { startFlags } from '../../bench/bundle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const OUT = path.join(ROOT, '.bundle-test');
@@ -24,10 +25,10 @@ after(() => rmSync(OUT, { recursive: true, force: true }));
 
 async function playsDemo(backend: 'auto' | 'werift'): Promise<void> {
   const yaml = testConfig({ demo: DEMO }).replace(/^  backend: .*$/m, `  backend: ${backend}`);
-  const app = await CamrelayProcess.start(yaml, { bundle: OUT });
+  const app = await CamrelayProcess.start(yaml, { bundle: OUT, nodeFlags: startFlags() });
   try {
-    const script = readFileSync(`/proc/${app.pid}/cmdline`, 'utf8').split('\0')[1];
-    assert.equal(script, path.join(OUT, 'main.js'), 'camrelay runs the bundle, not the sources');
+    const argv = readFileSync(`/proc/${app.pid}/cmdline`, 'utf8').split('\0');
+    assert.deepEqual(argv.slice(1, argv.indexOf('--config')), [...startFlags(), path.join(OUT, 'main.js')], 'camrelay runs the bundle with npm start\'s node flags');
     const starting = await app.waitLog((l) => l.msg === 'camrelay starting', 1000);
     assert.equal(starting.version, (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
     const page = await request(app.base + '/');
