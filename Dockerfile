@@ -22,5 +22,4 @@ RUN mkdir -p /config && cp config.yaml /config/config.yaml
 VOLUME /config
 EXPOSE 1984/tcp 8554/tcp 8555/udp
 STOPSIGNAL SIGTERM
-# The same node flags as `npm start` in package.json (README, "Memory").
-CMD ["node", "--max-semi-space-size=1", "dist/main.js", "--config", "/config/config.yaml"]
+CMD ["node", "dist/main.js", "--config", "/config/config.yaml"]
