@@ -77,6 +77,17 @@ test('a source whose ffmpeg fails at once retries with growing jittered delays, 
 test('100 connect/disconnect cycles leave children, sockets and live objects exactly at baseline', { timeout: 300000 }, async () => {
   const app = await CamrelayProcess.start(testConfig({ demo: DEMO }));
   try {
+    // One warm-up cycle first: node-datachannel starts its thread pool (and its wake-up pipes,
+    // 2–3 fds) with the first peer and keeps it until exit. That is once per process, not a leak.
+    const warm = new Viewer();
+    try {
+      await warm.connect(app.base, 'demo', 'sdp');
+      await waitFor('warm-up: first video packet', () => warm.video.length > 0, 5000);
+      assert.equal(await warm.hangUp(app.base), 200);
+    } finally {
+      await warm.close();
+    }
+    await waitFor('warm-up: ffmpeg gone', () => app.children().length === 0, 3000);
     const base = { sockets: app.sockets(), objects: nonZero(await app.objects()), fds: app.fds() };
     const deadline = Date.now() + 240000;
     let cycles = 0;
