@@ -6,19 +6,17 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { request } from '../test/helpers/http.js';
+import { JsonLines, type LogLine as BaseLogLine } from '../test/helpers/json-lines.js';
 import { ensureBundle, startFlags } from './bundle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 export type Backend = 'werift' | 'node-datachannel';
 
-export interface LogLine {
-  level: number;
+export interface LogLine extends BaseLogLine {
+  /** pino's time of writing (ms since the epoch). */
   time: number;
-  msg: string;
-  [k: string]: unknown;
 }
 
 export interface CamrelayOptions {
@@ -61,9 +59,8 @@ process.once('exit', () => {
 });
 
 export class Camrelay {
-  readonly logs: LogLine[] = [];
   port = 0;
-  #listeners = new Set<(l: LogLine) => void>();
+  readonly #log: JsonLines<LogLine>;
   #exit: Promise<number | null>;
   #stderr = '';
 
@@ -76,16 +73,12 @@ export class Camrelay {
     this.#exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     child.once('exit', () => live.delete(child));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.#stderr = (this.#stderr + d).slice(-4000)));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let l: LogLine;
-      try {
-        l = JSON.parse(text) as LogLine;
-      } catch {
-        return;
-      }
-      this.logs.push(l);
-      for (const f of [...this.#listeners]) f(l);
-    });
+    this.#log = new JsonLines<LogLine>(child);
+  }
+
+  /** Every log line so far, in order. */
+  get logs(): LogLine[] {
+    return this.#log.lines;
   }
 
   static async start(o: CamrelayOptions): Promise<Camrelay> {
@@ -144,30 +137,7 @@ export class Camrelay {
 
   /** A matching line already logged (from index `from` on), or the next one, within `ms`. */
   waitLog(match: (l: LogLine) => boolean, ms: number, from = 0): Promise<LogLine> {
-    const seen = this.logs.slice(from).find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.#listeners.delete(f);
-        this.child.off('exit', onExit);
-        reject(new Error(`camrelay: no matching log line within ${ms} ms`));
-      }, ms);
-      const f = (l: LogLine) => {
-        if (!match(l)) return;
-        clearTimeout(t);
-        this.#listeners.delete(f);
-        this.child.off('exit', onExit);
-        resolve(l);
-      };
-      const onExit = () => {
-        clearTimeout(t);
-        this.#listeners.delete(f);
-        reject(new Error(`camrelay exited (${this.child.exitCode ?? this.child.signalCode})`));
-      };
-      this.#listeners.add(f);
-      if (this.child.exitCode !== null || this.child.signalCode !== null) onExit();
-      else this.child.once('exit', onExit);
-    });
+    return this.#log.wait(match, ms, from);
   }
 
   async get<T>(urlPath: string): Promise<T> {

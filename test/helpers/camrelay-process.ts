@@ -4,18 +4,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { execFileSync } from 'node:child_process';
 import { request } from './http.js';
+import { JsonLines, type LogLine } from './json-lines.js';
 import { netRows, socketInodes } from './proc-sockets.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
-export interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
+export type { LogLine };
 
 export interface StartOptions {
   timeoutMs?: number;
@@ -27,8 +23,7 @@ export interface StartOptions {
 }
 
 export class CamrelayProcess {
-  readonly logs: LogLine[] = [];
-  private listeners = new Set<(l: LogLine) => void>();
+  readonly #log: JsonLines;
   port = 0;
   /** The RTSP server's port, from its "RTSP server listening" log line. */
   rtspPort = 0;
@@ -40,17 +35,12 @@ export class CamrelayProcess {
     private readonly opts: StartOptions,
   ) {
     this.exitCode = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    const rl = createInterface({ input: child.stdout! });
-    rl.on('line', (text) => {
-      let l: LogLine;
-      try {
-        l = JSON.parse(text) as LogLine;
-      } catch {
-        return;
-      }
-      this.logs.push(l);
-      for (const f of this.listeners) f(l);
-    });
+    this.#log = new JsonLines(child);
+  }
+
+  /** Every log line so far, in order. */
+  get logs(): LogLine[] {
+    return this.#log.lines;
   }
 
   /** Starts camrelay on `yaml` (api.listen and rtsp.listen are set to free loopback ports). */
@@ -104,26 +94,12 @@ export class CamrelayProcess {
 
   /** A matching line already logged (from index `from` on), or the next one. */
   waitLog(match: (l: LogLine) => boolean, ms = 5000, from = 0): Promise<LogLine> {
-    const seen = this.logs.slice(from).find(match);
-    if (seen) return Promise.resolve(seen);
-    return this.nextLog(match, ms);
+    return this.#log.wait(match, ms, from);
   }
 
   /** The next matching line logged from now on. */
   nextLog(match: (l: LogLine) => boolean, ms = 5000): Promise<LogLine> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.listeners.delete(f);
-        reject(new Error(`no log line matched within ${ms} ms`));
-      }, ms);
-      const f = (l: LogLine) => {
-        if (!match(l)) return;
-        clearTimeout(t);
-        this.listeners.delete(f);
-        resolve(l);
-      };
-      this.listeners.add(f);
-    });
+    return this.#log.next(match, ms);
   }
 
   async json<T = unknown>(urlPath: string, init: Parameters<typeof request>[1] = {}): Promise<{ status: number; body: T }> {
