@@ -8,7 +8,7 @@ import { Owned } from '../core/owned.js';
 import { SourceError, StartTimeoutError, errorMessage } from '../core/errors.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
-import type { Consumer, ConsumerInfo } from '../core/consumer.js';
+import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../core/consumer.js';
 import { packetizeH264Frame, type RtpPayload } from '../rtp/h264-packetizer.js';
 import { packetizeH265Frame } from '../rtp/h265-packetizer.js';
 import { packetizeAacFrame } from '../rtp/aac-packetizer.js';
@@ -22,11 +22,9 @@ import { PlayError, type PlayerContext, type PlayerFactory, type PlayerReply, ty
 import type { TransportSpec } from '../rtsp/transport.js';
 import { RtpUdpPair } from '../rtsp/udp-pair.js';
 
-export interface AttachableStream {
+export interface AttachableStream extends CatchUpSource {
   readonly name: string;
   attach(c: Consumer): Promise<readonly Track[]>;
-  /** The current GOP, to start video at once after PLAY (Stream.catchUp). */
-  catchUp?(c: Consumer): readonly Frame[];
 }
 
 export interface StreamLookup {
@@ -221,14 +219,10 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
     return { status: 200, headers: { Range: 'npt=0.000-' } };
   }
 
-  /** The stream's current GOP at once, rather than waiting up to a GOP for the next keyframe. */
   #startVideo(): void {
     const video = this.#lanes.find((l) => l.transport && l.media.track.kind === 'video');
     if (this.#state !== 'playing' || this.closed || !video || video.started) return;
-    for (const f of this.stream.catchUp?.(this) ?? []) {
-      if (this.closed) return;
-      this.onFrame(f);
-    }
+    replayCatchUp(this.stream, this);
   }
 
   pause(): PlayerReply {

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
 import { log, type Logger } from '../../core/log.js';
 import { describeTrack, type Codec, type Frame, type MediaRequest, type Track } from '../../core/media.js';
-import type { Consumer, ConsumerInfo } from '../../core/consumer.js';
+import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../../core/consumer.js';
 import { packetizeH264Frame, type RtpPayload } from '../../rtp/h264-packetizer.js';
 import { packetizeAudioFrame } from '../../rtp/audio-packetizer.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
@@ -27,12 +27,10 @@ export interface SessionMeta {
   trickle?: boolean;
 }
 
-export interface AttachableStream {
+export interface AttachableStream extends CatchUpSource {
   attach(c: Consumer): Promise<Track[]>;
   /** Every track the stream has, to say what it offers when none fits the viewer. */
   readonly tracks?: readonly Track[];
-  /** The current GOP, to start video at once on connect (Stream.catchUp). */
-  catchUp?(c: Consumer): readonly Frame[];
   name: string;
 }
 
@@ -263,13 +261,8 @@ export class WebRtcSession extends Owned implements Consumer {
     }
   }
 
-  /** The stream's current GOP at once, rather than waiting up to a GOP for the next keyframe. */
   #startVideo(): void {
-    const gop = this.#video ? (this.#stream?.catchUp?.(this) ?? []) : [];
-    for (const f of gop) {
-      if (this.closed) return;
-      this.onFrame(f);
-    }
+    if (this.#video && this.#stream) replayCatchUp(this.#stream, this);
   }
 
   // One timer, re-armed lazily: inbound packets only stamp #lastInbound, so a busy peer costs no
