@@ -1,7 +1,7 @@
 // Runs camrelay as a real child process on a temporary config, as a user would, and reads its
 // resources (children, fds, sockets) from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -123,6 +123,20 @@ export class CamrelayProcess {
 
   fds(): number {
     return readdirSync(`/proc/${this.pid}/fd`).length;
+  }
+
+  /** What each open fd is ('pipe:[…]', 'socket:[…]', 'anon_inode:[eventfd]', a path), sorted. */
+  fdTargets(): string[] {
+    const dir = `/proc/${this.pid}/fd`;
+    return readdirSync(dir)
+      .map((fd) => {
+        try {
+          return readlinkSync(`${dir}/${fd}`).replace(/\[\d+\]$/, '');
+        } catch {
+          return '(closed while listed)';
+        }
+      })
+      .sort();
   }
 
   /** Open sockets by protocol, from the process's fds matched against /proc/<pid>/net tables. */

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -422,6 +423,45 @@ test('every peer on one UDP port; when they are gone only that port is left', { 
   assert.deepEqual(counts(), base);
   assert.equal(nativeLive.size, 0);
   await waitFor('UDP sockets: only the shared one', () => JSON.stringify(udpSockets()) === JSON.stringify(udpBaseline), 3000);
+});
+
+/** libdatachannel's own threads in this process, by name (its thread pool, its poll loop, usrsctp's timer). */
+function libraryThreads(): string[] {
+  return readdirSync('/proc/self/task')
+    .map((t) => {
+      try {
+        return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+      } catch {
+        return ''; // the thread ended while we listed
+      }
+    })
+    .filter((n) => /^(RTC |SCTP )/.test(n))
+    .sort();
+}
+
+test('with no peer left, libdatachannel\'s threads stop (no CPU while nobody watches); the next peer starts them again and plays', { timeout: 30000, skip }, async () => {
+  const backend = await ndc();
+  await waitFor('no peer left from earlier tests', () => backend.peers === 0 && backend.released, 8000);
+  assert.deepEqual(libraryThreads(), [], 'no library thread before a peer');
+  for (let round = 0; round < 2; round++) {
+    const viewer = new Viewer();
+    const peer = backend.createPeer(settings());
+    try {
+      const { video } = await connect(peer, viewer);
+      assert.equal(backend.released, false);
+      assert.ok(libraryThreads().includes('SCTP timer'), `threads with a peer: ${libraryThreads().join(', ')}`);
+      video!.write({ payload: Buffer.from([0x65, round]), marker: true, sequenceNumber: round, timestamp: 0 });
+      await waitFor(`round ${round}: the packet arrives`, () => viewer.video.length === 1, 3000);
+      assert.equal(viewer.video[0]!.payload[1], round);
+    } finally {
+      peer.close();
+      await peer.done;
+      await viewer.close();
+    }
+    await waitFor(`round ${round}: library released after the last peer`, () => backend.released, 3000);
+    assert.equal(backend.peers, 0);
+    assert.deepEqual(libraryThreads(), [], `round ${round}: library threads left`);
+  }
 });
 
 test('audio: the offer\'s PCMA answered as offered; video not sent is inactive', { timeout: 20000, skip }, async () => {

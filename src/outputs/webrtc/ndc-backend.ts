@@ -4,6 +4,7 @@
 // here, lazily, so that a machine where the binary does not load still runs on werift.
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
 import { log } from '../../core/log.js';
 import { parseListen } from '../../core/listen.js';
@@ -29,10 +30,22 @@ export class NdcListenError extends Error {
  * Owns the library's process-wide state: the shared UDP socket (held open by a mux listener from
  * start to close, so the port is taken at startup and stays the same) and libdatachannel's
  * threads, logger and wrappers, which cleanup() releases. close() after every peer has closed.
+ *
+ * libdatachannel starts its threads with the first peer and keeps them until cleanup(), among
+ * them usrsctp's timer thread, which wakes every 10 ms whether or not any peer exists (0.35% of
+ * a core here, for ever). So once the last peer has closed, the backend releases that state
+ * too; the next peer starts it again (a few ms).
  */
 export class NdcBackend extends Owned implements WebRtcBackend {
   readonly name = 'node-datachannel';
   #listener: IceUdpMuxListener | undefined;
+  /** Peers created and not yet done (their native close reported, or given up on). */
+  #peers = 0;
+  /** libdatachannel's threads may be running: a peer was created since the last release. */
+  #started = false;
+  #releaseTimer: NodeJS.Immediate | undefined;
+  /** Said once: a release skipped because a native close was never reported. */
+  #warnedStuck = false;
 
   private constructor(
     private readonly lib: NdcLib,
@@ -47,13 +60,7 @@ export class NdcBackend extends Owned implements WebRtcBackend {
   static async load(opts: NdcOptions): Promise<NdcBackend> {
     const lib = (await import('node-datachannel')).default;
     const transport = transportFor(opts);
-    // libdatachannel logs to stdout unless given a logger (libjuice too, until a first peer has
-    // set its handler); stdout is our JSON log.
-    lib.initLogger('Warning', (level, message) => {
-      const l = log.child({ lib: 'libdatachannel' });
-      if (level === 'Warning') l.warn(message);
-      else l.error(message);
-    });
+    initLogger(lib);
     let listener: IceUdpMuxListener;
     try {
       // libjuice reports a failed bind on stdout (its log reaches initLogger only once a peer
@@ -72,10 +79,56 @@ export class NdcBackend extends Owned implements WebRtcBackend {
 
   createPeer(settings: WebRtcSettings): WebRtcPeer {
     if (this.closed) throw new Error('webrtc backend closed');
-    return new NdcPeer(this.lib, settings, this.transport);
+    if (this.#releaseTimer) clearImmediate(this.#releaseTimer);
+    this.#releaseTimer = undefined;
+    this.#started = true;
+    const peer = new NdcPeer(this.lib, settings, this.transport);
+    this.#peers++;
+    void peer.done.then(() => {
+      if (--this.#peers === 0 && !this.closed) {
+        // Not from inside the native callback that settled `done`: cleanup() frees its wrapper.
+        this.#releaseTimer = setImmediate(() => this.#releaseIdle());
+      }
+    });
+    return peer;
+  }
+
+  /** The number of peers alive (tests, debugging). */
+  get peers(): number {
+    return this.#peers;
+  }
+
+  /** Whether libdatachannel's threads are released (no peer since the last release). */
+  get released(): boolean {
+    return !this.#started;
+  }
+
+  #releaseIdle(): void {
+    this.#releaseTimer = undefined;
+    if (this.closed || this.#peers > 0 || !this.#started) return;
+    // A wrapper whose close was never reported would make cleanup() wait for it, blocking the
+    // event loop up to 10 s: keep the threads rather than risk that (shutdown still cleans up).
+    if (nativeLive.size > 0) {
+      if (!this.#warnedStuck) log.warn({ wrappers: nativeLive.size }, 'node-datachannel: a closed peer never reported its close; the library keeps its threads until shutdown');
+      this.#warnedStuck = true;
+      return;
+    }
+    const t0 = performance.now();
+    try {
+      this.lib.cleanup();
+      this.#started = false;
+      // cleanup() dropped the logger's callback; without one the library's warnings are lost.
+      initLogger(this.lib);
+    } catch (e) {
+      log.warn({ err: e instanceof Error ? e.message : String(e) }, 'node-datachannel cleanup failed');
+      return;
+    }
+    log.debug({ ms: Math.round((performance.now() - t0) * 10) / 10 }, 'node-datachannel: no peer left, library threads released');
   }
 
   protected onClose(): void {
+    if (this.#releaseTimer) clearImmediate(this.#releaseTimer);
+    this.#releaseTimer = undefined;
     this.#listener?.stop();
     this.#listener = undefined;
     // Closes what is still open and waits (up to 10 s, blocking) for libdatachannel's threads.
@@ -87,6 +140,16 @@ export class NdcBackend extends Owned implements WebRtcBackend {
     // cleanup() has unlisted every wrapper: they may be collected now.
     nativeLive.clear();
   }
+}
+
+/** libdatachannel logs to stdout unless given a logger (libjuice too, until a first peer has
+ * set its handler); stdout is our JSON log. */
+function initLogger(lib: NdcLib): void {
+  lib.initLogger('Warning', (level, message) => {
+    const l = log.child({ lib: 'libdatachannel' });
+    if (level === 'Warning') l.warn(message);
+    else l.error(message);
+  });
 }
 
 /** Binds and releases the port (none to check for port 0). Rejects with the bind error. */
