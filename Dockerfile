@@ -22,4 +22,5 @@ RUN mkdir -p /config && cp config.yaml /config/config.yaml
 VOLUME /config
 EXPOSE 1984/tcp 8554/tcp 8555/udp
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/main.js", "--config", "/config/config.yaml"]
+# One V8 helper thread instead of four (as npm start): ~3 MB less resident; see the README, "Memory".
+CMD ["node", "--v8-pool-size=1", "dist/main.js", "--config", "/config/config.yaml"]
