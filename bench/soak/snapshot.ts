@@ -1,6 +1,7 @@
 // The resources of the camrelay process at one moment, and how they differ from the baseline.
-import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { CamrelayProcess } from '../../test/helpers/camrelay-process.js';
+import { openFds } from '../../test/helpers/proc-sockets.js';
 import { liveObjects } from './objects.js';
 import { memory } from './proc.js';
 
@@ -27,13 +28,8 @@ export async function snapshot(app: CamrelayProcess): Promise<Snapshot> {
 /** What each open fd points to, by kind ('socket', 'pipe', 'anon_inode:[eventfd]', a path…). */
 export function fdKinds(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue; // closed while we looked
-    }
+  for (const { target } of openFds(pid)) {
+    if (target === undefined) continue; // closed while we looked
     const kind = target.replace(/:\[\d+\]$/, '');
     out[kind] = (out[kind] ?? 0) + 1;
   }

@@ -1,13 +1,13 @@
 // Runs camrelay as a real child process on a temporary config, as a user would, and reads its
 // resources (children, fds, sockets) from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { request } from './http.js';
 import { JsonLines, type LogLine } from './json-lines.js';
-import { netRows, socketInodes } from './proc-sockets.js';
+import { netRows, openFds, socketInodes } from './proc-sockets.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -127,15 +127,8 @@ export class CamrelayProcess {
 
   /** What each open fd is ('pipe:[…]', 'socket:[…]', 'anon_inode:[eventfd]', a path), sorted. */
   fdTargets(): string[] {
-    const dir = `/proc/${this.pid}/fd`;
-    return readdirSync(dir)
-      .map((fd) => {
-        try {
-          return readlinkSync(`${dir}/${fd}`).replace(/\[\d+\]$/, '');
-        } catch {
-          return '(closed while listed)';
-        }
-      })
+    return openFds(this.pid)
+      .map(({ target }) => target?.replace(/\[\d+\]$/, '') ?? '(closed while listed)')
       .sort();
   }
 

@@ -2,10 +2,9 @@
 // fds; the TCP connections it holds to a given peer; and every child it ever spawned (read from
 // its own 'child started' log lines, by pid, never by name).
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
 import { CamrelayProcess, nonZero } from './camrelay-process.js';
 import { waitFor } from './wait.js';
-import { netRows, socketInodes } from './proc-sockets.js';
+import { netRows, openFds, socketInodes } from './proc-sockets.js';
 
 // camrelay opens some fds once, with its first viewer, and keeps them: a pipe pair (both WebRTC
 // backends) and, with node-datachannel, one more socket of the native library. Not a leak (the
@@ -85,13 +84,7 @@ export function assertOneChildAtATime(app: CamrelayProcess, from = 0): number {
 
 /** What each open fd of `pid` is (pipe:[…], socket:[…], anon_inode:[eventfd], a path). */
 export function fdTargets(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).map((fd) => {
-    try {
-      return `${fd}=${readlinkSync(`/proc/${pid}/fd/${fd}`)}`;
-    } catch {
-      return `${fd}=?`;
-    }
-  });
+  return openFds(pid).map(({ fd, target }) => `${fd}=${target ?? '?'}`);
 }
 
 export interface TcpConn {
