@@ -4,7 +4,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
+import { JsonLines } from '../test/helpers/json-lines.js';
 import { isAlive } from './proc.js';
 
 export const BASELINE_DIR = path.resolve(import.meta.dirname, 'baseline');
@@ -32,23 +32,17 @@ interface ServerEvent {
 }
 
 export class RtspRelay {
-  readonly events: ServerEvent[] = [];
   port = 0;
-  #listeners = new Set<(e: ServerEvent) => void>();
+  #out: JsonLines<ServerEvent>;
   #exit: Promise<void>;
 
   private constructor(readonly child: ChildProcess) {
     this.#exit = new Promise((resolve) => child.once('exit', () => resolve()));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let e: ServerEvent;
-      try {
-        e = JSON.parse(line) as ServerEvent;
-      } catch {
-        return;
-      }
-      this.events.push(e);
-      for (const f of [...this.#listeners]) f(e);
-    });
+    this.#out = new JsonLines<ServerEvent>(child, 'rtsp-relay');
+  }
+
+  get events(): readonly ServerEvent[] {
+    return this.#out.lines;
   }
 
   static async start(cameraUrl: string): Promise<RtspRelay> {
@@ -83,21 +77,7 @@ export class RtspRelay {
 
   /** The first matching event from index `from` on, or the next one, within `ms`. */
   waitEvent(match: (e: ServerEvent) => boolean, ms: number, from = 0): Promise<ServerEvent> {
-    const seen = this.events.slice(from).find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.#listeners.delete(f);
-        reject(new Error(`rtsp-relay: no matching event within ${ms} ms`));
-      }, ms);
-      const f = (e: ServerEvent) => {
-        if (!match(e)) return;
-        clearTimeout(t);
-        this.#listeners.delete(f);
-        resolve(e);
-      };
-      this.#listeners.add(f);
-    });
+    return this.#out.wait(match, ms, from);
   }
 
   /** Ends the server (its stdin closes); an ffmpeg it left running is killed by its pid. */

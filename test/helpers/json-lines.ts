@@ -1,5 +1,6 @@
-// The JSON lines a child process writes on stdout (camrelay's pino log), kept in order and waited
-// on. Shared by the tests' CamrelayProcess and the benchmarks' Camrelay.
+// The JSON lines a child process writes on stdout (camrelay's pino log, rtsp-relay's events),
+// kept in order and waited on. Shared by the tests' CamrelayProcess and the benchmarks' Camrelay
+// and RtspRelay.
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
@@ -9,7 +10,7 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
-export class JsonLines<L extends LogLine = LogLine> {
+export class JsonLines<L extends object = LogLine> {
   readonly lines: L[] = [];
   /** Called with each line, and with undefined once the output has ended. */
   #listeners = new Set<(l: L | undefined) => void>();
