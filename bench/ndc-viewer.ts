@@ -101,6 +101,12 @@ export class NdcViewer {
     // viewers joining back to back on this machine; see connectViewer). Without them, our checks
     // reach camrelay's candidate from the answer and camrelay learns our address from them
     // (peer-reflexive), as with a browser whose offer goes before its candidates (trickle).
+    // A second race of the same origin: libdatachannel hands the answer to its ICE agent before it
+    // stores it for the DTLS fingerprint check. When camrelay's early checks let ICE and then DTLS
+    // finish inside that gap (a busy viewer process), our side rejects camrelay's certificate
+    // ("certificate verify failed" here, "DTLS alert: unknown CA" in camrelay's log): seen about
+    // once in 15 runs of 10 viewers joining back to back. Without candidates in the offer nothing
+    // can start before the answer is stored.
     const offer = this.candidatesInOffer
       ? full
       : full
@@ -229,6 +235,25 @@ function hasIdr(p: Buffer): boolean {
     }
   }
   return false;
+}
+
+/**
+ * Why a failed viewer failed, when the cause is on the viewer's side (see connect()): for the
+ * benchmarks' notes on runs done again. undefined when the text shows no such cause.
+ */
+function viewerSideCause(failure: string): string | undefined {
+  if (/unknown CA/i.test(failure)) {
+    return 'the viewer (libdatachannel as offerer) checked camrelay\'s DTLS certificate before it had stored camrelay\'s answer, and so rejected it (bench/ndc-viewer.ts, connect())';
+  }
+  if (/remote candidate without ICE transport/.test(failure)) return 'libdatachannel as offerer dropped its ICE transport (bench/ndc-viewer.ts, connect())';
+  return undefined;
+}
+
+/** A failed run for a report: one line, with its viewer-side cause when there is one. */
+export function describeFailure(failure: string): string {
+  const line = failure.replace(/\s+/g, ' ');
+  const cause = viewerSideCause(failure);
+  return cause ? `${line} [cause: ${cause}]` : line;
 }
 
 /**

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Camrelay } from './camrelay.js';
 import { describeClip } from './clip.js';
 import { fmt, type BackendChoice, type BenchContext } from './context.js';
-import { connectViewer, type NdcViewer } from './ndc-viewer.js';
+import { connectViewer, describeFailure, type NdcViewer } from './ndc-viewer.js';
 import { machineLine, percentile, table } from './report.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -63,7 +63,8 @@ async function stopRuns(ctx: BenchContext, relay: Camrelay, src: string, runs: n
     const logFrom = relay.logs.length;
     let v: NdcViewer | undefined;
     try {
-      v = (await connectViewer(`stop${i}`, relay.base, src, 1)).viewer;
+      // No candidates in the offer: the connection is not what is timed here (see connectViewer).
+      v = (await connectViewer(`stop${i}`, relay.base, src, 1, false)).viewer;
       await v.firstKeyframe(20000);
     } catch (e) {
       out.failures.push(`${String(e)}; ${relay.problemsSince(logFrom)}`);
@@ -114,7 +115,7 @@ function report(ctx: BenchContext, runs: number, results: StopResult[]): string 
       '',
     );
     for (const [what, f] of [['RTSP source', r.rtsp.failures], ['ffmpeg source', r.ffmpeg.failures]] as const) {
-      if (f.length) out.push(`${what}: ${f.length} run(s) failed before the stop and were done again: ${f.map((x) => x.replace(/\s+/g, ' ')).join(' — ')}`, '');
+      if (f.length) out.push(`${what}: ${f.length} run(s) failed before the stop and were done again: ${f.map(describeFailure).join(' — ')}`, '');
     }
   }
   return out.join('\n');

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Camrelay } from './camrelay.js';
 import { describeClip } from './clip.js';
 import { fmt, sleep, type BackendChoice, type BenchContext } from './context.js';
-import { connectViewer, type NdcViewer } from './ndc-viewer.js';
+import { connectViewer, describeFailure, type NdcViewer } from './ndc-viewer.js';
 import { machineLine, percentile, table } from './report.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -144,7 +144,7 @@ function report(ctx: BenchContext, runs: number, results: TtffResult[]): string 
       '',
     );
     for (const [what, f] of [['live', r.live.failures], ['idle', r.idle.failures]] as const) {
-      if (f.length) out.push(`${what}: ${f.length} run(s) got no keyframe and were done again: ${f.map((x) => x.replace(/\s+/g, ' ')).join(' — ')}`, '');
+      if (f.length) out.push(`${what}: ${f.length} run(s) got no keyframe and were done again: ${f.map(describeFailure).join(' — ')}`, '');
     }
     if (r.live.retries || r.idle.retries) {
       out.push(
