@@ -14,9 +14,18 @@ export const CLK_TCK = (() => {
 
 /** User + system CPU seconds of a process (all its threads), or undefined once it is gone. */
 export function cpuSeconds(pid: number): number | undefined {
+  return statCpu(`/proc/${pid}/stat`);
+}
+
+/** User + system CPU seconds of one thread of a process, or undefined once it is gone. */
+export function threadCpuSeconds(pid: number, tid: number): number | undefined {
+  return statCpu(`/proc/${pid}/task/${tid}/stat`);
+}
+
+function statCpu(file: string): number | undefined {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }

@@ -3,6 +3,8 @@
 // camrelay's own share. At the viewer (secondary): the camera's write → the packet handed to the
 // bench's JavaScript, both ends in this process (bench/relay-camera.ts, node-datachannel viewers)
 // so one clock times both; that adds the viewers' receive path and the bench's event loop.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Camrelay } from './camrelay.js';
 import { describeClip, readAccessUnits } from './clip.js';
@@ -11,7 +13,9 @@ import { connectViewer, type NdcViewer } from './ndc-viewer.js';
 import { frameKey, RelayCamera, type WireFrame } from './relay-camera.js';
 import { analyseWire, type ViewerRtp, type WireSamples } from './relay-wire.js';
 import { machineLine, percentile, table } from './report.js';
-import { Capture, captureProblem, type CaptureStats } from './tcpdump.js';
+import { breakdown, perfProblem, recordThread, type ThreadBreakdown } from './perf-thread.js';
+import { threadCpuSeconds } from './proc.js';
+import { CACHE_DIR, Capture, captureProblem, type CaptureStats } from './tcpdump.js';
 
 /** The wire figures of one row, or why there are none. */
 export type WireResult = { samples: WireSamples; stats: CaptureStats } | { missing: string };
@@ -25,9 +29,14 @@ interface Samples {
   expected: number;
 }
 
+/** camrelay's main thread under perf while N viewers watch, or why there is no such figure. */
+export type ProfileResult =
+  | { n: number; seconds: number; perf: ThreadBreakdown; procCpuMs: number; packetsOut: number }
+  | { n: number; missing: string };
+
 export interface RelayResult {
   backend: BackendChoice;
-  byCount: { n: number; samples: Samples; wire: WireResult }[];
+  byCount: { n: number; samples: Samples; wire: WireResult; profile?: ProfileResult }[];
 }
 
 export async function runRelay(ctx: BenchContext): Promise<string> {
@@ -35,6 +44,8 @@ export async function runRelay(ctx: BenchContext): Promise<string> {
   const counts = [1, 10];
   const noCapture = captureProblem();
   if (noCapture) ctx.log(`relay latency: no wire figures: ${noCapture}`);
+  const noPerf = perfProblem();
+  if (noPerf) ctx.log(`relay latency: no profile of camrelay's main thread: ${noPerf}`);
   const camera = await RelayCamera.start(ctx.clip, readAccessUnits(ctx.clip.file));
   const results: RelayResult[] = [];
   try {
@@ -42,8 +53,12 @@ export async function runRelay(ctx: BenchContext): Promise<string> {
       const byCount: RelayResult['byCount'] = [];
       for (const n of counts) {
         ctx.log(`relay latency ${b.label}: ${n} viewer(s), ${seconds} s`);
-        const { samples, wire } = await oneCount(ctx, camera, b, n, seconds, noCapture);
-        byCount.push({ n, samples, wire });
+        // The profile is taken at the largest count, after that row's latency window: perf's
+        // sampling must not weigh on the figures.
+        const profile = n === counts.at(-1) ? { seconds: ctx.quick ? 3 : 10, missing: noPerf } : undefined;
+        const { samples, wire, profiled } = await oneCount(ctx, camera, b, n, seconds, noCapture, profile);
+        byCount.push({ n, samples, wire, profile: profiled });
+        if (profiled && 'perf' in profiled) ctx.log(`  main thread under perf: ${fmt(profiled.perf.cpuMs / profiled.packetsOut * 1000, 2)} µs sampled per packet out`);
         if ('samples' in wire) {
           const w = wire.samples;
           ctx.log(`  wire: frame relayed p50 ${fmt(percentile(w.last, 50), 2)} ms, p99 ${fmt(percentile(w.last, 99), 2)} ms (${w.last.length} of ${w.expected}; tcpdump dropped ${wire.stats.dropped ?? '?'})`);
@@ -68,7 +83,8 @@ async function oneCount(
   n: number,
   seconds: number,
   noCapture: string | undefined,
-): Promise<{ samples: Samples; wire: WireResult }> {
+  profile: { seconds: number; missing: string | undefined } | undefined,
+): Promise<{ samples: Samples; wire: WireResult; profiled?: ProfileResult }> {
   // Started before camrelay, so that its connection to the camera (the SYN-ACK the stream offsets
   // count from) is in the capture. Headers only: the camera's TCP port, and UDP that looks like
   // RTP/RTCP (RFC 7983: first byte 128-191), which leaves out STUN and DTLS.
@@ -96,6 +112,9 @@ async function oneCount(
   let collectFrom = Infinity;
   let collectUntil = Infinity;
   let stats: CaptureStats | undefined;
+  let profiled: ProfileResult | undefined = profile?.missing ? { n, missing: profile.missing } : undefined;
+  let perfFile: string | undefined;
+  let perfTaken: { seconds: number; procCpuMs: number; packetsOut: number } | undefined;
   try {
     for (let i = 0; i < n; i++) {
       // No candidates in the offer: the connection is not what is timed here (see connectViewer).
@@ -138,6 +157,22 @@ async function oneCount(
     collectUntil = performance.now();
     samples.expected = (camera.frames - frames0) * n;
     await sleep(500); // the window's last frames on their way
+    if (profile && !profile.missing) {
+      perfFile = path.join(CACHE_DIR, `perf-relay-${b.backend ?? 'default'}-${n}.data`);
+      const packets0 = viewers.reduce((a, v) => a + v.packets, 0);
+      const cpu0 = threadCpuSeconds(relay.pid, relay.pid);
+      try {
+        await recordThread(relay.pid, profile.seconds, perfFile);
+        const cpu1 = threadCpuSeconds(relay.pid, relay.pid);
+        perfTaken = {
+          seconds: profile.seconds,
+          procCpuMs: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) * 1000 : NaN,
+          packetsOut: viewers.reduce((a, v) => a + v.packets, 0) - packets0,
+        };
+      } catch (e) {
+        profiled = { n, missing: `perf record failed: ${(e as Error).message}` };
+      }
+    }
     if (capture) {
       try {
         stats = await capture.stop();
@@ -151,7 +186,17 @@ async function oneCount(
     await Promise.all(viewers.map((v) => v.close(relay.base)));
     await relay.stop();
   }
-  // Read after camrelay has stopped: parsing the capture costs CPU this machine shares.
+  // Read after camrelay has stopped: parsing the capture and the profile costs CPU this machine
+  // shares.
+  if (perfFile && perfTaken) {
+    try {
+      profiled = { n, perf: breakdown(perfFile), ...perfTaken };
+    } catch (e) {
+      profiled = { n, missing: (e as Error).message };
+    } finally {
+      rmSync(perfFile, { force: true });
+    }
+  }
   if (capture && stats) {
     try {
       for (const r of rtp) r.offset = mostSeen(r.offsets);
@@ -163,7 +208,7 @@ async function oneCount(
       capture.remove();
     }
   }
-  return { samples, wire };
+  return { samples, wire, profiled };
 }
 
 /** The key seen most often (the offset, should a frame key ever name the wrong frame). */
@@ -274,8 +319,27 @@ function report(ctx: BenchContext, seconds: number, results: RelayResult[]): str
       ),
       '',
     );
+    for (const { profile } of r.byCount) if (profile) out.push(...profileSection(profile));
   }
   return out.join('\n');
+}
+
+/** What camrelay's main thread does for the packets it sends, from perf (bench/perf-thread.ts). */
+function profileSection(p: ProfileResult): string[] {
+  const head = `**camrelay's main thread under perf** (${p.n} viewers, after the window above)`;
+  if ('missing' in p) return [head, '', `No profile: ${p.missing}.`, ''];
+  const perPacket = (ms: number) => fmt((ms * 1000) / p.packetsOut, 2);
+  return [
+    head,
+    '',
+    `\`perf record -e cpu-clock -F 1999 -g -t <camrelay's main thread>\` for ${p.seconds} s while the viewers kept watching: ${p.perf.samples} samples, ${fmt(p.perf.cpuMs, 0)} ms of CPU sampled (the kernel charged the thread ${fmt(p.procCpuMs, 0)} ms, /proc); ${p.packetsOut} RTP packets reached the viewers meanwhile. Each sample is put in the first bucket its call chain fits (bench/perf-thread.ts).`,
+    '',
+    table(
+      ['where', 'share of the thread\'s sampled CPU', 'µs per packet out'],
+      [...p.perf.buckets.map((b) => [b.name, `${fmt(b.percent, 1)}%`, perPacket(b.ms)]), ['all', '100%', perPacket(p.perf.cpuMs)]],
+    ),
+    '',
+  ];
 }
 
 /** Where the time goes, per frame: camrelay getting the frame out at all, then to every viewer. */
