@@ -104,8 +104,8 @@ export class NdcViewer {
     // A second race of the same origin: libdatachannel hands the answer to its ICE agent before it
     // stores it for the DTLS fingerprint check. When camrelay's early checks let ICE and then DTLS
     // finish inside that gap (a busy viewer process), our side rejects camrelay's certificate
-    // ("certificate verify failed" here, "DTLS alert: unknown CA" in camrelay's log): seen about
-    // once in 15 runs of 10 viewers joining back to back. Without candidates in the offer nothing
+    // ("certificate verify failed" here, "DTLS alert: unknown CA" in camrelay's log): seen in 3
+    // of 10 runs of 10 viewers joining back to back. Without candidates in the offer nothing
     // can start before the answer is stored.
     const offer = this.candidatesInOffer
       ? full
