@@ -1,10 +1,13 @@
 // CLI entry: flags, config, ffmpeg discovery, start, graceful shutdown on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
-import { log, setLogLevel } from './core/log.js';
+import { endLog, log, setLogLevel } from './core/log.js';
 import { errorMessage } from './core/errors.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { findFfmpeg } from './process/ffmpeg-binary.js';
 import { Camrelay, VERSION } from './app.js';
+
+/** The most exiting waits for the last log lines to reach stdout (a stdout nobody reads gets none). */
+const LOG_END_MS = 1000;
 
 const USAGE = `usage: camrelay [--config FILE] [--log-level LEVEL]
   -c, --config FILE      config file (default: config.yaml)
@@ -58,7 +61,7 @@ async function main(): Promise<number> {
   });
   const hard = setTimeout(() => {
     log.error('shutdown took over 10 s; exiting anyway');
-    process.exit(1);
+    void endLog(LOG_END_MS).then(() => process.exit(1));
   }, 10_000);
   hard.unref();
   await app.close();
@@ -67,12 +70,14 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => {
+  async (code) => {
+    await endLog(LOG_END_MS);
     // Everything we own is closed by now; exiting here also ends any timer a library left behind.
     process.exit(code);
   },
-  (e: unknown) => {
+  async (e: unknown) => {
     log.fatal({ err: errorMessage(e) }, 'camrelay failed to start');
-    process.exitCode = 1;
+    await endLog(LOG_END_MS);
+    process.exit(1);
   },
 );

@@ -12,6 +12,7 @@ import type { Source, SourceFactory } from '../core/source.js';
 import type { ConsumerInfo } from '../core/consumer.js';
 import type { Frame } from '../core/media.js';
 import { liveObjects } from '../core/objects.js';
+import { droppedLogLines } from '../core/log.js';
 import type { PlayerFactory, RtspPlayer } from '../rtsp/player.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import type { SessionTable } from './sessions.js';
@@ -125,6 +126,15 @@ export class Metrics {
       registers: [this.#reg],
       collect() {
         this.set(liveObjects()['ChildProcess'] ?? 0);
+      },
+    });
+    new Counter({
+      name: 'camrelay_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout did not take them (a pipe nobody reads)',
+      registers: [this.#reg],
+      collect() {
+        this.reset();
+        this.inc(droppedLogLines());
       },
     });
     // Counters whose value is a sum read at scrape time: reset, then set from the sums.
