@@ -20,7 +20,7 @@ interface Frame {
   dso: string;
 }
 
-/** The buckets in the order they are tried; a sample no test claims is "other". */
+/** The buckets in the order they are tried; the last takes whatever no other claims. */
 const BUCKETS: { name: string; test: (chain: Frame[]) => boolean }[] = [
   {
     // On loopback the receiving side's softirq (IP, UDP, waking the viewer's thread) runs inside
