@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { findFfmpeg } from './process/ffmpeg-binary.js';
 import { Camrelay, VERSION } from './app.js';
 
-/** The most exiting waits for the last log lines to reach stdout (a stdout nobody reads gets none). */
+/** The longest an exit waits for the last log lines to reach stdout (a stdout nobody reads gets none). */
 const LOG_END_MS = 1000;
 
 const USAGE = `usage: camrelay [--config FILE] [--log-level LEVEL]

@@ -6,6 +6,7 @@ import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
+import { errorMessage } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import { parseListen } from '../../core/listen.js';
 import type { WebRtcBackend, WebRtcPeer } from './backend.js';
@@ -71,7 +72,7 @@ export class NdcBackend extends Owned implements WebRtcBackend {
     } catch (e) {
       lib.cleanup();
       const where = `${transport.bindAddress ?? ''}:${transport.port}`;
-      throw new NdcListenError(`webrtc.listen ${JSON.stringify(opts.listen)}: cannot bind UDP ${where} (${e instanceof Error ? e.message : String(e)}; is the port in use?)`);
+      throw new NdcListenError(`webrtc.listen ${JSON.stringify(opts.listen)}: cannot bind UDP ${where} (${errorMessage(e)}; is the port in use?)`);
     }
     log.info({ udp: `${transport.bindAddress ?? ''}:${transport.port}`, library: lib.getLibraryVersion() }, 'webrtc listening (one UDP port for every peer)');
     return new NdcBackend(lib, transport, listener);
@@ -120,7 +121,7 @@ export class NdcBackend extends Owned implements WebRtcBackend {
       // cleanup() dropped the logger's callback; without one the library's warnings are lost.
       initLogger(this.lib);
     } catch (e) {
-      log.warn({ err: e instanceof Error ? e.message : String(e) }, 'node-datachannel cleanup failed');
+      log.warn({ err: errorMessage(e) }, 'node-datachannel cleanup failed');
       return;
     }
     log.debug({ ms: Math.round((performance.now() - t0) * 10) / 10 }, 'node-datachannel: no peer left, library threads released');
@@ -135,7 +136,7 @@ export class NdcBackend extends Owned implements WebRtcBackend {
     try {
       this.lib.cleanup();
     } catch (e) {
-      log.warn({ err: e instanceof Error ? e.message : String(e) }, 'node-datachannel cleanup failed');
+      log.warn({ err: errorMessage(e) }, 'node-datachannel cleanup failed');
     }
     // cleanup() has unlisted every wrapper: they may be collected now.
     nativeLive.clear();
