@@ -159,7 +159,8 @@ async function oneCount(
     await sleep(500); // the window's last frames on their way
     if (profile && !profile.missing) {
       perfFile = path.join(CACHE_DIR, `perf-relay-${b.backend ?? 'default'}-${n}.data`);
-      const packets0 = viewers.reduce((a, v) => a + v.packets, 0);
+      const delivered = () => viewers.reduce((a, v) => a + v.packets, 0);
+      const packets0 = delivered();
       const cpu0 = threadCpuSeconds(relay.pid, relay.pid);
       try {
         await recordThread(relay.pid, profile.seconds, perfFile);
@@ -167,7 +168,7 @@ async function oneCount(
         perfTaken = {
           seconds: profile.seconds,
           procCpuMs: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) * 1000 : NaN,
-          packetsOut: viewers.reduce((a, v) => a + v.packets, 0) - packets0,
+          packetsOut: delivered() - packets0,
         };
       } catch (e) {
         profiled = { n, missing: `perf record failed: ${(e as Error).message}` };

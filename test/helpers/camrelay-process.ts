@@ -61,9 +61,7 @@ export class CamrelayProcess {
   }
 
   static async #startIn(dir: string, opts: StartOptions): Promise<CamrelayProcess> {
-    const file = path.join(dir, 'config.yaml');
-    const entry = opts.bundle ? [path.join(opts.bundle, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'src/main.ts')];
-    const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...entry, '--config', file, '--log-level', 'debug'], {
+    const child = spawn(process.execPath, camrelayArgs(path.join(dir, 'config.yaml'), opts), {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
@@ -170,6 +168,12 @@ export const nonZero = (o: Record<string, number>): Record<string, number> => Ob
 
 /** The WebRTC backend test camrelays run: CAMRELAY_TEST_WEBRTC_BACKEND (test/backends/*), else auto. */
 export const testWebRtcBackend = (): string => process.env.CAMRELAY_TEST_WEBRTC_BACKEND ?? 'auto';
+
+/** node's arguments to run camrelay on `configFile` (debug log), from src/ or a bundle. */
+export function camrelayArgs(configFile: string, opts: Pick<StartOptions, 'bundle' | 'nodeFlags'> = {}): string[] {
+  const entry = opts.bundle ? [path.join(opts.bundle, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'src/main.ts')];
+  return [...(opts.nodeFlags ?? []), ...entry, '--config', configFile, '--log-level', 'debug'];
+}
 
 /**
  * A config for tests: loopback only, free ports (webrtc.listen's shared UDP port too: port 0),

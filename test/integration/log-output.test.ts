@@ -7,7 +7,7 @@ import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { testConfig } from '../helpers/camrelay-process.js';
+import { camrelayArgs, testConfig } from '../helpers/camrelay-process.js';
 import { request } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,12 +21,17 @@ async function freeTcpPort(): Promise<number> {
   return port;
 }
 
-/** A FIFO whose read end is open and never read, filled until a write would block. */
-function fullPipe(dir: string): { reader: number; writer: number } {
+/** A FIFO in `dir` with both ends open, neither blocking. */
+function openFifo(dir: string): { reader: number; writer: number } {
   const fifo = path.join(dir, 'stdout');
   execFileSync('mkfifo', [fifo]);
   const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-  const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  return { reader, writer: openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK) };
+}
+
+/** A FIFO whose read end is open and never read, filled until a write would block. */
+function fullPipe(dir: string): { reader: number; writer: number } {
+  const { reader, writer } = openFifo(dir);
   const chunk = Buffer.alloc(4096, 'x');
   for (let i = 0; i < 4096; i++) {
     try {
@@ -44,7 +49,7 @@ async function startOn(stdoutFd: number, dir: string): Promise<{ child: ChildPro
   const yaml = testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=320x240#video=h264' }).replace('listen: "127.0.0.1:0" }', `listen: "127.0.0.1:${port}" }`);
   assert.match(yaml, new RegExp(`127\\.0\\.0\\.1:${port}`), 'the test config sets api.listen');
   writeFileSync(path.join(dir, 'config.yaml'), yaml);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), '--config', path.join(dir, 'config.yaml'), '--log-level', 'debug'], {
+  const child = spawn(process.execPath, camrelayArgs(path.join(dir, 'config.yaml')), {
     cwd: ROOT,
     stdio: ['ignore', stdoutFd, 'pipe'],
   });
@@ -98,10 +103,7 @@ test('a stdout pipe nobody reads: camrelay still serves, counts what it drops, a
 
 test('a stdout whose reader has gone (EPIPE): camrelay goes on and exits on SIGTERM', { timeout: 60000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'camrelay-log-'));
-  const fifo = path.join(dir, 'stdout');
-  execFileSync('mkfifo', [fifo]);
-  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-  const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  const { reader, writer } = openFifo(dir);
   // Nobody will read: every write gets EPIPE (Node ignores SIGPIPE).
   closeSync(reader);
   let child: ChildProcess | undefined;
