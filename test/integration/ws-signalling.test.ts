@@ -97,12 +97,13 @@ test('Home Assistant flow: answer before gathering, trickle both ways, socket cl
   assert.doesNotMatch(sdp, /a=candidate:/, 'the offer leaves before gathering');
   const sig = await new Signalling('demo').open();
   try {
-    sig.send({ type: 'webrtc', value: { type: 'offer', sdp, ice_servers: [{ urls: [`stun:127.0.0.1:${stun.address().port}`] }] } });
-    // The browser's candidates trickle while camrelay still starts ffmpeg: they must be held.
+    // The browser's candidates trickle while camrelay still starts ffmpeg: they must be held. They go
+    // right behind the offer, so that they reach camrelay before any answer can exist, however long
+    // the viewer's own gathering takes on this machine.
     const early = await candidates;
     assert.ok(early.length > 0);
+    sig.send({ type: 'webrtc', value: { type: 'offer', sdp, ice_servers: [{ urls: [`stun:127.0.0.1:${stun.address().port}`] }] } });
     for (const c of early) sig.send({ type: 'webrtc/candidate', value: c });
-    assert.equal(sig.messages.length, 0, 'the candidates went out before the answer came');
 
     const answer = await sig.next(isAnswerV2);
     const answerSdp = (answer.value as { sdp: string }).sdp;
@@ -137,6 +138,7 @@ test('Home Assistant flow: answer before gathering, trickle both ways, socket cl
     assert.equal(del.status, 200);
   } finally {
     await viewer.close();
+    await sig.close();
     stun.close();
   }
   await backToBaseline('after DELETE');
