@@ -12,7 +12,7 @@ import { Camrelay, metricValue } from './camrelay.js';
 import { CACHE, describeClip } from './clip.js';
 import { fmt, median, MiB, sleep, type BackendChoice, type BenchContext } from './context.js';
 import { monotonicMicros, newestProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
-import { PlainWerift } from './plain-werift.js';
+import { PlainSender } from './plain-sender.js';
 import { CpuWindow, rssBytes } from './proc.js';
 import { machineLine, table } from './report.js';
 import { ViewerProcess, type ViewerStats } from './viewers.js';
@@ -92,7 +92,7 @@ export async function runFanout(ctx: BenchContext): Promise<string> {
       result.plain = [];
       for (const n of [1, max]) {
         ctx.log(`fan-out plain werift: ${n} viewer(s)`);
-        const r = await twice(ctx, result, n, () => oneCount(ctx, () => PlainWerift.start(ctx.clip), n, s));
+        const r = await twice(ctx, result, n, () => oneCount(ctx, () => PlainSender.start('werift', ctx.clip), n, s));
         if (!r) continue;
         result.plain.push(r);
         ctx.log(`  plain werift ${fmt(r.cpu)}% of a core, ${fmt(r.pktPerSec, 0)} pkt/s per viewer`);

@@ -7,18 +7,9 @@
 //
 // usage: node --import tsx bench/plain-werift-server.ts <clip.h264> <fps>
 // Answers POST /api/webrtc?src=… (application/sdp, 201 + Location) and DELETE on the Location, as
-// camrelay does; prints {"event":"listening","port":N} once ready.
-import { randomBytes } from 'node:crypto';
-import http from 'node:http';
-import { performance } from 'node:perf_hooks';
+// camrelay does; prints {"event":"listening","port":N} once ready (bench/plain-shell.ts).
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
-import { packetizeH264, type RtpPayload } from '../src/rtp/h264-packetizer.js';
-import { readAccessUnits } from './clip.js';
-
-const [file, fpsArg] = process.argv.slice(2);
-if (!file) throw new Error('usage: plain-werift-server.ts <clip.h264> <fps>');
-const fps = Number(fpsArg ?? 25);
-const frames: RtpPayload[][] = readAccessUnits(file).map((au) => packetizeH264(au.nals));
+import { parseArgs, servePlain, type PlainFrame } from './plain-shell.js';
 
 interface Peer {
   pc: RTCPeerConnection;
@@ -29,7 +20,7 @@ interface Peer {
 }
 const peers = new Map<string, Peer>();
 
-async function answer(offer: string): Promise<{ id: string; sdp: string }> {
+async function answer(offer: string, id: string): Promise<string> {
   const pc = new RTCPeerConnection({
     bundlePolicy: 'max-bundle',
     iceServers: [],
@@ -49,15 +40,11 @@ async function answer(offer: string): Promise<{ id: string; sdp: string }> {
   t.sender.codec = codec;
   t.setDirection('sendonly');
   await pc.setLocalDescription(await pc.createAnswer());
-  const id = randomBytes(9).toString('base64url');
   peers.set(id, { pc, sender: t.sender, payloadType: codec.payloadType, seq: 0, started: false });
-  return { id, sdp: pc.localDescription!.sdp };
+  return pc.localDescription!.sdp;
 }
 
-function tick(n: number): void {
-  const payloads = frames[n % frames.length]!;
-  const keyframe = payloads.some((p) => (p.payload[0]! & 0x1f) === 5 || ((p.payload[0]! & 0x1f) === 28 && (p.payload[1]! & 0x1f) === 5));
-  const timestamp = (n * Math.round(90000 / fps)) >>> 0;
+function send({ payloads, keyframe, timestamp }: PlainFrame): void {
   for (const peer of peers.values()) {
     if (peer.sender.dtlsTransport?.state !== 'connected') continue;
     // As camrelay: a viewer starts at a keyframe.
@@ -70,50 +57,17 @@ function tick(n: number): void {
   }
 }
 
-const t0 = performance.now();
-let n = 0;
-const loop = () => {
-  tick(n++);
-  setTimeout(loop, Math.max(0, t0 + (n * 1000) / fps - performance.now()));
-};
-loop();
-
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url ?? '/', 'http://x');
-  if (req.method === 'POST' && url.pathname === '/api/webrtc') {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      answer(Buffer.concat(chunks).toString()).then(
-        ({ id, sdp }) => {
-          res.writeHead(201, { 'Content-Type': 'application/sdp', Location: `/api/webrtc?id=${id}` });
-          res.end(sdp);
-        },
-        (e: unknown) => {
-          res.writeHead(400);
-          res.end(String(e));
-        },
-      );
-    });
-    return;
-  }
-  if (req.method === 'DELETE' && url.pathname === '/api/webrtc') {
-    const id = url.searchParams.get('id') ?? '';
+const { file, fps } = parseArgs('plain-werift-server.ts');
+servePlain(file, fps, {
+  answer,
+  send,
+  close(id) {
     const p = peers.get(id);
     peers.delete(id);
     void p?.pc.close();
-    res.writeHead(p ? 200 : 404);
-    res.end();
-    return;
-  }
-  res.writeHead(404);
-  res.end();
+    return p !== undefined;
+  },
+  async shutdown() {
+    await Promise.all([...peers.values()].map((p) => p.pc.close().catch(() => undefined)));
+  },
 });
-server.listen(0, '127.0.0.1', () => {
-  const a = server.address();
-  console.log(JSON.stringify({ event: 'listening', port: typeof a === 'object' && a ? a.port : 0 }));
-});
-// Our parent holds stdin: when it goes, so do we.
-process.stdin.resume();
-process.stdin.on('end', () => process.exit(0));
-process.on('SIGTERM', () => process.exit(0));

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,baseline] [--backend werift|node-datachannel|both] [--no-write]
+// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,baseline] [--backend werift|node-datachannel|both] [--no-write]
 // Prints each benchmark's tables and writes its section of docs/benchmarks.md (bench/report.ts).
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import { probeBackends } from './backends.js';
 import { ensureClip } from './clip.js';
 import type { BenchContext } from './context.js';
 import { runFanout } from './fanout.js';
+import { runFloor } from './floor.js';
 import { runRelay } from './relay.js';
 import { writeSection } from './report.js';
 import { runStop } from './stop.js';
@@ -19,6 +20,7 @@ const BENCHES = {
   ttff: runTtff,
   stop: runStop,
   relay: runRelay,
+  floor: runFloor,
   // Last: its ratios use the figures of the others from this same run.
   baseline: runBaseline,
 } as const satisfies Record<string, (ctx: BenchContext) => Promise<string>>;

@@ -5,6 +5,7 @@ import type { BaselineResult } from './baseline.js';
 import { BASELINE_KEY } from './baseline.js';
 import { fmt, type BenchContext } from './context.js';
 import { FANOUT_KEY, type FanoutResult, type FanoutRow } from './fanout.js';
+import { FLOOR_KEY, type FloorResult } from './floor.js';
 import { RELAY_KEY, type ProfileResult, type RelayResult } from './relay.js';
 import { machineLine, percentile, table } from './report.js';
 import { STOP_KEY, type StopResult } from './stop.js';
@@ -23,10 +24,11 @@ export function targetsReport(ctx: BenchContext): string | undefined {
   const stop = ctx.shared.get(STOP_KEY) as StopResult[] | undefined;
   const relay = ctx.shared.get(RELAY_KEY) as RelayResult[] | undefined;
   const baseline = ctx.shared.get(BASELINE_KEY) as BaselineResult | undefined;
+  const floor = ctx.shared.get(FLOOR_KEY) as FloorResult | undefined;
   if (!fanout && !ttff && !stop && !relay) return undefined;
   const rows: Row[] = [];
 
-  for (const f of fanout ?? []) rows.push(...fanoutRows(f, baseline, fanout!));
+  for (const f of fanout ?? []) rows.push(...fanoutRows(f, baseline, fanout!, floor));
   for (const t of ttff ?? []) {
     const p50 = percentile(t.live.total, 50);
     const p95 = percentile(t.live.total, 95);
@@ -72,7 +74,7 @@ export function targetsReport(ctx: BenchContext): string | undefined {
       target,
       `p99 ${fmt(p99, 2)} ms on the wire (last byte of the frame in from the camera → its marker packet out to the viewer; ${w.last.length} of ${w.expected} frame × viewer pairs)`,
       verdict(w.last.length ? p99 < 5 : undefined),
-      `p50 ${fmt(percentile(w.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(w.lastKeyframes, 99), 2)} ms; first byte in → first packet out p99 ${fmt(percentile(w.first, 99), 2)} ms; ${atViewer}${sendCost(ten.profile)}`,
+      `p50 ${fmt(percentile(w.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(w.lastKeyframes, 99), 2)} ms; first byte in → first packet out p99 ${fmt(percentile(w.first, 99), 2)} ms; ${atViewer}${sendCost(ten.profile)}${r.backend.backend === 'node-datachannel' ? floorRelay(floor) : ''}`,
     ]);
   }
 
@@ -80,11 +82,19 @@ export function targetsReport(ctx: BenchContext): string | undefined {
     '## Targets of issue 7 against this run',
     '',
     machineLine(),
-    `Command: \`${ctx.command}\`. Figures from the sections of this same run (fan-out, time to first frame, stop, relay, baseline); "not measured" when that benchmark did not run or has no such figure.`,
+    `Command: \`${ctx.command}\`. Figures from the sections of this same run (fan-out, time to first frame, stop, relay, floor, baseline); "not measured" when that benchmark did not run or has no such figure.`,
     '',
     table(['target', 'measured', 'verdict', 'note'], rows),
     '',
   ].join('\n');
+}
+
+/** node-datachannel alone sending the same frames to 10 viewers (bench/floor.ts). */
+function floorRelay(floor: FloorResult | undefined): string {
+  const ten = floor?.rows.find((x) => x.n === 10);
+  if (!ten) return '';
+  const w = ten.samples;
+  return `; the floor, node-datachannel alone sending the same frames to 10 viewers with no camrelay (section "The floor"): frame sent p99 ${fmt(percentile(w.last, 99), 2)} ms at the sender, ${fmt((w.mainThreadCpu * 1e6) / w.packetsOut, 1)} µs of main-thread CPU per packet`;
 }
 
 /** What one packet out costs camrelay's main thread, from the relay's perf profile. */
@@ -94,7 +104,7 @@ function sendCost(p: ProfileResult | undefined): string {
   return `; main thread per packet out (perf, 10 viewers): ${us(() => true)} µs, of which the UDP send syscall ${us((n) => n.startsWith('UDP send'))} µs and libdatachannel ${us((n) => n.startsWith('libdatachannel'))} µs: a keyframe to 10 viewers is ~850 such sends in a row`;
 }
 
-function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: FanoutResult[]): Row[] {
+function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: FanoutResult[], floor: FloorResult | undefined): Row[] {
   const rows: Row[] = [];
   const one = f.rows.find((x) => x.n === 1);
   const top = f.rows.reduce<FanoutRow | undefined>((a, x) => (!a || x.n > a.n ? x : a), undefined);
@@ -115,7 +125,7 @@ function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: 
       'node-datachannel: CPU per added 4 Mbit/s viewer at 50 viewers ≤ 0.35% of a core',
       cpuAdded ? `${fmt(cpuAdded.value, 3)}% (from 1 to ${cpuAdded.n} viewers)` : '–',
       verdict(cpuAdded && cpuAdded.n >= 50 ? cpuAdded.value <= 0.35 : undefined),
-      profileNote,
+      [profileNote, floor?.perAdded && `the floor, node-datachannel alone to the same viewers with no camrelay (section "The floor"): ${fmt(floor.perAdded.value, 3)}% from 1 to ${floor.perAdded.n} viewers`].filter(Boolean).join('; '),
     ]);
   } else {
     const plain = perAdded(f.plain, (r) => r.cpu);

@@ -1,10 +1,13 @@
-// The parent's side of bench/plain-werift-server.ts.
+// The parent's side of the plain senders (bench/plain-werift-server.ts, bench/plain-ndc-server.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Clip } from './clip.js';
 
-export class PlainWerift {
+/** The plain sender of each library, as a script under bench/. */
+const SCRIPTS = { werift: 'plain-werift-server.ts', 'node-datachannel': 'plain-ndc-server.ts' } as const;
+
+export class PlainSender {
   port = 0;
   #exit: Promise<void>;
 
@@ -12,14 +15,15 @@ export class PlainWerift {
     this.#exit = new Promise((resolve) => child.once('exit', () => resolve()));
   }
 
-  static async start(clip: Clip): Promise<PlainWerift> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'plain-werift-server.ts'), clip.file, String(clip.fps)], {
+  /** `extra`: arguments after the clip and its frame rate (plain-ndc-server.ts: its UDP port). */
+  static async start(lib: keyof typeof SCRIPTS, clip: Clip, extra: string[] = []): Promise<PlainSender> {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, SCRIPTS[lib]), clip.file, String(clip.fps), ...extra], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
-    const p = new PlainWerift(child);
+    const p = new PlainSender(child);
     p.port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('plain werift server did not start within 20 s')), 20000);
-      child.once('exit', (code) => reject(new Error(`plain werift server exited (${code})`)));
+      const t = setTimeout(() => reject(new Error(`plain ${lib} server did not start within 20 s`)), 20000);
+      child.once('exit', (code) => reject(new Error(`plain ${lib} server exited (${code})`)));
       createInterface({ input: child.stdout! }).on('line', (line) => {
         try {
           const e = JSON.parse(line) as { event: string; port: number };
