@@ -195,12 +195,15 @@ async function connect(peer: WebRtcPeer, viewer: Viewer, kinds: { video?: number
   return { answer, video, audio };
 }
 
+/** The RTP timestamp sendClip gives access unit i: from near the top of 32 bits, so every byte of it counts. */
+const auTimestamp = (i: number) => (0xfffe0000 + i * 3600) >>> 0;
+
 /** Sends the clip's access units, 10 ms apart; returns the NAL units sent. */
 async function sendClip(track: SendTrack, firstSeq = 1000): Promise<Buffer[]> {
   let seq = firstSeq;
   const sent: Buffer[] = [];
   for (const [i, au] of aus.entries()) {
-    for (const p of packetize(au)) track.write({ ...p, sequenceNumber: seq++ & 0xffff, timestamp: 90000 + i * 3600 });
+    for (const p of packetize(au)) track.write({ ...p, sequenceNumber: seq++ & 0xffff, timestamp: auTimestamp(i) });
     sent.push(...au);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -361,6 +364,7 @@ test('answer, ICE on loopback, RTP the viewer decodes, activity, remote address,
     for (let i = 1; i < got.length; i++) assert.equal(got[i]!.header.sequenceNumber, (got[i - 1]!.header.sequenceNumber + 1) & 0xffff, 'sequence as written');
     assert.equal(got[0]!.header.sequenceNumber, 1000);
     assert.equal(got.filter((p) => p.header.marker).length, aus.length, 'one marker per access unit');
+    assert.deepEqual(got.filter((p) => p.header.marker).map((p) => p.header.timestamp), aus.map((_, i) => auTimestamp(i)), 'timestamps as written');
     const nals = depacketize(got.map((p) => p.payload));
     assert.equal(nals.length, sent.length);
     assert.ok(nals.every((n, i) => n.equals(sent[i]!)), 'every NAL unit arrives intact through SRTP');

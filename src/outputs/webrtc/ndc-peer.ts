@@ -76,20 +76,25 @@ const STATES = new Set<PeerState>(['new', 'connecting', 'connected', 'disconnect
 
 class NdcSendTrack implements SendTrack {
   #open = false;
-  /** Reused for every packet: the library copies it before send returns. */
-  #buf = Buffer.allocUnsafeSlow(1500);
+  /**
+   * Reused for every packet: the library copies it before send returns. Version and SSRC never
+   * change, so they are written once, with each new buffer.
+   */
+  #buf = Buffer.allocUnsafeSlow(0);
   /**
    * The last view of #buf handed to the library, reused while packets keep that size (most
    * FU-A fragments of a frame have the same one): no Buffer object per packet.
    */
-  #view = this.#buf.subarray(0, 0);
+  #view = this.#buf;
 
   constructor(
     private readonly track: Track,
     readonly ssrc: number,
     readonly payloadType: number,
     private readonly peer: NdcPeer,
-  ) {}
+  ) {
+    this.#grow(1500);
+  }
 
   opened(): void {
     this.#open = true;
@@ -98,16 +103,19 @@ class NdcSendTrack implements SendTrack {
   write(p: RtpOut): void {
     if (!this.#open || this.peer.closed) return;
     const size = 12 + p.payload.length;
-    if (this.#buf.length < size) {
-      this.#buf = Buffer.allocUnsafeSlow(size);
-      this.#view = this.#buf.subarray(0, 0);
-    }
+    if (this.#buf.length < size) this.#grow(size);
+    // Byte by byte rather than writeUInt16BE/32BE: Node's shared helpers check their arguments
+    // and, called from every part of camrelay, run megamorphic; this is once per packet and viewer.
     const b = this.#buf;
-    b[0] = 0x80;
+    const seq = p.sequenceNumber;
+    const ts = p.timestamp;
     b[1] = (p.marker ? 0x80 : 0) | this.payloadType;
-    b.writeUInt16BE(p.sequenceNumber & 0xffff, 2);
-    b.writeUInt32BE(p.timestamp >>> 0, 4);
-    b.writeUInt32BE(this.ssrc, 8);
+    b[2] = seq >>> 8;
+    b[3] = seq;
+    b[4] = ts >>> 24;
+    b[5] = ts >>> 16;
+    b[6] = ts >>> 8;
+    b[7] = ts;
     b.set(p.payload, 12);
     if (this.#view.length !== size) this.#view = b.subarray(0, size);
     try {
@@ -118,6 +126,14 @@ class NdcSendTrack implements SendTrack {
       return;
     }
     this.peer.wrote();
+  }
+
+  #grow(size: number): void {
+    const b = Buffer.allocUnsafeSlow(size);
+    b[0] = 0x80;
+    b.writeUInt32BE(this.ssrc >>> 0, 8);
+    this.#buf = b;
+    this.#view = b.subarray(0, 0);
   }
 }
 
@@ -137,6 +153,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
   #tracksClosed: Promise<void>[] = [];
   #liveness: NodeJS.Timeout | undefined;
   #lastWrite = -Infinity;
+  #wrote = false;
   /** Local candidates already emitted (the same one can come from the callback and the SDP). */
   #candidatesSent = new Set<string>();
   #gatheringEnded = false;
@@ -164,8 +181,9 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     return 0;
   }
 
+  /** Called per packet: only a flag, the liveness tick reads the clock (a call per packet was measurable). */
   wrote(): void {
-    this.#lastWrite = performance.now();
+    this.#wrote = true;
   }
 
   async setRemoteOffer(sdp: string): Promise<void> {
@@ -379,7 +397,12 @@ export class NdcPeer extends Owned implements WebRtcPeer {
   #watchLiveness(): void {
     if (this.#liveness) return;
     this.#liveness = setInterval(() => {
-      if (performance.now() - this.#lastWrite > SEND_QUIET_MS) this.#activity();
+      const now = performance.now();
+      if (this.#wrote) {
+        this.#lastWrite = now;
+        this.#wrote = false;
+      }
+      if (now - this.#lastWrite > SEND_QUIET_MS) this.#activity();
     }, LIVENESS_TICK_MS);
   }
 
