@@ -265,11 +265,20 @@ function report(ctx: BenchContext, s: Settings, results: FanoutResult[]): string
     if (retried) out.push(`${retried} viewer offer(s) were repeated because libdatachannel, as the viewer, rejected camrelay's answer (see bench/ndc-viewer.ts connectViewer).`, '');
     if (r.plain) {
       out.push(
-        'Plain werift (bench/plain-werift-server.ts: the clip packetized once with camrelay\'s packetizer and written with `RTCRtpSender.sendRtp` to every connected werift peer at 25 fps; no RTSP, no stream): the least werift itself costs for the same viewers.',
+        `Plain werift (bench/plain-werift-server.ts: the clip packetized once with camrelay's packetizer and written with \`RTCRtpSender.sendRtp\` to every connected werift peer at 25 fps; no RTSP, no stream): the least werift itself costs for the same viewers. It runs through tsx (~${fmt(rt.tsx - rt.bare, 0)} MiB of RSS that a bundle would not have, see "For scale" above); lag, heap and external memory are its own prom-client figures, collected as camrelay's are.`,
         '',
         table(
-          ['viewers', 'CPU % (total)', 'CPU % per added viewer', 'RSS MiB', 'pkt/s per viewer (min)', 'loss %'],
-          r.plain.map((x) => [x.n, fmt(x.cpu), perAdded(r.plain!, x, (y) => y.cpu), fmt(x.rssMiB), `${fmt(x.pktPerSec, 0)} (${fmt(x.minPktPerSec, 0)})`, fmt(x.lossPercent, 2)]),
+          ['viewers', 'CPU % (total)', 'CPU % per added viewer', 'RSS MiB', 'heap used / external MiB', 'pkt/s per viewer (min)', 'loss %', 'event-loop lag p99 ms'],
+          r.plain.map((x) => [
+            x.n,
+            fmt(x.cpu),
+            perAdded(r.plain!, x, (y) => y.cpu),
+            fmt(x.rssMiB),
+            `${fmt(x.heapUsedMiB)} / ${fmt(x.externalMiB)}`,
+            `${fmt(x.pktPerSec, 0)} (${fmt(x.minPktPerSec, 0)})`,
+            fmt(x.lossPercent, 2),
+            fmt(x.lagP99Ms),
+          ]),
         ),
         '',
       );

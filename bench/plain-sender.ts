@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { request } from '../test/helpers/http.js';
 import type { Clip } from './clip.js';
 
 /** The plain sender of each library, as a script under bench/. */
@@ -48,6 +49,11 @@ export class PlainSender {
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Node's metrics of the sender, in camrelay's format (reading them resets the lag histogram). */
+  async metrics(): Promise<string> {
+    return (await request(`${this.base}/metrics`, { timeoutMs: 10000 })).text;
   }
 
   async stop(): Promise<void> {

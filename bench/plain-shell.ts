@@ -1,10 +1,13 @@
 // What the plain senders (plain-werift-server.ts, plain-ndc-server.ts) share: the clip packetized
 // once with camrelay's packetizer and played at its frame rate, the WHEP-like HTTP answerer that
-// camrelay's viewers (bench/ndc-viewer.ts) talk to, and the process's lifetime (it ends with its
-// parent's stdin). Each sender brings only what its library does with an offer and a frame.
+// camrelay's viewers (bench/ndc-viewer.ts) talk to, Node's metrics at GET /metrics as camrelay
+// serves them, and the process's lifetime (it ends with its parent's stdin). Each sender brings
+// only what its library does with an offer and a frame.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { EVENT_LOOP_SAMPLE_MS } from '../src/api/metrics.js';
 import { packetizeH264, type RtpPayload } from '../src/rtp/h264-packetizer.js';
 import { readAccessUnits } from './clip.js';
 
@@ -45,6 +48,10 @@ export function servePlain(file: string, fps: number, peers: PlainPeers, route?:
     setTimeout(loop, Math.max(0, t0 + (n * 1000) / fps - performance.now()));
   };
   loop();
+  // Node's own figures, collected as camrelay collects them (src/api/metrics.ts), so that the
+  // fan-out compares event-loop lag, heap and external memory like for like.
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -69,6 +76,13 @@ export function servePlain(file: string, fps: number, peers: PlainPeers, route?:
     if (req.method === 'DELETE' && url.pathname === '/api/webrtc') {
       res.writeHead(peers.close(url.searchParams.get('id') ?? '') ? 200 : 404);
       res.end();
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      void registry.metrics().then((text) => {
+        res.writeHead(200, { 'Content-Type': registry.contentType });
+        res.end(text);
+      });
       return;
     }
     if (req.method === 'GET' && route?.(url, res)) return;

@@ -136,12 +136,18 @@ function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: 
       profileNote,
     ]);
   }
+  const plainOne = f.plain?.find((x) => x.n === 1);
   if (one) {
     rows.push([
       `${f.backend.label}: RSS with one camera and one viewer < 90 MB`,
       `${fmt(one.rssMiB / MB, 0)} MB (${fmt(one.rssMiB)} MiB)`,
       verdict(one.rssMiB / MB < 90),
-      `before its first viewer camrelay already had ${fmt(one.rssIdleMiB / MB, 0)} MB resident; V8 heap in use ${fmt(one.heapUsedMiB)} MiB, external ${fmt(one.externalMiB)} MiB`,
+      [
+        `before its first viewer camrelay already had ${fmt(one.rssIdleMiB / MB, 0)} MB resident; V8 heap in use ${fmt(one.heapUsedMiB)} MiB, external ${fmt(one.externalMiB)} MiB`,
+        plainOne && `plain werift with one viewer (no camrelay, run through tsx): ${fmt(plainOne.rssMiB)} MiB, V8 heap in use ${fmt(plainOne.heapUsedMiB)} MiB, external ${fmt(plainOne.externalMiB)} MiB`,
+      ]
+        .filter(Boolean)
+        .join('; '),
     ]);
   }
   const rssAdded = perAdded(f.rows, (r) => r.rssMiB);
@@ -154,7 +160,10 @@ function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: 
     ]);
   }
   if (top && top.n >= 50) {
-    rows.push([`${f.backend.label}: event-loop lag p99 < 10 ms at 50 viewers`, `${fmt(top.lagP99Ms)} ms`, verdict(top.lagP99Ms === undefined ? undefined : top.lagP99Ms < 10), top.lagP99Ms !== undefined && top.lagP99Ms >= 10 ? `at 1 viewer: ${fmt(one?.lagP99Ms)} ms` : '']);
+    const plainTop = f.plain?.find((x) => x.n === top.n);
+    const notes = top.lagP99Ms !== undefined && top.lagP99Ms >= 10 ? [`at 1 viewer: ${fmt(one?.lagP99Ms)} ms`] : [];
+    if (plainTop?.lagP99Ms !== undefined) notes.push(`plain werift (no camrelay) at ${top.n} viewers: ${fmt(plainTop.lagP99Ms)} ms`);
+    rows.push([`${f.backend.label}: event-loop lag p99 < 10 ms at 50 viewers`, `${fmt(top.lagP99Ms)} ms`, verdict(top.lagP99Ms === undefined ? undefined : top.lagP99Ms < 10), notes.join('; ')]);
   }
   // The default backend (auto) is node-datachannel where it loads: the comparison is made for it,
   // or for werift when it is the only one.
