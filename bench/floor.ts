@@ -14,12 +14,15 @@ import type { FloorSamples } from './plain-ndc-server.js';
 import { PlainSender } from './plain-sender.js';
 import { CpuWindow } from './proc.js';
 import { machineLine, percentile, table } from './report.js';
+import { Capture, captureProblem } from './tcpdump.js';
 import { ViewerProcess, type ViewerStats } from './viewers.js';
 
 export const FLOOR_KEY = 'floor';
 
 export interface FloorRow {
   n: number;
+  /** Measured while tcpdump captured on lo as the relay benchmark's does (its cost lands in the sends). */
+  captured?: boolean;
   /** The plain sender's CPU, all threads, % of one core. */
   cpu: number;
   samples: FloorSamples;
@@ -39,7 +42,8 @@ export interface FloorResult {
 }
 
 /** (cpu at the largest N − cpu at 1) / (N − 1). */
-export function floorPerAdded(rows: readonly FloorRow[]): FloorResult['perAdded'] {
+export function floorPerAdded(all: readonly FloorRow[]): FloorResult['perAdded'] {
+  const rows = all.filter((r) => !r.captured);
   const one = rows.find((r) => r.n === 1);
   const top = rows.at(-1);
   return one && top && top.n > 1 ? { value: (top.cpu - one.cpu) / (top.n - 1), n: top.n } : undefined;
@@ -68,44 +72,66 @@ export async function runFloor(ctx: BenchContext): Promise<string> {
   return report(ctx, s, result);
 }
 
+/** The row count whose window is measured a second time under the relay benchmark's capture. */
+const CAPTURED_N = 10;
+
 async function measureRows(ctx: BenchContext, s: { counts: number[]; settleMs: number; seconds: number }, rows: FloorRow[]): Promise<void> {
   const sender = await PlainSender.start('node-datachannel', ctx.clip, [String(await freeUdpPort())]);
   const viewers = await ViewerProcess.start();
+  const noCapture = captureProblem();
   try {
     let have = 0;
     for (const n of s.counts) {
-      ctx.log(`floor: plain node-datachannel, ${n} viewer(s), ${s.seconds} s`);
       // Viewers join one after another and stay: each row adds to the last.
       await viewers.ask<ViewerStats>({ cmd: 'openWebrtc', base: sender.base, src: 'floor', count: n - have, timeoutMs: 30000 }, 300000);
       have = n;
       await sleep(s.settleMs);
-      const a = await viewers.ask<ViewerStats>({ cmd: 'stats' });
-      const cpu = new CpuWindow(() => [sender.pid]);
-      const r = await request(`${sender.base}/floor?seconds=${s.seconds}`, { timeoutMs: (s.seconds + 10) * 1000 });
-      const percent = cpu.read().percent;
-      if (r.status !== 200) throw new Error(`GET /floor: HTTP ${r.status}: ${r.text}`);
-      const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
-      if (z.open !== n) throw new Error(`${n - z.open} of ${n} viewers are no longer connected`);
-      const dt = (z.at - a.at) / 1000;
-      const pkt = z.packets.map((p, i) => (p - a.packets[i]!) / dt);
-      const got = z.packets.reduce((acc, p, i) => acc + p - a.packets[i]!, 0);
-      const lost = z.lost.reduce((acc, l, i) => acc + l - a.lost[i]!, 0);
-      const row: FloorRow = {
-        n,
-        cpu: percent,
-        samples: JSON.parse(r.text) as FloorSamples,
-        pktPerSec: pkt.reduce((x, y) => x + y, 0) / pkt.length,
-        minPktPerSec: Math.min(...pkt),
-        lossPercent: (100 * lost) / Math.max(1, lost + got),
-      };
-      rows.push(row);
-      ctx.log(`  ${fmt(row.cpu)}% of a core; frame sent p99 ${fmt(percentile(row.samples.last, 99), 2)} ms; ${fmt(usPerPacket(row.samples), 2)} µs per packet in a keyframe's fan-out`);
+      rows.push(await measureWindow(ctx, sender, viewers, n, s.seconds, false));
+      if (n !== CAPTURED_N) continue;
+      if (noCapture) {
+        ctx.log(`floor: no window under capture: ${noCapture}`);
+        continue;
+      }
+      // The relay benchmark's filter (RTP/RTCP on UDP): each packet out is also copied to tcpdump.
+      const capture = await Capture.start('floor', 'udp and udp[8] & 0xc0 = 0x80');
+      try {
+        rows.push(await measureWindow(ctx, sender, viewers, n, s.seconds, true));
+      } finally {
+        await capture.kill();
+        capture.remove();
+      }
     }
   } finally {
     await viewers.ask({ cmd: 'closeAll', base: sender.base }).catch(() => undefined);
     await viewers.stop();
     await sender.stop();
   }
+}
+
+async function measureWindow(ctx: BenchContext, sender: PlainSender, viewers: ViewerProcess, n: number, seconds: number, captured: boolean): Promise<FloorRow> {
+  ctx.log(`floor: plain node-datachannel, ${n} viewer(s), ${seconds} s${captured ? ', under tcpdump' : ''}`);
+  const a = await viewers.ask<ViewerStats>({ cmd: 'stats' });
+  const cpu = new CpuWindow(() => [sender.pid]);
+  const r = await request(`${sender.base}/floor?seconds=${seconds}`, { timeoutMs: (seconds + 10) * 1000 });
+  const percent = cpu.read().percent;
+  if (r.status !== 200) throw new Error(`GET /floor: HTTP ${r.status}: ${r.text}`);
+  const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
+  if (z.open !== n) throw new Error(`${n - z.open} of ${n} viewers are no longer connected`);
+  const dt = (z.at - a.at) / 1000;
+  const pkt = z.packets.map((p, i) => (p - a.packets[i]!) / dt);
+  const got = z.packets.reduce((acc, p, i) => acc + p - a.packets[i]!, 0);
+  const lost = z.lost.reduce((acc, l, i) => acc + l - a.lost[i]!, 0);
+  const row: FloorRow = {
+    n,
+    captured,
+    cpu: percent,
+    samples: JSON.parse(r.text) as FloorSamples,
+    pktPerSec: pkt.reduce((x, y) => x + y, 0) / pkt.length,
+    minPktPerSec: Math.min(...pkt),
+    lossPercent: (100 * lost) / Math.max(1, lost + got),
+  };
+  ctx.log(`  ${fmt(row.cpu)}% of a core; frame sent p99 ${fmt(percentile(row.samples.last, 99), 2)} ms; ${fmt(usPerPacket(row.samples), 2)} µs per packet in a keyframe's fan-out`);
+  return row;
 }
 
 /** Runs one case of ndc-threads.ts in a process of its own. */
@@ -127,7 +153,7 @@ function report(ctx: BenchContext, s: { counts: number[]; seconds: number }, r: 
   const rows = r.rows.map((x) => {
     const w = x.samples;
     return [
-      x.n,
+      x.captured ? `${x.n}, under tcpdump` : x.n,
       fmt(x.cpu),
       fmt((w.mainThreadCpu * 1e6) / w.packetsOut, 2),
       fmt(usPerPacket(w), 2),
@@ -145,7 +171,7 @@ function report(ctx: BenchContext, s: { counts: number[]; seconds: number }, r: 
     machineLine(),
     `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)}, packetized once at start with camrelay's packetizer (1200-byte payloads).`,
     `Sender: bench/plain-ndc-server.ts, a process with no camrelay in it: at 25 fps it sends each frame to every viewer, viewer after viewer, through the calls camrelay's backend makes per packet (RTP header into one reused buffer, \`Track.sendMessageBinary\` on a track with the SR reporter and NACK responder, every peer on one UDP port). No RTSP, no depacketizing, no slicing of the fan-out. Viewers: the fan-out benchmark's node-datachannel peers in a process of their own; they join one after another and stay, so each row adds to the one before. Each row: one window of ${s.seconds} s after ${ctx.quick ? 1 : 3} s of settling.`,
-    `"Frame sent" is timed at the sender, for every (frame, viewer) pair: from the frame's first send to the return of the send of that viewer's marker packet, which is when a capture on loopback sees it leave. It is the part of camrelay's relay latency (bench/relay.ts, on the wire) that no code of camrelay's is in; camrelay's figure adds reading the camera, depacketizing and its own per-packet JavaScript. CPU is the sender process's (all threads, /proc); "main thread per packet" is its main thread's CPU in the window over the packets it sent, the same quantity as the relay benchmark's perf figure for camrelay.`,
+    `"Frame sent" is timed at the sender, for every (frame, viewer) pair: from the frame's first send to the return of the send of that viewer's marker packet, which is when a capture on loopback sees it leave. It is the part of camrelay's relay latency (bench/relay.ts, on the wire) that no code of camrelay's is in; camrelay's figure adds reading the camera, depacketizing and its own per-packet JavaScript. CPU is the sender process's (all threads, /proc); "main thread per packet" is its main thread's CPU in the window over the packets it sent, the same quantity as the relay benchmark's perf figure for camrelay. The ${CAPTURED_N}-viewer window is measured a second time while tcpdump captures on \`lo\` with the relay benchmark's filter (RTP and RTCP on UDP, headers only): the kernel then copies every packet out to the capture inside the sender's send, which the relay benchmark's figures for camrelay carry too.`,
     '',
     table(
       ['viewers', 'CPU, % of a core', 'main thread CPU per packet out, µs', 'wall per packet in a keyframe\'s fan-out, µs', 'frame sent p50 ms', 'frame sent p99 ms', 'keyframes: sent p50 ms', 'keyframes: sent p99 ms', 'pkt/s per viewer (min)', 'loss %'],

@@ -89,12 +89,16 @@ export function targetsReport(ctx: BenchContext): string | undefined {
   ].join('\n');
 }
 
-/** node-datachannel alone sending the same frames to 10 viewers (bench/floor.ts). */
+/** node-datachannel alone sending the same frames to 10 viewers (bench/floor.ts), with and without a capture running. */
 function floorRelay(floor: FloorResult | undefined): string {
-  const ten = floor?.rows.find((x) => x.n === 10);
-  if (!ten) return '';
-  const w = ten.samples;
-  return `; the floor, node-datachannel alone sending the same frames to 10 viewers with no camrelay (section "The floor"): frame sent p99 ${fmt(percentile(w.last, 99), 2)} ms at the sender, ${fmt((w.mainThreadCpu * 1e6) / w.packetsOut, 1)} µs of main-thread CPU per packet`;
+  const part = (captured: boolean) => {
+    const row = floor?.rows.find((x) => x.n === 10 && !!x.captured === captured);
+    if (!row) return undefined;
+    const w = row.samples;
+    return `${captured ? 'under the same tcpdump capture' : 'with no capture'} frame sent p99 ${fmt(percentile(w.last, 99), 2)} ms at the sender, ${fmt((w.mainThreadCpu * 1e6) / w.packetsOut, 1)} µs of main-thread CPU per packet`;
+  };
+  const parts = [part(false), part(true)].filter(Boolean);
+  return parts.length ? `; the floor, node-datachannel alone sending the same frames to 10 viewers with no camrelay (section "The floor"): ${parts.join('; ')}` : '';
 }
 
 /** What one packet out costs camrelay's main thread, from the relay's perf profile. */
