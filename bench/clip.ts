@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { packetizeH264 } from '../src/rtp/h264-packetizer.js';
 
 export const CACHE = path.resolve(import.meta.dirname, '.cache');
 
@@ -95,6 +96,15 @@ export function readAccessUnits(file: string): AccessUnit[] {
   }
   if (cur.length) aus.push({ nals: cur, keyframe: cur.some((n) => (n[0]! & 0x1f) === 5) });
   return aus;
+}
+
+/** The median number of RTP packets camrelay's WebRTC output makes of one of the clip's keyframes. */
+export function keyframePackets(clip: Clip): number {
+  const counts = readAccessUnits(clip.file)
+    .filter((au) => au.keyframe)
+    .map((au) => packetizeH264(au.nals).length)
+    .sort((a, b) => a - b);
+  return counts[counts.length >> 1] ?? NaN;
 }
 
 /** A NAL unit followed by the zero byte of a 4-byte start code: drop trailing zeros. */

@@ -3,6 +3,7 @@
 // itself shows about a target that is not met.
 import type { BaselineResult } from './baseline.js';
 import { BASELINE_KEY } from './baseline.js';
+import { keyframePackets } from './clip.js';
 import { fmt, type BenchContext } from './context.js';
 import { FANOUT_KEY, type FanoutResult, type FanoutRow } from './fanout.js';
 import { FLOOR_KEY, type FloorResult } from './floor.js';
@@ -74,7 +75,7 @@ export function targetsReport(ctx: BenchContext): string | undefined {
       target,
       `p99 ${fmt(p99, 2)} ms on the wire (last byte of the frame in from the camera → its marker packet out to the viewer; ${w.last.length} of ${w.expected} frame × viewer pairs)`,
       verdict(w.last.length ? p99 < 5 : undefined),
-      `p50 ${fmt(percentile(w.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(w.lastKeyframes, 99), 2)} ms; first byte in → first packet out p99 ${fmt(percentile(w.first, 99), 2)} ms; ${atViewer}${sendCost(ten.profile)}${r.backend.backend === 'node-datachannel' ? floorRelay(floor) : ''}`,
+      `p50 ${fmt(percentile(w.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(w.lastKeyframes, 99), 2)} ms; first byte in → first packet out p99 ${fmt(percentile(w.first, 99), 2)} ms; ${atViewer}${sendCost(ten.profile, keyframePackets(ctx.clip))}${r.backend.backend === 'node-datachannel' ? floorRelay(floor) : ''}`,
     ]);
   }
 
@@ -102,10 +103,10 @@ function floorRelay(floor: FloorResult | undefined): string {
 }
 
 /** What one packet out costs camrelay's main thread, from the relay's perf profile. */
-function sendCost(p: ProfileResult | undefined): string {
+function sendCost(p: ProfileResult | undefined, kf: number): string {
   if (!p || 'missing' in p) return '';
   const us = (pred: (name: string) => boolean) => fmt((p.perf.buckets.filter((b) => pred(b.name)).reduce((a, b) => a + b.ms, 0) * 1000) / p.packetsOut, 1);
-  return `; main thread per packet out (perf, 10 viewers): ${us(() => true)} µs, of which the UDP send syscall ${us((n) => n.startsWith('UDP send'))} µs and libdatachannel ${us((n) => n.startsWith('libdatachannel'))} µs: a keyframe to 10 viewers is ~850 such sends in a row`;
+  return `; main thread per packet out (perf, 10 viewers): ${us(() => true)} µs, of which the UDP send syscall ${us((n) => n.startsWith('UDP send'))} µs and libdatachannel ${us((n) => n.startsWith('libdatachannel'))} µs: a keyframe to 10 viewers is ~${kf * 10} such sends in a row`;
 }
 
 function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: FanoutResult[], floor: FloorResult | undefined): Row[] {
