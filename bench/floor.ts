@@ -93,7 +93,13 @@ async function measureRows(ctx: BenchContext, s: { counts: number[]; settleMs: n
         continue;
       }
       // The relay benchmark's filter (RTP/RTCP on UDP): each packet out is also copied to tcpdump.
-      const capture = await Capture.start('floor', 'udp and udp[8] & 0xc0 = 0x80');
+      let capture: Capture;
+      try {
+        capture = await Capture.start('floor', 'udp and udp[8] & 0xc0 = 0x80');
+      } catch (e) {
+        ctx.log(`floor: no window under capture: tcpdump did not start: ${(e as Error).message}`);
+        continue;
+      }
       try {
         rows.push(await measureWindow(ctx, sender, viewers, n, s.seconds, true));
       } finally {
