@@ -1,8 +1,8 @@
 // The parent's side of the plain senders (bench/plain-werift-server.ts, bench/plain-ndc-server.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { request } from '../test/helpers/http.js';
+import { JsonLines } from '../test/helpers/json-lines.js';
 import type { Clip } from './clip.js';
 
 /** The plain sender of each library, as a script under bench/. */
@@ -22,24 +22,13 @@ export class PlainSender {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const p = new PlainSender(child);
-    p.port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`plain ${lib} server did not start within 20 s`)), 20000);
-      child.once('exit', (code) => reject(new Error(`plain ${lib} server exited (${code})`)));
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        try {
-          const e = JSON.parse(line) as { event: string; port: number };
-          if (e.event === 'listening') {
-            clearTimeout(t);
-            resolve(e.port);
-          }
-        } catch {
-          /* not ours */
-        }
-      });
-    }).catch(async (e: unknown) => {
+    try {
+      const out = new JsonLines<{ event?: string; port?: number }>(child, `plain ${lib} server`);
+      p.port = (await out.wait((e) => e.event === 'listening', 20000)).port!;
+    } catch (e) {
       await p.stop();
       throw e;
-    });
+    }
     return p;
   }
 
