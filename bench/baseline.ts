@@ -11,7 +11,7 @@ import { machineLine, percentile, table } from './report.js';
 import { ensureRtspRelay, FFMPEG, RtspRelay } from './rtsp-relay.js';
 import { STOP_KEY, type StopResult } from './stop.js';
 import { TTFF_KEY, type TtffResult } from './ttff.js';
-import { ViewerProcess, type ViewerStats } from './viewers.js';
+import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
 import { WsViewer } from './ws-viewer.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -64,10 +64,9 @@ export async function runBaseline(ctx: BenchContext): Promise<string> {
         cpus.push(cpu.read().percent);
         const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
         if (z.open !== n) throw new Error(`${n - z.open} of ${n} WebSocket viewers are no longer connected`);
-        const dt = (z.at - a.at) / 1000;
-        const sum = (xs: number[], ys: number[]) => xs.reduce((acc, x, i) => acc + x - ys[i]!, 0);
-        kbit.push((sum(z.bytes, a.bytes) * 8) / dt / 1000 / n);
-        msgs.push(sum(z.packets, a.packets) / dt / n);
+        const got = receivedBetween(a, z);
+        kbit.push((got.bytes * 8) / got.seconds / 1000 / n);
+        msgs.push(got.packets / got.seconds / n);
       }
       const ff = relay.ffmpegPids();
       rows.push({

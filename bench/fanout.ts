@@ -15,7 +15,7 @@ import { monotonicMicros, newestProfile, summarizeProfile, type ProfileSummary }
 import { PlainSender } from './plain-sender.js';
 import { CpuWindow, rssBytes } from './proc.js';
 import { machineLine, table } from './report.js';
-import { ViewerProcess, type ViewerStats } from './viewers.js';
+import { receivedBetween, ViewerProcess, type Received, type ViewerStats } from './viewers.js';
 
 export interface FanoutRow {
   n: number;
@@ -139,7 +139,7 @@ async function oneCount(ctx: BenchContext, start: () => Promise<Sender>, n: numb
     const cpus: number[] = [];
     const vcpus: number[] = [];
     const ccpus: number[] = [];
-    const per: { pkt: number[]; fps: number[]; mbit: number[]; loss: number; pktSum: number }[] = [];
+    const per: Received[] = [];
     const from = monotonicMicros();
     for (let w = 0; w < s.windows; w++) {
       const a = await viewers.ask<ViewerStats>({ cmd: 'stats' });
@@ -152,14 +152,7 @@ async function oneCount(ctx: BenchContext, start: () => Promise<Sender>, n: numb
       ccpus.push(ccpu.read().percent);
       const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
       if (z.open !== n) throw new Error(`${n - z.open} of ${n} viewers are no longer connected`);
-      const dt = (z.at - a.at) / 1000;
-      per.push({
-        pkt: z.packets.map((p, i) => (p - a.packets[i]!) / dt),
-        fps: z.frames.map((f, i) => (f - a.frames[i]!) / dt),
-        mbit: z.bytes.map((x, i) => ((x - a.bytes[i]!) * 8) / dt / 1e6),
-        loss: z.lost.reduce((acc, l, i) => acc + l - a.lost[i]!, 0),
-        pktSum: z.packets.reduce((acc, p, i) => acc + p - a.packets[i]!, 0),
-      });
+      per.push(receivedBetween(a, z));
     }
     onWindow?.(from, monotonicMicros());
     const rss = rssBytes(sender.pid) ?? NaN;
@@ -176,11 +169,11 @@ async function oneCount(ctx: BenchContext, start: () => Promise<Sender>, n: numb
       rssIdleMiB: rssIdle / MiB,
       heapUsedMiB: heap === undefined ? undefined : heap / MiB,
       externalMiB: external === undefined ? undefined : external / MiB,
-      pktPerSec: median(per.map((p) => mean(p.pkt))),
-      minPktPerSec: Math.min(...per.map((p) => Math.min(...p.pkt))),
+      pktPerSec: median(per.map((p) => mean(p.pktPerSec))),
+      minPktPerSec: Math.min(...per.map((p) => Math.min(...p.pktPerSec))),
       fps: median(per.map((p) => mean(p.fps))),
-      mbitPerViewer: median(per.map((p) => mean(p.mbit))),
-      lossPercent: (100 * per.reduce((x, p) => x + p.loss, 0)) / Math.max(1, per.reduce((x, p) => x + p.loss + p.pktSum, 0)),
+      mbitPerViewer: median(per.map((p) => mean(p.mbitPerSec))),
+      lossPercent: (100 * per.reduce((x, p) => x + p.lost, 0)) / Math.max(1, per.reduce((x, p) => x + p.lost + p.packets, 0)),
       // prom-client's histogram holds tick-to-tick times: the interval itself is no delay.
       lagP99Ms: lag === undefined ? undefined : Math.max(0, lag * 1000 - EVENT_LOOP_SAMPLE_MS),
       viewersCpu: median(vcpus),

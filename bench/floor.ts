@@ -15,7 +15,7 @@ import { PlainSender } from './plain-sender.js';
 import { CpuWindow } from './proc.js';
 import { machineLine, percentile, table } from './report.js';
 import { Capture, captureProblem } from './tcpdump.js';
-import { ViewerProcess, type ViewerStats } from './viewers.js';
+import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
 
 export const FLOOR_KEY = 'floor';
 
@@ -123,18 +123,15 @@ async function measureWindow(ctx: BenchContext, sender: PlainSender, viewers: Vi
   if (r.status !== 200) throw new Error(`GET /floor: HTTP ${r.status}: ${r.text}`);
   const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
   if (z.open !== n) throw new Error(`${n - z.open} of ${n} viewers are no longer connected`);
-  const dt = (z.at - a.at) / 1000;
-  const pkt = z.packets.map((p, i) => (p - a.packets[i]!) / dt);
-  const got = z.packets.reduce((acc, p, i) => acc + p - a.packets[i]!, 0);
-  const lost = z.lost.reduce((acc, l, i) => acc + l - a.lost[i]!, 0);
+  const got = receivedBetween(a, z);
   const row: FloorRow = {
     n,
     captured,
     cpu: percent,
     samples: JSON.parse(r.text) as FloorSamples,
-    pktPerSec: pkt.reduce((x, y) => x + y, 0) / pkt.length,
-    minPktPerSec: Math.min(...pkt),
-    lossPercent: (100 * lost) / Math.max(1, lost + got),
+    pktPerSec: got.pktPerSec.reduce((x, y) => x + y, 0) / got.pktPerSec.length,
+    minPktPerSec: Math.min(...got.pktPerSec),
+    lossPercent: (100 * got.lost) / Math.max(1, got.lost + got.packets),
   };
   ctx.log(`  ${fmt(row.cpu)}% of a core; frame sent p99 ${fmt(percentile(row.samples.last, 99), 2)} ms; ${fmt(usPerPacket(row.samples), 2)} µs per packet in a keyframe's fan-out`);
   return row;

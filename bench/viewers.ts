@@ -23,6 +23,36 @@ export interface ViewerStats {
   retries: number;
 }
 
+/** What the viewers received between two readings of their counters. */
+export interface Received {
+  /** Per viewer, in the order of ViewerStats (frames: WebRTC viewers only). */
+  pktPerSec: number[];
+  fps: number[];
+  mbitPerSec: number[];
+  /** Over all viewers. */
+  packets: number;
+  bytes: number;
+  lost: number;
+  seconds: number;
+}
+
+export function receivedBetween(a: ViewerStats, z: ViewerStats): Received {
+  const seconds = (z.at - a.at) / 1000;
+  const delta = (zs: number[], as: number[]) => zs.map((x, i) => x - as[i]!);
+  const sum = (xs: number[]) => xs.reduce((acc, x) => acc + x, 0);
+  const packets = delta(z.packets, a.packets);
+  const bytes = delta(z.bytes, a.bytes);
+  return {
+    pktPerSec: packets.map((p) => p / seconds),
+    fps: delta(z.frames, a.frames).map((f) => f / seconds),
+    mbitPerSec: bytes.map((b) => (b * 8) / seconds / 1e6),
+    packets: sum(packets),
+    bytes: sum(bytes),
+    lost: sum(delta(z.lost, a.lost)),
+    seconds,
+  };
+}
+
 type Body<C> = C extends unknown ? Omit<C, 'id'> : never;
 
 export class ViewerProcess {
