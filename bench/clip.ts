@@ -98,13 +98,21 @@ export function readAccessUnits(file: string): AccessUnit[] {
   return aus;
 }
 
+/** Per clip file: read once, however many reports quote it. */
+const keyframePacketsByFile = new Map<string, number>();
+
 /** The median number of RTP packets camrelay's WebRTC output makes of one of the clip's keyframes. */
 export function keyframePackets(clip: Clip): number {
-  const counts = readAccessUnits(clip.file)
-    .filter((au) => au.keyframe)
-    .map((au) => packetizeH264(au.nals).length)
-    .sort((a, b) => a - b);
-  return counts[counts.length >> 1] ?? NaN;
+  let median = keyframePacketsByFile.get(clip.file);
+  if (median === undefined) {
+    const counts = readAccessUnits(clip.file)
+      .filter((au) => au.keyframe)
+      .map((au) => packetizeH264(au.nals).length)
+      .sort((a, b) => a - b);
+    median = counts[counts.length >> 1] ?? NaN;
+    keyframePacketsByFile.set(clip.file, median);
+  }
+  return median;
 }
 
 /** A NAL unit followed by the zero byte of a 4-byte start code: drop trailing zeros. */
