@@ -254,12 +254,12 @@ function report(ctx: BenchContext, seconds: number, results: RelayResult[]): str
     '- **On the wire** (the figure for the target): tcpdump on `lo` (kernel timestamps, headers only; bench/relay-wire.ts). ' +
       '"Frame relayed" is from the camera\'s TCP segment that carries the frame\'s last byte to camrelay\'s UDP packet with the marker bit (the frame\'s last) to that viewer. ' +
       'It includes: camrelay\'s event loop getting to the socket read (behind whatever it is doing, e.g. sending the previous frame), RTSP reading, depacketizing to a whole frame, the fan-out, and for that viewer packetizing, RTP header, SRTP and the UDP send of each of the frame\'s packets up to the marker. ' +
-      `camrelay sends a frame to its viewers one after another, so a viewer's figure also holds the frame\'s packets to the viewers served before it: with 10 viewers a keyframe (${kf} packets out of camrelay for the median one) is ~${kf * 10} packets out. ` +
+      `camrelay sends a frame to its viewers one after another, so a viewer's figure also holds the frame's packets to the viewers served before it: with 10 viewers a keyframe (${kf} packets out of camrelay for the median one) is ~${kf * 10} packets out. ` +
       'It leaves out the camera\'s own write and everything on the viewers\' side. ' +
       '"First packet" is from the segment with the frame\'s first byte to the frame\'s first UDP packet to that viewer: it also holds the wait for the rest of the frame (nothing of a frame can go before all of it is in), which for a keyframe spans several TCP segments. ' +
       'A viewer\'s packets are found by their clear RTP header: its SSRC and its timestamp, the camera\'s plus a constant per viewer, both learnt from the frames the viewer matched by content (see below).',
     '- **At the viewer** (secondary): the camera\'s `socket.write` → the packet handed to the bench\'s JavaScript, both read from one clock (performance.now()). ' +
-      `Adds to the above: the camera's write, and per packet the viewer's side: loopback UDP, libdatachannel (receive, SRTP decrypt) and a hop from its thread to the bench\'s event loop, which all N viewers and the camera share (with 10 viewers a keyframe is ~${kf * 10} callbacks in one event loop). ` +
+      `Adds to the above: the camera's write, and per packet the viewer's side: loopback UDP, libdatachannel (receive, SRTP decrypt) and a hop from its thread to the bench's event loop, which all N viewers and the camera share (with 10 viewers a keyframe is ~${kf * 10} callbacks in one event loop). ` +
       '"Last packet" is the frame complete at the viewer (its marker packet). Frames are matched by their first slice\'s bytes, which camrelay passes unchanged.',
     '',
     'On this 2-core machine camrelay shares the CPU with the bench process (camera and viewers) and tcpdump.',
