@@ -20,7 +20,23 @@ export interface IceServer {
 }
 
 export interface Config {
-  api: { listen: string; username?: string; password?: string };
+  api: {
+    listen: string;
+    username?: string;
+    password?: string;
+    /** Host names (besides IP literals, localhost and this machine's names) a browser may use to reach us. */
+    allowedHosts: string[];
+    /** HTTP + WebSocket connections open at once; more are closed on accept. */
+    maxConnections: number;
+    /** ms a client has to send a request's headers (slowloris bound; WebSocket upgrades too). */
+    headerTimeout: number;
+    /** ms a WebSocket may stay silent (no message, no pong to our pings) before it is closed. */
+    idleTimeout: number;
+    /** Snapshot decoders (ffmpeg) running at once; a request beyond them gets 503. */
+    maxSnapshots: number;
+    /** ms a decoded snapshot is reused for the same stream and size. */
+    snapshotCache: number;
+  };
   rtsp: {
     listen: string;
     username?: string;
@@ -29,6 +45,15 @@ export interface Config {
     sessionTimeout?: number;
     /** Bytes a TCP player may have unsent before it is dropped (default 4 MiB). */
     maxSendBuffer?: number;
+    /** RTSP connections open at once (players and publishers, ffmpeg children excepted); more are closed on accept. */
+    maxConnections: number;
+    /** ms from a request's first byte to its complete headers and body (slowloris bound). */
+    headerTimeout: number;
+    /**
+     * Whether external publishers may ANNOUNCE into a stream that has configured sources without
+     * RTSP credentials. undefined: only with rtsp.username/password set; `sources: []` streams always.
+     */
+    allowPublish?: boolean;
   };
   webrtc: {
     listen: string;
@@ -40,6 +65,8 @@ export interface Config {
     loopbackOnly?: boolean;
     /** Most WebRTC sessions open at once (HTTP and WebSocket together); undefined: no limit. */
     maxSessions?: number;
+    /** WebRTC sessions still connecting (no ICE + DTLS yet) from one client address. */
+    maxConnectingPerClient: number;
     /** The WebRTC library (undefined: DEFAULTS.webrtcBackend, 'auto' = node-datachannel where its binary loads, else werift). */
     backend?: WebRtcBackendChoice;
   };
@@ -71,6 +98,9 @@ export const DEFAULTS = {
   webrtcBackend: 'auto' as WebRtcBackendChoice,
   connectTimeout: 15_000,
   disconnectTimeout: 10_000,
+  maxConnectingPerClient: 8,
+  api: { maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, snapshotCache: 1_000 },
+  rtsp: { maxConnections: 256, headerTimeout: 10_000 },
   stopGrace: { quit: 300, term: 500 },
   logLevel: 'info',
   stream: {
@@ -78,6 +108,7 @@ export const DEFAULTS = {
     startTimeout: 10_000,
     backoff: { base: 500, max: 30_000, stableAfter: 30_000 },
     gopCache: DEFAULT_GOP_CACHE,
+    stallTimeout: 10_000,
   } satisfies StreamSettings,
 };
 
@@ -114,6 +145,8 @@ const duration = z.unknown().transform((v, ctx) => {
 });
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be more than 0' });
+
+const positiveInt = z.number().int().positive();
 
 const listen = z.string().superRefine((v, ctx) => {
   if (v !== '' && !isListenAddress(v)) {
@@ -184,6 +217,7 @@ const gopCacheFields = z.strictObject({
 const lifecycleFields = {
   idle_timeout: duration.optional(),
   start_timeout: positiveDuration.optional(),
+  stall_timeout: positiveDuration.optional(),
   backoff: backoffFields.optional(),
   gop_cache: gopCacheFields.optional(),
 };
@@ -191,13 +225,27 @@ const lifecycleFields = {
 const streamObject = z.strictObject({ sources: stringList('a source URL'), ...lifecycleFields });
 
 const fileSchema = z.strictObject({
-  api: z.strictObject({ listen: listen.optional(), ...auth }).optional(),
+  api: z
+    .strictObject({
+      listen: listen.optional(),
+      ...auth,
+      allowed_hosts: z.array(z.string().min(1)).optional(),
+      max_connections: positiveInt.optional(),
+      header_timeout: positiveDuration.optional(),
+      idle_timeout: positiveDuration.optional(),
+      max_snapshots: positiveInt.optional(),
+      snapshot_cache: duration.optional(),
+    })
+    .optional(),
   rtsp: z
     .strictObject({
       listen: listen.optional(),
       ...auth,
       session_timeout: positiveDuration.optional(),
       max_send_buffer: z.number().int().min(64 * 1024, { message: 'must be at least 65536 bytes' }).optional(),
+      max_connections: positiveInt.optional(),
+      header_timeout: positiveDuration.optional(),
+      allow_publish: z.boolean().optional(),
     })
     .optional(),
   webrtc: z
@@ -218,6 +266,7 @@ const fileSchema = z.strictObject({
       port_range: portRange.optional(),
       loopback_only: z.boolean().optional(),
       max_sessions: z.number().int().positive().optional(),
+      max_connecting_per_client: positiveInt.optional(),
       timeouts: z
         .strictObject({ connect: positiveDuration.optional(), disconnect: positiveDuration.optional() })
         .optional(),
@@ -238,7 +287,7 @@ const fileSchema = z.strictObject({
 
 type FileConfig = z.output<typeof fileSchema>;
 type Lifecycle = z.output<typeof streamObject>;
-type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'backoff' | 'gop_cache'>>;
+type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'stall_timeout' | 'backoff' | 'gop_cache'>>;
 
 function valueAt(data: unknown, path: PropertyKey[]): unknown {
   let v = data;
@@ -308,6 +357,7 @@ function settings(defaults: StreamSettings, o: LifecycleOverrides): StreamSettin
   return {
     idleTimeout: o.idle_timeout ?? defaults.idleTimeout,
     startTimeout: o.start_timeout ?? defaults.startTimeout,
+    stallTimeout: o.stall_timeout ?? defaults.stallTimeout ?? DEFAULTS.stream.stallTimeout,
     backoff: {
       base: o.backoff?.base ?? defaults.backoff.base,
       max: o.backoff?.max ?? defaults.backoff.max,
@@ -379,8 +429,20 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
   const w = f.webrtc ?? {};
   const config: Config = {
     streamDefaults: defaults,
-    api: { listen: f.api?.listen ?? DEFAULTS.apiListen },
-    rtsp: { listen: f.rtsp?.listen ?? DEFAULTS.rtspListen },
+    api: {
+      listen: f.api?.listen ?? DEFAULTS.apiListen,
+      allowedHosts: f.api?.allowed_hosts ?? [],
+      maxConnections: f.api?.max_connections ?? DEFAULTS.api.maxConnections,
+      headerTimeout: f.api?.header_timeout ?? DEFAULTS.api.headerTimeout,
+      idleTimeout: f.api?.idle_timeout ?? DEFAULTS.api.idleTimeout,
+      maxSnapshots: f.api?.max_snapshots ?? DEFAULTS.api.maxSnapshots,
+      snapshotCache: f.api?.snapshot_cache ?? DEFAULTS.api.snapshotCache,
+    },
+    rtsp: {
+      listen: f.rtsp?.listen ?? DEFAULTS.rtspListen,
+      maxConnections: f.rtsp?.max_connections ?? DEFAULTS.rtsp.maxConnections,
+      headerTimeout: f.rtsp?.header_timeout ?? DEFAULTS.rtsp.headerTimeout,
+    },
     webrtc: {
       listen: w.listen ?? DEFAULTS.webrtcListen,
       candidates: w.candidates ?? [],
@@ -393,6 +455,7 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
         connect: w.timeouts?.connect ?? DEFAULTS.connectTimeout,
         disconnect: w.timeouts?.disconnect ?? DEFAULTS.disconnectTimeout,
       },
+      maxConnectingPerClient: w.max_connecting_per_client ?? DEFAULTS.maxConnectingPerClient,
     },
     ffmpeg: {
       stopGrace: {
@@ -418,6 +481,7 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
   }
   if (f.rtsp?.session_timeout !== undefined) config.rtsp.sessionTimeout = f.rtsp.session_timeout;
   if (f.rtsp?.max_send_buffer !== undefined) config.rtsp.maxSendBuffer = f.rtsp.max_send_buffer;
+  if (f.rtsp?.allow_publish !== undefined) config.rtsp.allowPublish = f.rtsp.allow_publish;
   if (w.port_range) config.webrtc.portRange = w.port_range;
   if (w.loopback_only !== undefined) config.webrtc.loopbackOnly = w.loopback_only;
   if (w.max_sessions !== undefined) config.webrtc.maxSessions = w.max_sessions;

@@ -16,6 +16,8 @@ export interface StreamSettings {
   backoff: BackoffSettings;
   /** Default DEFAULT_GOP_CACHE. */
   gopCache?: GopCacheSettings;
+  /** ms a live source may deliver no frame before it is restarted like a failed one; undefined: never. */
+  stallTimeout?: number;
 }
 
 export type StreamState = 'idle' | 'starting' | 'live' | 'backoff' | 'stopping';

@@ -10,7 +10,10 @@ import { isListenAddress } from '../../src/config/schema.js';
 
 const FILE = 'config.yaml';
 const GOP = { maxBytes: 8 * 1024 * 1024, maxDuration: 10_000 };
-const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP };
+const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP };
+/** The bounds every config gets unless it sets them (issue 12). */
+const API_BOUNDS = { allowedHosts: [], maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, snapshotCache: 1_000 };
+const RTSP_BOUNDS = { maxConnections: 256, headerTimeout: 10_000 };
 
 test('durations: numbers are seconds, strings carry a unit', { timeout: 5000 }, () => {
   const table: [unknown, number | undefined][] = [
@@ -76,8 +79,8 @@ streams:
   push:
 `;
   const c = parseConfig(text, FILE, { RTSP_PASS: 'secret', CAM_PASS: 'p@ss' });
-  assert.deepEqual(c.api, { listen: ':1984' });
-  assert.deepEqual(c.rtsp, { listen: '127.0.0.1:8554', username: 'admin', password: 'secret' });
+  assert.deepEqual(c.api, { listen: ':1984', ...API_BOUNDS });
+  assert.deepEqual(c.rtsp, { listen: '127.0.0.1:8554', ...RTSP_BOUNDS, username: 'admin', password: 'secret' });
   assert.deepEqual(c.webrtc, {
     listen: ':8555',
     candidates: ['192.168.1.10:8555', 'stun:8555'],
@@ -87,6 +90,7 @@ streams:
     ],
     portRange: [50000, 50100],
     timeouts: { connect: 15_000, disconnect: 10_000 },
+    maxConnectingPerClient: 8,
   });
   assert.deepEqual(c.ffmpeg, { stopGrace: { quit: 300, term: 500 } });
   assert.deepEqual(c.log, { level: 'debug' });
@@ -98,7 +102,7 @@ streams:
   assert.deepEqual(c.streams.cam2?.sources, ['rtsp://admin:p@ss@10.0.0.2/main', 'ffmpeg:cam2#audio=opus']);
   assert.deepEqual(c.streams.garage, {
     sources: ['rtsp://garage'],
-    settings: { idleTimeout: 30_000, startTimeout: 10_000, backoff: { base: 500, max: 60_000, stableAfter: 30_000 }, gopCache: GOP },
+    settings: { idleTimeout: 30_000, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 60_000, stableAfter: 30_000 }, gopCache: GOP },
   });
   assert.deepEqual(c.streams.push, { sources: [], settings: DEFAULT_SETTINGS });
   assert.notEqual(c.streams.demo?.settings, c.streams.push?.settings, 'streams do not share a settings object');
@@ -111,14 +115,14 @@ test('good documents', { timeout: 5000 }, () => {
       text: '',
       check: (c) => {
         assert.deepEqual(c, {
-          api: { listen: ':1984' },
-          rtsp: { listen: ':8554' },
-          webrtc: { listen: ':8555', candidates: [], iceServers: [], timeouts: { connect: 15_000, disconnect: 10_000 } },
+          api: { listen: ':1984', ...API_BOUNDS },
+          rtsp: { listen: ':8554', ...RTSP_BOUNDS },
+          webrtc: { listen: ':8555', candidates: [], iceServers: [], timeouts: { connect: 15_000, disconnect: 10_000 }, maxConnectingPerClient: 8 },
           ffmpeg: { stopGrace: { quit: 300, term: 500 } },
           log: { level: 'info' },
           streams: {},
           preload: {},
-          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP },
+          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP },
         });
       },
     },
@@ -135,8 +139,8 @@ test('good documents', { timeout: 5000 }, () => {
       name: 'stream defaults apply to every stream, overrides per stream',
       text: 'stream_defaults: { idle_timeout: 5, backoff: { base: 1s } }\nstreams:\n  a: rtsp://a\n  b: { sources: rtsp://b, start_timeout: 3s }\n',
       check: (c) => {
-        assert.deepEqual(c.streams.a?.settings, { idleTimeout: 5000, startTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
-        assert.deepEqual(c.streams.b?.settings, { idleTimeout: 5000, startTimeout: 3000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
+        assert.deepEqual(c.streams.a?.settings, { idleTimeout: 5000, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
+        assert.deepEqual(c.streams.b?.settings, { idleTimeout: 5000, startTimeout: 3000, stallTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
         assert.deepEqual(c.streams.b?.sources, ['rtsp://b']);
       },
     },
