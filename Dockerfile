@@ -18,6 +18,7 @@ COPY config.yaml ./
 # The bundle that `npm start` runs: plain node, no TypeScript loader at run time.
 RUN node scripts/build.mjs
 # The config lives in a volume so that streams added through the API survive the container.
+# docker-compose.yml bind-mounts the host's one file over it instead (saved in place then).
 RUN mkdir -p /config && cp config.yaml /config/config.yaml
 VOLUME /config
 EXPOSE 1984/tcp 8554/tcp 8555/udp

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import { MissingEnvError, substituteEnv } from './env.js';
 import { formatPath, validateConfig, type Config, type ConfigIssue, type ConfigPath } from './schema.js';
@@ -72,8 +73,22 @@ function describeIssues(file: string, doc: Document, lines: LineCounter, issues:
   return issues.map((iss) => `${where(file, lines, nodeFor(doc, iss.path))}: ${iss.message}`).join('\n');
 }
 
+/**
+ * The first byte of a config file while ConfigStore writes it in place (src/config/save.ts): no
+ * YAML text starts with NUL, and the yaml parser would accept it, so it is refused here by name.
+ */
+export const IN_PLACE_MARK = Buffer.from([0]);
+
 /** Parses and validates config.yaml text. `file` is only used in messages. Throws ConfigError. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  if (text.startsWith(IN_PLACE_MARK.toString('latin1'))) {
+    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.*.tmp`);
+    throw new ConfigError(
+      file,
+      `${file}:1:1: a save through the API was interrupted while camrelay wrote the file in place: its first byte is NUL and the rest is the new text. ` +
+        `The complete new text may be in ${tmp} (or next to the file this one links to); else put back the first character (often "#" or the first letter of a key).`,
+    );
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const syntax = doc.errors[0];
