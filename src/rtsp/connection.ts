@@ -159,7 +159,7 @@ export class RtspConnection extends Owned {
     try {
       items = this.#reader.push(chunk);
     } catch (e) {
-      this.#fail(e);
+      this.#unparsable(e);
       return;
     }
     for (const item of items) {
@@ -237,7 +237,23 @@ export class RtspConnection extends Owned {
         if (this.closed || this.#closing) return;
         this.#send(req, r);
         this.#drain();
-      });
+      })
+      // Whatever answering threw ends this connection, never the process (issue 12).
+      .catch((e: unknown) => this.#fail(new RtspProtocolError('HandlerFailed', `answering ${req.method} failed: ${errorMessage(e)}`)));
+  }
+
+  /**
+   * Input the reader refused: answered 400 naming what was wrong (no CSeq: it may be the bad
+   * field), then the connection closes, as the byte stream cannot be resynchronised.
+   */
+  #unparsable(e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.#log.info({ err: err.message }, 'unparsable request refused');
+    const bytes = serializeResponse({ status: 400, reason: reasonPhrase(400, err.message), headers: new RtspHeaders({ Server: 'camrelay' }) });
+    this.#closing = true;
+    this.#publishEnded(err.message);
+    this.#endPlayer(err.message);
+    this.#socket.write(bytes, () => this.close(err));
   }
 
   /**
@@ -268,7 +284,14 @@ export class RtspConnection extends Owned {
       else headers.set(k, v);
     }
     if (reply.body?.length) headers.set('Content-Type', 'application/sdp');
-    const bytes = serializeResponse({ status: reply.status, reason: reply.reason, headers, body: reply.body });
+    let bytes: Buffer;
+    try {
+      bytes = serializeResponse({ status: reply.status, reason: reply.reason, headers, body: reply.body });
+    } catch (e) {
+      // A header we cannot write safely (a line break from somewhere): no answer is better than a forged one.
+      this.#fail(new RtspProtocolError('HandlerFailed', `cannot write the answer to ${req.method}: ${errorMessage(e)}`));
+      return;
+    }
     if (reply.status >= 400) {
       this.#log.info({ method: req.method, url: maskCredentials(req.url), status: reply.status, reason: reply.reason }, 'request refused');
     }

@@ -3,6 +3,7 @@
 export type RtspParseErrorCode =
   | 'BadStartLine'
   | 'BadHeaderLine'
+  | 'BadHeaderValue'
   | 'HeaderTooLarge'
   | 'BadContentLength'
   | 'BodyTooLarge';

@@ -210,6 +210,13 @@ function parseHeaderLines(text: string): RtspHeaders {
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '');
     if (line === '') continue;
+    // A CR, LF or NUL inside a field could forge headers when the value is echoed (CSeq) or cut
+    // it short in C peers; the message is refused, whatever the field.
+    const bad = /[\r\n\0]/.exec(line);
+    if (bad) {
+      const what = bad[0] === '\0' ? 'NUL' : bad[0] === '\r' ? 'CR' : 'LF';
+      throw new RtspParseError('BadHeaderValue', `${what} inside header line ${JSON.stringify(line.slice(0, 80))}`);
+    }
     if (line[0] === ' ' || line[0] === '\t') {
       // Obsolete line folding: continues the previous field's value.
       const last = fields[fields.length - 1];
@@ -250,8 +257,8 @@ function serializeHead(startLine: string, headers: RtspHeaders, body: Buffer): B
   else h.delete('Content-Length');
   let text = startLine + '\r\n';
   for (const [k, v] of h.entries()) {
-    // A CR or LF in a value would let it forge further headers.
-    if (/[\r\n]/.test(k + v)) throw new Error(`header ${k} contains a line break`);
+    // A CR or LF in a value would let it forge further headers; NUL cuts C peers' strings short.
+    if (/[\r\n\0]/.test(k + v)) throw new Error(`header ${k} contains a line break or NUL`);
     text += `${k}: ${v}\r\n`;
   }
   text += '\r\n';
@@ -264,7 +271,8 @@ export function serializeRequest(r: { method: string; url: string; headers: Rtsp
 }
 
 export function serializeResponse(r: { status: number; reason?: string; headers: RtspHeaders; body?: Buffer }): Buffer {
-  const reason = r.reason ?? STATUS_REASONS[r.status] ?? 'Unknown';
+  // The reason phrase is free text from handlers; a line break in it must not end the status line.
+  const reason = (r.reason ?? STATUS_REASONS[r.status] ?? 'Unknown').replace(/[\r\n\0]+/g, ' ');
   return serializeHead(`RTSP/1.0 ${r.status} ${reason}`, r.headers, r.body ?? Buffer.alloc(0));
 }
 

@@ -76,6 +76,9 @@ interface Case {
 const CASES: Case[] = [
   { name: 'an HTTP answer instead of RTSP', script: { OPTIONS: (x) => x.raw('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n') }, error: /^OPTIONS: camera sent a malformed message: BadStartLine: "HTTP\/1.1 200 OK"$/ },
   { name: 'binary garbage', script: { OPTIONS: (x) => x.raw(Buffer.from([0x00, 0xff, 0x13, 0x37])) }, error: /^OPTIONS: camera sent a malformed message: BadStartLine: binary data/ },
+  // Issue 12: a bare CR inside a header value is refused by the reader, for cameras as for players.
+  { name: 'a bare CR inside a header value', script: { OPTIONS: (x) => x.raw('RTSP/1.0 200 OK\r\nCSeq: 1\rX: y\r\n\r\n') }, error: /^OPTIONS: camera sent a malformed message: BadHeaderValue: CR inside header line "CSeq: 1\\rX: y"$/ },
+  { name: 'a NUL inside a header value', script: { OPTIONS: (x) => x.raw('RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: OPTIONS\0DESCRIBE\r\n\r\n') }, error: /^OPTIONS: camera sent a malformed message: BadHeaderValue: NUL inside header line/ },
   { name: 'a Content-Length that is not a number', script: { DESCRIBE: (x) => x.raw('RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: 12abc\r\n\r\n') }, error: /^DESCRIBE: camera sent a malformed message: BadContentLength: "12abc"$/ },
   { name: 'a Content-Length over the limit', script: { DESCRIBE: (x) => x.raw('RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: 9999999\r\n\r\n') }, error: /^DESCRIBE: camera sent a malformed message: BodyTooLarge: 9999999 bytes/ },
   { name: 'a header that never ends', script: { OPTIONS: (x) => x.raw('RTSP/1.0 200 OK\r\nX-Junk: ' + 'a'.repeat(20000)) }, error: /^OPTIONS: camera sent a malformed message: HeaderTooLarge/ },

@@ -96,6 +96,11 @@ const bad: Array<{ name: string; input: string | Buffer; code: string; limits?: 
     code: 'BodyTooLarge',
     limits: { maxHeaderBytes: 1024, maxBodyBytes: 999 },
   },
+  // Issue 12: the header writer refused these only when echoing them, inside async handlers.
+  { name: 'a bare CR inside CSeq', input: 'DESCRIBE rtsp://h/s RTSP/1.0\r\nCSeq: 1\r2\r\n\r\n', code: 'BadHeaderValue' },
+  { name: 'a CR before the CRLF', input: 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\r\n\r\n', code: 'BadHeaderValue' },
+  { name: 'a NUL inside a header value', input: 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: a\0b\r\n\r\n', code: 'BadHeaderValue' },
+  { name: 'a CR inside a folded continuation line', input: 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-A: a\r\n b\rc\r\n\r\n', code: 'BadHeaderValue' },
   {
     name: 'a header over the limit',
     input: 'OPTIONS * RTSP/1.0\r\n' + 'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(40),
@@ -156,6 +161,9 @@ test('serialized messages read back the same', { timeout: 5000 }, () => {
 
 test('serializer refuses header values that would inject lines', { timeout: 5000 }, () => {
   assert.throws(() => serializeResponse({ status: 200, headers: new RtspHeaders({ CSeq: '1\r\nX-Evil: 1' }) }), /line break/);
+  assert.throws(() => serializeResponse({ status: 200, headers: new RtspHeaders({ CSeq: '1\0' }) }), /NUL/);
+  // A reason phrase is free text: its line breaks become spaces rather than a second line.
+  assert.match(serializeResponse({ status: 404, reason: 'no\r\nX-Evil: 1', headers: new RtspHeaders() }).toString(), /^RTSP\/1\.0 404 no X-Evil: 1\r\n\r\n$/);
 });
 
 test('interleaved header: $, channel, 16-bit length; out-of-range is refused', { timeout: 5000 }, () => {
