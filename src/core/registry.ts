@@ -2,9 +2,20 @@ import { Owned } from './owned.js';
 import { Stream, type StreamSettings } from './stream.js';
 import type { SourceFactory } from './source.js';
 
-/** The named streams, in config order. Owns every Stream; closing it closes them all. */
+/**
+ * Where a stream's sources came from. Sources from the API are untrusted: the source factory
+ * checks them again as network sources each time one starts (sources/factory.ts).
+ */
+export type SourceOrigin = 'config' | 'api';
+
+/**
+ * The named streams, in config order. Owns every Stream; closing it closes them all.
+ * Events: 'removed' (name) once a stream left the registry (deleted or closed), after its sources
+ * and consumers were closed: per-stream state kept elsewhere (metric series) goes with it.
+ */
 export class StreamRegistry extends Owned {
   #streams = new Map<string, Stream>();
+  #origins = new Map<string, SourceOrigin>();
 
   constructor(private readonly makeSource: SourceFactory) {
     super('StreamRegistry');
@@ -18,9 +29,15 @@ export class StreamRegistry extends Owned {
     return [...this.#streams.values()];
   }
 
+  /** Where the current sources of `name` came from; undefined for a stream that does not exist. */
+  originOf(name: string): SourceOrigin | undefined {
+    return this.#origins.get(name);
+  }
+
   /** Creates the stream, or replaces its sources and settings when it exists (viewers stay). */
-  set(name: string, sources: string[], settings: StreamSettings): Stream {
+  set(name: string, sources: string[], settings: StreamSettings, origin: SourceOrigin = 'config'): Stream {
     if (this.closed) throw new Error('registry closed');
+    this.#origins.set(name, origin);
     const existing = this.#streams.get(name);
     if (existing) {
       existing.sources = sources;
@@ -28,7 +45,13 @@ export class StreamRegistry extends Owned {
       return existing;
     }
     const s = new Stream(name, sources, settings, this.makeSource);
-    s.once('close', () => this.#streams.delete(name));
+    s.once('close', () => {
+      // A stream of the same name set again while this one closed is not this one.
+      if (this.#streams.get(name) !== s) return;
+      this.#streams.delete(name);
+      this.#origins.delete(name);
+      this.emit('removed', name);
+    });
     this.#streams.set(name, s);
     return s;
   }

@@ -4,16 +4,34 @@ import type { Source, SourceFactory } from '../core/source.js';
 import type { RtspClientOptions } from '../rtsp/client.js';
 import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
 import { RtspSource } from './rtsp.js';
+import { checkSourceUrl } from './validate.js';
 
 /** The URL schemes a stream's sources may use (served at /api/schemes later). */
 export const SCHEMES = ['ffmpeg', 'rtsp', 'rtsps', 'rtspx'] as const;
+
+export interface SourceTrust {
+  /**
+   * Whether the current sources of a stream came through the API (StreamRegistry.originOf).
+   * Those are checked again as network sources every time one starts: `ffmpeg:<name>` must
+   * still name a stream then, and fails with the reason instead of opening a file or device.
+   */
+  fromApi?: (streamName: string) => boolean;
+}
 
 /**
  * `rtsp` tunes the native RTSP client (timeouts); cameras are pulled without ffmpeg. To pull one
  * through ffmpeg anyway (a camera whose RTSP only ffmpeg copes with), write `ffmpeg:rtsp://…`.
  */
-export function createSourceFactory(ffmpeg: FfmpegContext, rtsp: Partial<RtspClientOptions> = {}): SourceFactory {
+export function createSourceFactory(ffmpeg: FfmpegContext, rtsp: Partial<RtspClientOptions> = {}, trust: SourceTrust = {}): SourceFactory {
   return (url: string, streamName: string): Source => {
+    if (trust.fromApi?.(streamName)) {
+      try {
+        checkSourceUrl(url, { isStream: ffmpeg.isStream, fromNetwork: true });
+      } catch (e) {
+        if (!(e instanceof SourceError)) throw e;
+        throw new SourceError(`source from the API refused at start: ${e.message}`, true);
+      }
+    }
     if (url.startsWith('ffmpeg:')) return new FfmpegSource(url, ffmpeg, streamName);
     if (/^rtsp[sx]?:\/\//i.test(url)) return new RtspSource(url, streamName, rtsp);
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];

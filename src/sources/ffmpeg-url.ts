@@ -305,3 +305,15 @@ export async function checkInputExists(spec: FfmpegSourceSpec): Promise<void> {
     throw new SourceError(`${what} not found: ${input.path}`, true);
   }
 }
+
+/**
+ * The input part of an `ffmpeg:` source (before the first `#`), as written; undefined for any
+ * other source. `ffmpeg:cam#audio=opus` → `cam`: what a stream name would have to be for the
+ * source to read that stream.
+ */
+export function ffmpegInputText(url: string): string | undefined {
+  if (!url.startsWith('ffmpeg:')) return undefined;
+  const body = url.slice('ffmpeg:'.length);
+  const hash = body.indexOf('#');
+  return hash < 0 ? body : body.slice(0, hash);
+}

@@ -1,0 +1,155 @@
+// What comes in through the HTTP API is untrusted (issue 12): it must not read the server's
+// environment, reach local files or devices through a stream reference, pollute maps keyed by
+// names, carry control characters, or show credentials back. Each test runs a real camrelay.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+const put = (app: CamrelayProcess, name: string, ...src: string[]) =>
+  app.json<{ error?: string }>(`/api/streams?${q([['name', name], ...src.map((s): [string, string] => ['src', s])])}`, { method: 'PUT' });
+const del = (app: CamrelayProcess, name: string) => app.json<{ error?: string }>(`/api/streams?${q([['src', name]])}`, { method: 'DELETE' });
+
+async function getBytes(url: string): Promise<{ status: number; body: Buffer }> {
+  const chunks: Buffer[] = [];
+  const status = await new Promise<number>((resolve, reject) => {
+    http
+      .get(url, { agent: false, timeout: 20000 }, (res) => {
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', reject);
+  });
+  return { status, body: Buffer.concat(chunks) };
+}
+
+/** The mean colour of a JPEG, as [r, g, b], decoded by ffmpeg. */
+function meanRgb(jpeg: Buffer): [number, number, number] {
+  const px = execFileSync('ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-vf', 'scale=1:1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { input: jpeg });
+  return [px[0]!, px[1]!, px[2]!];
+}
+const isRed = ([r, g, b]: [number, number, number]) => r > 180 && g < 80 && b < 80;
+
+test('"${…}" in a source from the API is refused, set or unset, and never substituted', { timeout: 30000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({}), { env: { CAMRELAY_TEST_SECRET: 'hunter2-from-env' } });
+  try {
+    const before = readFileSync(app.configFile, 'utf8');
+    const set = await put(app, 'x', 'rtsp://127.0.0.1:9/${CAMRELAY_TEST_SECRET}');
+    const unset = await put(app, 'x', 'rtsp://127.0.0.1:9/${CAMRELAY_TEST_SURELY_UNSET_42}');
+    assert.equal(set.status, 400, JSON.stringify(set.body));
+    assert.equal(unset.status, 400, JSON.stringify(unset.body));
+    assert.deepEqual(set.body, unset.body, 'the answer does not tell whether the variable is set');
+    assert.match(set.body.error ?? '', /"\$\{" is not allowed in a source from the API: environment variables are substituted only in config\.yaml/);
+    // In the user part too (masked in answers, but sent to whatever host the URL names).
+    assert.deepEqual((await put(app, 'x', 'rtsp://${CAMRELAY_TEST_SECRET}@127.0.0.1:9/')).body, set.body);
+    assert.equal((await app.json(`/api/streams?${q([['name', 'y'], ['src', 'rtsp://127.0.0.1:9/${HOME}']])}`, { method: 'PATCH' })).status, 400);
+    const listed = JSON.stringify((await app.json('/api/streams')).body);
+    assert.doesNotMatch(listed, /hunter2/);
+    assert.equal(listed, '{}');
+    assert.equal(readFileSync(app.configFile, 'utf8'), before, 'config.yaml unchanged');
+  } finally {
+    await app.stop();
+  }
+});
+
+/**
+ * A camrelay whose working directory holds a file named like a stream: `rec.ts`, a red clip.
+ * The helper runs camrelay from the repository; a preloaded module moves it into the clip's
+ * directory, which links node_modules so that tsx still loads.
+ */
+async function camrelayBesideAFile(): Promise<{ app: CamrelayProcess; dir: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'camrelay-cwd-'));
+  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'color=c=red:s=160x120:r=10:d=2', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-f', 'mpegts', path.join(dir, 'rec.ts')]);
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const chdir = path.join(dir, 'chdir.mjs');
+  writeFileSync(chdir, `process.chdir(${JSON.stringify(dir)});\n`);
+  // A reader that cannot start fails within 3 s instead of the default 10 s.
+  const app = await CamrelayProcess.start(testConfig({ blue: 'ffmpeg:virtual?video=color&color=blue&size=160x120&clock=0#video=h264' }, 'stream_defaults: { start_timeout: 3s }'), {
+    nodeFlags: ['--import', pathToFileURL(chdir).href],
+  });
+  return { app, dir };
+}
+
+/** ffmpeg command lines camrelay logged that read a file or a device. */
+const localInputs = (app: CamrelayProcess): string[] =>
+  app.logs
+    .filter((l) => l.msg === 'spawning ffmpeg' && Array.isArray(l.args))
+    .map((l) => (l.args as string[]).join(' '))
+    .filter((cmd) => /-i (file:|\/)|-f v4l2/.test(cmd));
+
+test('a stream reference from the API cannot become a file: the reader keeps its stream (DELETE 409), no ffmpeg opens the file', { timeout: 90000 }, async () => {
+  const { app, dir } = await camrelayBesideAFile();
+  try {
+    // The stream named like the file, and a second stream reading it.
+    assert.equal((await put(app, 'rec.ts', 'ffmpeg:virtual?video=color&color=blue&size=160x120&clock=0#video=h264')).status, 200);
+    assert.equal((await put(app, 'reader', 'ffmpeg:rec.ts#video=h264')).status, 200);
+    const saved = readFileSync(app.configFile, 'utf8');
+
+    const d = await del(app, 'rec.ts');
+    assert.equal(d.status, 409, JSON.stringify(d.body));
+    assert.match(d.body.error ?? '', /stream "rec\.ts" is read by "reader"/);
+    assert.equal(readFileSync(app.configFile, 'utf8'), saved, 'config.yaml keeps both streams');
+    assert.ok((await app.json<Record<string, unknown>>('/api/streams')).body['rec.ts']);
+
+    const snap = await getBytes(`${app.base}/api/frame.jpeg?src=reader`);
+    if (snap.status === 200) assert.ok(!isRed(meanRgb(snap.body)), 'the snapshot is not the file\'s picture');
+    assert.deepEqual(localInputs(app), [], 'no ffmpeg was given a file or device');
+
+    // Deleting the reader first, then the stream, works.
+    assert.equal((await del(app, 'reader')).status, 200);
+    assert.equal((await del(app, 'rec.ts')).status, 200);
+    // Without the stream, ffmpeg:rec.ts from the API is a local file: refused.
+    const again = await put(app, 'reader', 'ffmpeg:rec.ts#video=h264');
+    assert.equal(again.status, 400);
+    assert.match(again.body.error ?? '', /local file inputs are accepted only from config\.yaml/);
+    assert.doesNotMatch(readFileSync(app.configFile, 'utf8'), /rec\.ts/);
+    assert.deepEqual(localInputs(app), []);
+  } finally {
+    await app.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('names that read as devices, inputs or paths are refused through the API; HA names are not', { timeout: 60000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({}));
+  try {
+    const before = readFileSync(app.configFile, 'utf8');
+    const src = 'ffmpeg:virtual?video=testsrc2&size=160x120&clock=0#video=h264';
+    for (const name of ['device?video=0', 'virtual?video=testsrc', 'tts?text=hi', '.hidden', '..', '~root', 'a\\b', 'C:\\x', '/etc/passwd', '__proto__', 'constructor', 'prototype', '${HOME}']) {
+      const r = await put(app, name, src);
+      assert.equal(r.status, 400, `${name}: ${JSON.stringify(r.body)}`);
+      assert.ok(r.body.error, name);
+    }
+    // The device bypass: the first PUT is refused, so the second has nothing to read.
+    const second = await put(app, 'second', 'ffmpeg:device?video=0#video=h264');
+    assert.equal(second.status, 400);
+    assert.match(second.body.error ?? '', /local device inputs are accepted only from config\.yaml/);
+    assert.equal(readFileSync(app.configFile, 'utf8'), before);
+    assert.deepEqual((await app.json('/api/streams')).body, {});
+    assert.deepEqual(localInputs(app), []);
+  } finally {
+    await app.stop();
+  }
+});
+
+test("Home Assistant's streams.add still works from the API: [rtsp://cam, ffmpeg:camera.x#audio=opus#query=log_level=debug]", { timeout: 30000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({}));
+  try {
+    // The exact pair home-assistant/core's go2rtc integration sends for camera.front_door.
+    const r = await put(app, 'camera.front_door', 'rtsp://127.0.0.1:9/stream', 'ffmpeg:camera.front_door#audio=opus#query=log_level=debug');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const s = (await app.json<Record<string, { producers: { url: string }[] }>>('/api/streams')).body;
+    assert.deepEqual(s['camera.front_door']?.producers.map((p) => p.url), ['rtsp://127.0.0.1:9/stream', 'ffmpeg:camera.front_door#audio=opus#query=log_level=debug']);
+    // Deleting a stream that reads only itself is not blocked.
+    assert.equal((await del(app, 'camera.front_door')).status, 200);
+  } finally {
+    await app.stop();
+  }
+});
