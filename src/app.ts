@@ -14,7 +14,6 @@ import { SessionTable } from './api/sessions.js';
 import { infoRoutes } from './api/routes-info.js';
 import { webrtcRoutes } from './api/routes-webrtc.js';
 import { WsSignalling } from './api/ws.js';
-import { ConnectingTable } from './api/connecting.js';
 import { streamsRoutes } from './api/routes-streams.js';
 import { mediaRoutes } from './api/routes-media.js';
 import { preloadRoutes } from './api/routes-preload.js';
@@ -99,10 +98,7 @@ export class Camrelay {
     const limit = {
       ...(config.webrtc.maxSessions !== undefined && { maxSessions: config.webrtc.maxSessions }),
       onRefused: () => metrics.refused(),
-      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient),
     };
-    // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
-    const browser = { allowedHosts: config.api.allowedHosts, origin: '' as const };
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
     const api = new ApiServer(
@@ -117,7 +113,6 @@ export class Camrelay {
       ],
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
-      { browser, maxConnections: config.api.maxConnections, headerTimeout: config.api.headerTimeout },
     );
     const creds = api.credentials;
     // Upgrades bypass express: the same Basic auth is checked here.
@@ -127,8 +122,6 @@ export class Camrelay {
       settings: webrtc,
       backend,
       ...limit,
-      browser,
-      idleTimeout: config.api.idleTimeout,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
     const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend });
