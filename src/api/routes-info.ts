@@ -32,9 +32,8 @@ export function infoRoutes(ctx: InfoContext): Router {
       if (!s) return sendError(res, 404, `stream not found: ${src}`);
       return void res.json(streamView(s));
     }
-    const out: Record<string, unknown> = {};
-    for (const s of ctx.registry.all()) out[s.name] = streamView(s);
-    res.json(out);
+    // fromEntries defines own properties: a stream named "__proto__" (config.yaml may have one) is listed, not set as the prototype.
+    res.json(Object.fromEntries(ctx.registry.all().map((s) => [s.name, streamView(s)])));
   });
 
   r.get('/api/debug/objects', (_req, res) => {

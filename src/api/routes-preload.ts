@@ -42,7 +42,8 @@ export function preloadRoutes(ctx: PreloadContext): Router {
 
   r.delete('/api/preload', async (req, res) => {
     const name = typeof req.query.src === 'string' ? req.query.src : '';
-    if (!(name in ctx.preloads.list())) return sendError(res, 404, `no preload for stream: ${name}`);
+    // Not `name in list()`: "constructor" is in every object.
+    if (!ctx.preloads.has(name)) return sendError(res, 404, `no preload for stream: ${name}`);
     try {
       await ctx.store.setPreload(name, undefined);
     } catch (e) {

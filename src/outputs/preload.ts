@@ -86,6 +86,10 @@ export class PreloadTable extends Owned {
     return true;
   }
 
+  has(name: string): boolean {
+    return this.#byName.has(name);
+  }
+
   list(): Record<string, string> {
     return Object.fromEntries([...this.#byName].map(([n, p]) => [n, p.query]));
   }

@@ -87,12 +87,15 @@ function parseAudio(url: string, v: string): AudioTarget {
   return { codec: codec as AudioCodec, rate };
 }
 
-const NOT_YET: Record<string, string> = {
-  input: 'ffmpeg input templates',
-  hardware: 'hardware encoding',
-  drawtext: 'text overlays',
-  async: 'wall-clock audio resync',
-};
+// Maps, not object literals, wherever the key comes from the URL: `#constructor` or
+// `#rotate=__proto__` must not find Object.prototype's members.
+const NOT_YET = new Map<string, string>([
+  ['input', 'ffmpeg input templates'],
+  ['hardware', 'hardware encoding'],
+  ['drawtext', 'text overlays'],
+  ['async', 'wall-clock audio resync'],
+]);
+const ROTATIONS = new Map<string, 90 | 180 | 270>([['90', 90], ['180', 180], ['270', 270], ['-90', 270]]);
 
 function applyFragment(spec: FfmpegSourceSpec, key: string, value: string): void {
   const url = spec.url;
@@ -112,7 +115,7 @@ function applyFragment(spec: FfmpegSourceSpec, key: string, value: string): void
       return;
     }
     case 'rotate': {
-      const r = { '90': 90, '180': 180, '270': 270, '-90': 270 }[value] as 90 | 180 | 270 | undefined;
+      const r = ROTATIONS.get(value);
       if (r === undefined) fail(url, `#rotate=${value} must be 90, 180, 270 or -90`);
       spec.rotate = r;
       return;
@@ -132,7 +135,7 @@ function applyFragment(spec: FfmpegSourceSpec, key: string, value: string): void
       return;
     }
     default: {
-      const what = NOT_YET[key];
+      const what = NOT_YET.get(key);
       fail(url, what ? `#${key} (${what}) is not supported yet` : `unknown fragment #${key}${value ? `=${value}` : ''}`);
     }
   }
@@ -144,18 +147,18 @@ const VIRTUAL_VIDEO = new Set([
   'color', 'mandelbrot', 'life', 'cellauto', 'nullsrc', 'allrgb', 'allyuv', 'mptestsrc', 'gradients',
 ]);
 // go2rtc's size shortcuts.
-const SIZE_ALIASES: Record<string, string> = {
-  '720': '1280x720', '1080': '1920x1080', '2K': '2560x1440', '4K': '3840x2160', '8K': '7680x4320',
-};
+const SIZE_ALIASES = new Map<string, string>([
+  ['720', '1280x720'], ['1080', '1920x1080'], ['2K', '2560x1440'], ['4K', '3840x2160'], ['8K', '7680x4320'],
+]);
 // What each virtual option may look like: nothing here can close a filter option or chain a filter.
-const VIRTUAL_OPTIONS: Record<string, RegExp> = {
-  size: /^(\d{1,5}x\d{1,5}|[a-z0-9]+)$/i,
-  rate: /^\d+(\.\d+)?(\/\d+)?$/,
-  color: /^#?[\w@.]+$/,
-  duration: /^\d+(\.\d+)?$/,
-  sar: /^\d+(\/\d+)?$/,
-  decimals: /^\d$/,
-};
+const VIRTUAL_OPTIONS = new Map<string, RegExp>([
+  ['size', /^(\d{1,5}x\d{1,5}|[a-z0-9]+)$/i],
+  ['rate', /^\d+(\.\d+)?(\/\d+)?$/],
+  ['color', /^#?[\w@.]+$/],
+  ['duration', /^\d+(\.\d+)?$/],
+  ['sar', /^\d+(\/\d+)?$/],
+  ['decimals', /^\d$/],
+]);
 
 function queryPairs(q: string): [string, string][] {
   return [...new URLSearchParams(q).entries()];
@@ -188,12 +191,12 @@ function parseVirtual(url: string, q: string): VirtualInput {
         if (video !== 'testsrc') continue;
         break;
       case 'size':
-        v = SIZE_ALIASES[v] ?? v;
+        v = SIZE_ALIASES.get(v) ?? v;
         break;
       default:
-        if (!(k in VIRTUAL_OPTIONS)) fail(url, `unknown virtual parameter "${k}"`);
+        if (!VIRTUAL_OPTIONS.has(k)) fail(url, `unknown virtual parameter "${k}"`);
     }
-    if (!VIRTUAL_OPTIONS[k]?.test(v)) fail(url, `virtual ${k}=${raw} is not valid`);
+    if (!VIRTUAL_OPTIONS.get(k)?.test(v)) fail(url, `virtual ${k}=${raw} is not valid`);
     input.options.push([k, v]);
   }
   // go2rtc's defaults, added after what was given.

@@ -241,3 +241,16 @@ test('checkInputExists: a missing file or device is permanent', { timeout: 5000 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('keys from the URL never reach Object.prototype: #rotate=constructor, #constructor, size=constructor', { timeout: 5000 }, () => {
+  const refused = (url: string, why: RegExp) =>
+    assert.throws(() => parseFfmpegUrl(url), (e: unknown) => e instanceof SourceError && e.permanent && why.test(e.message), url);
+  refused('ffmpeg:rtsp://h/x#video=h264#rotate=constructor', /#rotate=constructor must be 90, 180, 270 or -90/);
+  refused('ffmpeg:rtsp://h/x#video=h264#rotate=__proto__', /#rotate=__proto__ must be/);
+  refused('ffmpeg:rtsp://h/x#video=h264#constructor', /unknown fragment #constructor/);
+  refused('ffmpeg:rtsp://h/x#video=h264#toString=1', /unknown fragment #toString=1/);
+  refused('ffmpeg:virtual?video=testsrc&constructor=1#video=h264', /unknown virtual parameter "constructor"/);
+  // A named size is passed on as written (ffmpeg knows names like hd720), not swapped for Object.
+  const named = parseFfmpegUrl('ffmpeg:virtual?video=testsrc&size=constructor#video=h264').input;
+  assert.ok(named.kind === 'virtual' && named.options.some(([k, v]) => k === 'size' && v === 'constructor'));
+});

@@ -114,7 +114,8 @@ export function parseOffer(sdp: string): Offer {
 }
 
 function parseFmtp(s: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  // Keys come from the offer: no prototype for `__proto__=` or `constructor=` to reach.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const part of s.split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
