@@ -14,6 +14,7 @@ import { SessionTable } from './api/sessions.js';
 import { infoRoutes } from './api/routes-info.js';
 import { webrtcRoutes } from './api/routes-webrtc.js';
 import { WsSignalling } from './api/ws.js';
+import { ConnectingTable } from './api/connecting.js';
 import { streamsRoutes } from './api/routes-streams.js';
 import { mediaRoutes } from './api/routes-media.js';
 import { preloadRoutes } from './api/routes-preload.js';
@@ -104,12 +105,15 @@ export class Camrelay {
     const api = new ApiServer(
       config.api.listen,
       [
+      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient),
         infoRoutes({ registry, version: VERSION, configPath: path.resolve(opts.configPath), rtspListen: config.rtsp.listen }),
+    // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
+    const browser = { allowedHosts: config.api.allowedHosts, origin: '' as const };
         webrtcRoutes({ registry, sessions, settings: webrtc, backend, ...limit }),
         metricsRoutes(metrics),
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
-        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout }),
+        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache }),
       ],
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
@@ -119,6 +123,7 @@ export class Camrelay {
     const ws = new WsSignalling(api.http, {
       registry,
       sessions,
+      { browser, maxConnections: config.api.maxConnections, headerTimeout: config.api.headerTimeout },
       settings: webrtc,
       backend,
       ...limit,
@@ -128,6 +133,8 @@ export class Camrelay {
     try {
       await rtsp.listen();
       await api.listen();
+      browser,
+      idleTimeout: config.api.idleTimeout,
     } catch (e) {
       await app.close();
       throw e;

@@ -46,7 +46,8 @@ const PIPE_DRAIN_MS = 1000;
 export class ChildProcessOwner extends Owned {
   readonly label: string;
   readonly exited: Promise<ChildExit>;
-  #child: ChildProcess;
+  /** Undefined when spawn itself threw (an argument with a NUL byte, say). */
+  #child: ChildProcess | undefined;
   #grace: StopGrace;
   #ring: string[] = [];
   #ringSize: number;
@@ -62,11 +63,24 @@ export class ChildProcessOwner extends Owned {
     this.#grace = opts.grace;
     this.#ringSize = opts.stderrLines ?? 20;
     this.exited = new Promise((resolve) => (this.#settle = resolve));
-    this.#child = spawn(opts.bin, opts.args, {
-      detached: true,
-      stdio: ['pipe', opts.stdout ?? 'ignore', 'pipe'],
-      ...(opts.env && { env: opts.env }),
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(opts.bin, opts.args, {
+        detached: true,
+        stdio: ['pipe', opts.stdout ?? 'ignore', 'pipe'],
+        ...(opts.env && { env: opts.env }),
+      });
+    } catch (e) {
+      // spawn throws for arguments it cannot pass (a NUL byte): the same outcome as a spawn that
+      // fails with 'error' (ENOENT), so this object is counted and closed like any other.
+      this.#log = log.child({ child: opts.label });
+      const why = maskCredentials(e instanceof Error ? e.message : String(e));
+      this.#exit = { code: null, signal: null, error: new Error(`could not start ${this.label} (${opts.bin}): ${why}`) };
+      // After the constructor returned, so the owner's 'exit' listeners are there.
+      process.nextTick(() => this.#finish());
+      return;
+    }
+    this.#child = child;
     this.#log = log.child({ child: opts.label, pid: this.#child.pid });
     this.#log.debug({ cmd: maskCredentials([opts.bin, ...opts.args].join(' ')) }, 'child started');
     // Writing `q` to a process that already exited or never reads stdin gives EPIPE: expected.
@@ -79,17 +93,17 @@ export class ChildProcessOwner extends Owned {
   }
 
   get pid(): number | undefined {
-    return this.#child.pid;
+    return this.#child?.pid;
   }
 
   /** The child's stdin: for feeding media to ffmpeg; `q` is written here on close. */
   get stdin(): Writable | null {
-    return this.#child.stdin;
+    return this.#child?.stdin ?? null;
   }
 
   /** The child's stdout when opts.stdout was 'pipe'. */
   get stdout(): Readable | null {
-    return this.#child.stdout;
+    return this.#child?.stdout ?? null;
   }
 
   /** The last stderr lines, oldest first. */
@@ -122,11 +136,11 @@ export class ChildProcessOwner extends Owned {
   #onError(err: Error): void {
     // 'error' comes for a failed spawn (ENOENT, EACCES) and for a failed kill; only the first
     // matters, and only before the process ran.
-    if (this.#exit || this.#child.pid !== undefined) {
+    if (this.#exit || this.#child?.pid !== undefined) {
       this.#log.debug({ err: err.message }, 'child process error');
       return;
     }
-    this.#exit = { code: null, signal: null, error: new Error(`could not start ${this.label} (${this.#child.spawnfile}): ${err.message}`) };
+    this.#exit = { code: null, signal: null, error: new Error(`could not start ${this.label} (${this.#child?.spawnfile}): ${maskCredentials(err.message)}`) };
     this.#finish();
   }
 
@@ -149,19 +163,22 @@ export class ChildProcessOwner extends Owned {
       this.#line(this.#partial);
       this.#partial = '';
     }
-    this.#child.stdin?.destroy();
-    this.#child.stdout?.destroy();
-    this.#child.stderr?.destroy();
-    this.#child.removeAllListeners();
-    // Keep swallowing late errors on the destroyed pipes.
-    this.#child.on('error', () => {});
+    const child = this.#child;
+    if (child) {
+      child.stdin?.destroy();
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      child.removeAllListeners();
+      // Keep swallowing late errors on the destroyed pipes.
+      child.on('error', () => {});
+    }
     // Settle first: a throwing 'exit' listener must not leave `done` hanging.
     this.#settle(exit);
     this.emit('exit', exit.code, exit.signal, exit.error);
   }
 
   #killGroup(signal: NodeJS.Signals): void {
-    const pid = this.#child.pid;
+    const pid = this.#child?.pid;
     if (pid === undefined) return;
     try {
       process.kill(-pid, signal);
@@ -185,7 +202,7 @@ export class ChildProcessOwner extends Owned {
 
   protected onClose(): Promise<void> {
     if (!this.#exit) {
-      this.#child.stdin?.end('q');
+      this.#child?.stdin?.end('q');
       this.#after(this.#grace.quit, () => {
         this.#log.debug({ grace: this.#grace.quit }, "no exit after 'q': SIGTERM to the group");
         this.#killGroup('SIGTERM');

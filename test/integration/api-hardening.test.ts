@@ -175,3 +175,26 @@ test('a stream named __proto__ is refused cleanly, and maps keyed by names find 
     await app.stop();
   }
 });
+
+test('control characters in a source or a name from the API are refused; a NUL from config.yaml fails its source and leaves no child counted', { timeout: 30000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({ nul: 'ffmpeg:rtsp://127.0.0.1:9/a\0b#video=h264' }));
+  try {
+    const before = readFileSync(app.configFile, 'utf8');
+    for (const src of ['rtsp://127.0.0.1:9/a\0b', 'ffmpeg:rtsp://127.0.0.1:9/a\0b#video=h264', 'rtsp://127.0.0.1:9/a\r\nX-Injected: 1', 'rtsp://127.0.0.1:9/a\tb', 'rtsp://127.0.0.1:9/\x7f']) {
+      const r = await put(app, 'x', src);
+      assert.equal(r.status, 400, `${JSON.stringify(src)}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error ?? '', /must not contain control characters/);
+    }
+    const badName = await put(app, 'a\0b', 'rtsp://127.0.0.1:9/x');
+    assert.equal(badName.status, 400);
+    assert.equal(readFileSync(app.configFile, 'utf8'), before);
+
+    // From config.yaml the source is trusted, but spawn refuses the NUL: a clear error, no drift.
+    const snap = await getBytes(`${app.base}/api/frame.jpeg?src=nul`);
+    assert.notEqual(snap.status, 200);
+    assert.match(snap.body.toString(), /null bytes/);
+    assert.equal((await app.objects()).ChildProcess ?? 0, 0, 'the child process count is back to 0');
+  } finally {
+    await app.stop();
+  }
+});

@@ -153,6 +153,30 @@ test('a binary that cannot be started folds into exit with a clear error', { tim
   await c.done;
 });
 
+test('an argument spawn cannot pass (a NUL byte) folds into exit like a failed spawn; the live count comes back', { timeout: 10000 }, async () => {
+  const live = () => liveObjects().ChildProcess ?? 0;
+  const before = live();
+  // spawn throws synchronously here; the constructor must not (its count would never be released).
+  const c = new ChildProcessOwner({ bin: NODE, args: ['-e', 'rtsp://u:secret@h/a\0b'], label: 'node-nul', grace: GRACE });
+  assert.equal(c.pid, undefined);
+  assert.equal(live(), before + 1, 'counted while its owner holds it');
+  const [code, signal, error] = (await once(c, 'exit')) as [number | null, string | null, Error | undefined];
+  assert.deepEqual([code, signal], [null, null]);
+  assert.match(error?.message ?? '', /could not start node-nul \(.*\): .*null bytes/);
+  assert.doesNotMatch(error?.message ?? '', /secret/, 'the refused argument is masked');
+  assert.deepEqual(await c.exited, { code: null, signal: null, error });
+  c.close();
+  await c.done;
+  assert.equal(live(), before);
+
+  // The same for the asynchronous failure ('error' from spawn: ENOENT), closed before it arrives.
+  const d = new ChildProcessOwner({ bin: '/nonexistent/bin', args: [], label: 'gone', grace: GRACE });
+  d.close();
+  await d.done;
+  assert.match((await d.exited).error?.message ?? '', /ENOENT/);
+  assert.equal(live(), before);
+});
+
 test('close before the process got going, and close twice', { timeout: 10000 }, async () => {
   const c = new ChildProcessOwner({ bin: NODE, args: ['-e', 'setInterval(() => {}, 1000)'], label: 'node-early', grace: GRACE });
   c.close();
