@@ -99,16 +99,16 @@ export class Camrelay {
     const limit = {
       ...(config.webrtc.maxSessions !== undefined && { maxSessions: config.webrtc.maxSessions }),
       onRefused: () => metrics.refused(),
+      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient),
     };
+    // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
+    const browser = { allowedHosts: config.api.allowedHosts, origin: '' as const };
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
     const api = new ApiServer(
       config.api.listen,
       [
-      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient),
         infoRoutes({ registry, version: VERSION, configPath: path.resolve(opts.configPath), rtspListen: config.rtsp.listen }),
-    // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
-    const browser = { allowedHosts: config.api.allowedHosts, origin: '' as const };
         webrtcRoutes({ registry, sessions, settings: webrtc, backend, ...limit }),
         metricsRoutes(metrics),
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
@@ -117,24 +117,24 @@ export class Camrelay {
       ],
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
+      { browser, maxConnections: config.api.maxConnections, headerTimeout: config.api.headerTimeout },
     );
     const creds = api.credentials;
     // Upgrades bypass express: the same Basic auth is checked here.
     const ws = new WsSignalling(api.http, {
       registry,
       sessions,
-      { browser, maxConnections: config.api.maxConnections, headerTimeout: config.api.headerTimeout },
       settings: webrtc,
       backend,
       ...limit,
+      browser,
+      idleTimeout: config.api.idleTimeout,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
     const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend });
     try {
       await rtsp.listen();
       await api.listen();
-      browser,
-      idleTimeout: config.api.idleTimeout,
     } catch (e) {
       await app.close();
       throw e;

@@ -14,6 +14,8 @@ import type { Frame } from '../core/media.js';
 import { liveObjects } from '../core/objects.js';
 import { droppedLogLines } from '../core/log.js';
 import type { PlayerFactory, RtspPlayer } from '../rtsp/player.js';
+import { refusalCounts } from '../core/refusals.js';
+import { uncaughtCounts } from '../core/uncaught.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import type { SessionTable } from './sessions.js';
 
@@ -140,6 +142,27 @@ export class Metrics {
     // Counters whose value is a sum read at scrape time: reset, then set from the sums.
     new Counter({
       name: 'camrelay_stream_bytes_in_total',
+    // Process-wide counts (src/core/refusals.ts, src/core/uncaught.ts), every label at 0 from the start.
+    new Counter({
+      name: 'camrelay_api_refused_total',
+      help: 'Requests, connections and sockets refused or cut by a bound or a browser rule, by reason (docs/security.md)',
+      labelNames: ['reason'],
+      registers: [this.#reg],
+      collect() {
+        this.reset();
+        for (const [reason, n] of refusalCounts()) this.inc({ reason }, n);
+      },
+    });
+    new Counter({
+      name: 'camrelay_uncaught_errors_total',
+      help: 'Errors nothing caught (uncaughtException, unhandledRejection): each is a bug, logged with its stack',
+      labelNames: ['kind'],
+      registers: [this.#reg],
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(uncaughtCounts())) this.inc({ kind }, n);
+      },
+    });
       help: 'Media bytes received from sources, per stream',
       labelNames: ['stream'],
       registers: [this.#reg],

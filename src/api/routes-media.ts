@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import type { StreamRegistry } from '../core/registry.js';
 import { errorMessage } from '../core/errors.js';
 import type { StopGrace } from '../process/child.js';
-import { captureKeyframe, keyframeToJpeg } from '../outputs/snapshot.js';
+import { SnapshotPool, SnapshotsBusy } from '../outputs/snapshot-pool.js';
 import { MJPEG_BOUNDARY, MjpegOutput } from '../outputs/mjpeg.js';
 import { HttpError, sendError } from './http-error.js';
 import { statusFor } from './routes-webrtc.js';
@@ -13,6 +13,10 @@ export interface MediaContext {
   grace: StopGrace;
   /** How long an idle stream may take to give a keyframe for a snapshot. */
   snapshotTimeout: number;
+  /** api.max_snapshots: decoders at once. */
+  maxSnapshots: number;
+  /** api.snapshot_cache (ms). */
+  snapshotCache: number;
 }
 
 function size(req: Request, key: 'width' | 'height'): number | undefined {
@@ -26,6 +30,13 @@ function size(req: Request, key: 'width' | 'height'): number | undefined {
 /** Snapshots (go2rtc's frame.jpeg) and multipart MJPEG (stream.mjpeg). */
 export function mediaRoutes(ctx: MediaContext): Router {
   const r = Router();
+  const snapshots = new SnapshotPool({
+    ffmpegBin: ctx.ffmpegBin,
+    grace: ctx.grace,
+    maxDecoders: ctx.maxSnapshots,
+    cacheMs: ctx.snapshotCache,
+    timeoutMs: ctx.snapshotTimeout,
+  });
   const streamOf = (req: Request) => {
     const name = typeof req.query.src === 'string' ? req.query.src : '';
     const s = ctx.registry.get(name);
@@ -38,10 +49,13 @@ export function mediaRoutes(ctx: MediaContext): Router {
       const stream = streamOf(req);
       const width = size(req, 'width');
       const height = size(req, 'height');
-      const key = await captureKeyframe(stream, ctx.snapshotTimeout);
-      const jpeg = await keyframeToJpeg(key, { ffmpegBin: ctx.ffmpegBin, grace: ctx.grace, width, height, timeoutMs: ctx.snapshotTimeout });
+      const jpeg = await snapshots.jpeg(stream, width, height);
       res.set('Cache-Control', 'no-cache').type('image/jpeg').send(jpeg);
     } catch (e) {
+      if (e instanceof SnapshotsBusy) {
+        res.set('Retry-After', '1');
+        return sendError(res, 503, `frame.jpeg: ${e.message}`);
+      }
       sendError(res, e instanceof HttpError ? e.status : statusFor(e), `frame.jpeg: ${errorMessage(e)}`);
     }
   });

@@ -2,12 +2,14 @@ import express, { Router, type Request, type Response } from 'express';
 import type { StreamRegistry } from '../core/registry.js';
 import { SourceError, StartTimeoutError, errorMessage } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { WebRtcSession } from '../outputs/webrtc/session.js';
+import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import { OfferError } from '../outputs/webrtc/offer.js';
 import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
 import type { WebRtcBackend } from '../outputs/webrtc/backend.js';
 import type { SessionTable } from './sessions.js';
-import { sendError } from './http-error.js';
+import { HttpError, sendError } from './http-error.js';
+import type { ConnectingTable } from './connecting.js';
+import { openWebRtc } from './webrtc-open.js';
 
 export interface WebRtcContext {
   registry: StreamRegistry;
@@ -17,20 +19,15 @@ export interface WebRtcContext {
   backend: WebRtcBackend;
   /** webrtc.max_sessions: offers beyond it are refused (undefined: no limit). */
   maxSessions?: number;
-  /** Told of each refused offer (metrics). */
+  /** Told of each offer refused by maxSessions (metrics). */
   onRefused?: () => void;
-}
-
-/** The refusal message when the session limit is reached, else undefined. */
-export function sessionLimitError(ctx: WebRtcContext): string | undefined {
-  const max = ctx.maxSessions;
-  if (max === undefined || ctx.sessions.load < max) return undefined;
-  ctx.onRefused?.();
-  return `too many sessions (max ${max})`;
+  /** webrtc.max_connecting_per_client, shared by HTTP and WebSocket offers (undefined: no limit). */
+  connecting?: ConnectingTable;
 }
 
 /** HTTP status for a failure to open a viewer session: the viewer's fault, or the camera's. */
 export function statusFor(e: unknown): number {
+  if (e instanceof HttpError) return e.status;
   if (e instanceof OfferError) return 400;
   if (e instanceof StartTimeoutError) return 504;
   if (e instanceof SourceError) return 502;
@@ -58,28 +55,22 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
       return sendError(res, 400, 'webrtc: missing SDP offer (send JSON {"type":"offer","sdp":…} or application/sdp)');
     }
 
-    const full = sessionLimitError(ctx);
-    if (full) {
-      log.info({ stream: name, max: ctx.maxSessions }, 'webrtc session refused: limit reached');
-      return sendError(res, 503, `webrtc: ${full}`);
-    }
-    const release = ctx.sessions.opening();
     // A viewer who gives up while the camera starts must not keep it starting.
     const ac = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) ac.abort();
     });
     try {
-      const { session, answer } = await WebRtcSession.open(stream, offer, ctx.settings, {
+      const opened = await openWebRtc(ctx, {
+        stream,
+        sdp: offer,
+        trickle: false,
         remoteAddr: req.socket.remoteAddress,
         userAgent: req.headers['user-agent'],
         signal: ac.signal,
-      }, ctx.backend);
-      if (ac.signal.aborted) {
-        session.close(new Error('viewer left before the answer'));
-        return;
-      }
-      ctx.sessions.add(session);
+      });
+      if (!opened) return;
+      const { session, answer } = opened;
       if (isSdp) {
         res.status(201).location(`/api/webrtc?id=${session.id}`).type('application/sdp').send(answer);
       } else {
@@ -88,8 +79,6 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
     } catch (e) {
       log.info({ stream: name, err: errorMessage(e) }, 'webrtc session not opened');
       sendError(res, statusFor(e), `webrtc: ${errorMessage(e)}`);
-    } finally {
-      release();
     }
   });
 

@@ -7,8 +7,10 @@ import type { RawData, WebSocket } from 'ws';
 import { Owned } from '../core/owned.js';
 import { errorMessage as messageOf } from '../core/errors.js';
 import { log, type Logger } from '../core/log.js';
-import { WebRtcSession } from '../outputs/webrtc/session.js';
-import { sessionLimitError, type WebRtcContext } from './routes-webrtc.js';
+import type { WebRtcSession } from '../outputs/webrtc/session.js';
+import { countRefusal } from '../core/refusals.js';
+import type { WebRtcContext } from './routes-webrtc.js';
+import { openWebRtc } from './webrtc-open.js';
 import { MessageError, answerMessage, candidateMessage, errorMessage, parseMessage, type Incoming } from './ws-messages.js';
 
 /** Remote candidates held while no session can take them yet (before or during the open). */
@@ -37,6 +39,9 @@ export class WsConnection extends Owned {
   /** Remote candidates are applied one after another, in the order they came. */
   #applying: Promise<void> = Promise.resolve();
   #graceTimer: NodeJS.Timeout | undefined;
+  /** api.idle_timeout: pings, and the cut of a socket that neither speaks nor answers them. */
+  #idleTimer: NodeJS.Timeout | undefined;
+  #lastHeard = performance.now();
   #socketClosed: Promise<void>;
   #closeCode = 1001;
   /** Ids of the sessions this socket opened, for its closing log line. */
@@ -52,6 +57,7 @@ export class WsConnection extends Owned {
     req: IncomingMessage,
     url: URL,
     private readonly ctx: WebRtcContext,
+    idleTimeoutMs: number,
   ) {
     super('WsConnection');
     this.#ws = ws;
@@ -61,7 +67,18 @@ export class WsConnection extends Owned {
     this.#userAgent = req.headers['user-agent'];
     this.#log = log.child({ ws: this.id, stream: this.src });
     this.#socketClosed = new Promise((resolve) => ws.once('close', () => resolve()));
-    ws.on('message', (data: RawData) => this.#onMessage(data));
+    ws.on('message', (data: RawData) => {
+      this.#lastHeard = performance.now();
+      try {
+        this.#onMessage(data);
+      } catch (e) {
+        this.#failed('ws', e);
+      }
+    });
+    // Browsers and aiohttp answer pings by themselves: only a peer that is gone (or a socket held
+    // open on purpose) stays silent. The WebRTC sessions it opened are not its to end.
+    ws.on('pong', () => (this.#lastHeard = performance.now()));
+    this.#idleTimer = setInterval(() => this.#checkIdle(idleTimeoutMs), Math.max(10, Math.floor(idleTimeoutMs / 2)));
     ws.on('close', (code: number, reason: Buffer) => {
       this.#log.debug({ code, reason: reason.toString() }, 'ws closed by peer');
       this.close();
@@ -72,6 +89,18 @@ export class WsConnection extends Owned {
       this.close(e);
     });
     this.#log.info({ remote: this.#remoteAddr, user_agent: this.#userAgent, dst: url.searchParams.get('dst') ?? undefined }, 'ws connected');
+  }
+
+  #checkIdle(idleTimeoutMs: number): void {
+    if (this.closed) return;
+    const silent = performance.now() - this.#lastHeard;
+    if (silent >= idleTimeoutMs) {
+      countRefusal('ws_idle');
+      this.#log.info({ silent_ms: Math.round(silent), idle_timeout_ms: idleTimeoutMs }, 'ws closed: no message and no pong within api.idle_timeout');
+      this.close(new Error('idle timeout'), 1001);
+      return;
+    }
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.ping();
   }
 
   #onMessage(data: RawData): void {
@@ -90,7 +119,7 @@ export class WsConnection extends Owned {
     switch (msg.kind) {
       case 'offer':
         if (this.#opening) this.#sendError(msg.type, 'an offer is already being answered on this socket');
-        else this.#pendingOpen = this.#answer(msg);
+        else this.#pendingOpen = this.#answer(msg).catch((e: unknown) => this.#failed(msg.type, e));
         break;
       case 'candidate':
         this.#remoteCandidate(msg.candidate);
@@ -113,32 +142,23 @@ export class WsConnection extends Owned {
     // session is closed first, but the source it watched stays for the new one.
     const keepSource = stream.hold();
     this.#dropSession('replaced by a new offer on the same WebSocket');
-    const full = sessionLimitError(this.ctx);
-    if (full) {
-      keepSource();
-      // go2rtc keeps the socket after a failed offer; the client may try again later.
-      this.#sendError(p, full);
-      return;
-    }
-    const release = this.ctx.sessions.opening();
     const ac = new AbortController();
     this.#opening = ac;
-    const settings = offer.iceServers ? { ...this.ctx.settings, iceServers: offer.iceServers } : this.ctx.settings;
     try {
-      const opening = WebRtcSession.open(stream, offer.sdp, settings, {
+      const opening = openWebRtc(this.ctx, {
+        stream,
+        sdp: offer.sdp,
+        ...(offer.iceServers && { settings: { ...this.ctx.settings, iceServers: offer.iceServers } }),
         trickle: true,
         remoteAddr: this.#remoteAddr,
         userAgent: this.#userAgent,
         signal: ac.signal,
-      }, this.ctx.backend);
-      // open() attaches the new session before its first await: the source has a consumer again.
+      });
+      // The new session is attached by now (or the offer was refused): the source has a consumer again.
       keepSource();
-      const { session, answer } = await opening;
-      if (ac.signal.aborted) {
-        session.close(new Error('viewer left before the answer'));
-        return;
-      }
-      this.ctx.sessions.add(session);
+      const opened = await opening;
+      if (!opened) return;
+      const { session, answer } = opened;
       this.#session = session;
       this.#opened.push(session.id);
       this.#ws.send(answerMessage(p, answer));
@@ -166,9 +186,14 @@ export class WsConnection extends Owned {
       this.#sendError(p, messageOf(e));
     } finally {
       keepSource();
-      release();
       if (this.#opening === ac) this.#opening = undefined;
     }
+  }
+
+  /** The last resort of a message handler: whatever it threw is the client's error message, not the process's. */
+  #failed(prefix: string, e: unknown): void {
+    this.#log.error({ err: messageOf(e), stack: e instanceof Error ? e.stack : undefined }, 'ws message handler failed');
+    if (!this.closed) this.#sendError(prefix, `internal error: ${messageOf(e)}`);
   }
 
   #remoteCandidate(candidate: string | null): void {
@@ -227,6 +252,8 @@ export class WsConnection extends Owned {
   protected onClose(reason?: Error): Promise<void> {
     // A socket that goes before the answer takes its open with it; one that goes after does not.
     this.#opening?.abort();
+    clearInterval(this.#idleTimer);
+    this.#idleTimer = undefined;
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     this.#session = undefined;

@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Owned } from '../core/owned.js';
 import { log } from '../core/log.js';
+import { countRefusal } from '../core/refusals.js';
+import { LogThrottle } from '../core/log-throttle.js';
+import { checkBrowserRequest, type BrowserPolicy } from './host-check.js';
 import type { WebRtcContext } from './routes-webrtc.js';
 import { WsConnection } from './ws-connection.js';
 
@@ -19,9 +22,13 @@ export interface WsContext extends WebRtcContext {
    * pass through Express middleware, so the check has to be given here too).
    */
   authorize?: (req: IncomingMessage) => boolean;
-  /** go2rtc's `api.origin`: '' (default) = no Origin header or the same host; '*' = any origin. */
-  origin?: '' | '*';
+  /** Host/Origin rules for browsers (the same as the HTTP API's). */
+  browser: BrowserPolicy;
+  /** api.idle_timeout (ms): a socket that sends nothing and answers no ping for this long is closed. */
+  idleTimeout: number;
 }
+
+const refusedLog = new LogThrottle('ws refused a browser upgrade', 10_000, 'info');
 
 export class WsSignalling extends Owned {
   #wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, clientTracking: false });
@@ -53,13 +60,16 @@ export class WsSignalling extends Owned {
       socket.destroy();
       return;
     }
-    if (this.ctx.authorize && !this.ctx.authorize(req)) {
-      refuse(socket, 401, 'Unauthorized', 'WWW-Authenticate: Basic realm="camrelay"\r\n');
+    // Before auth, as for HTTP: a rebound page learns nothing.
+    const refusal = checkBrowserRequest(req.method ?? 'GET', req.headers, this.ctx.browser, true);
+    if (refusal) {
+      countRefusal(refusal.reason);
+      refusedLog.hit({ reason: refusal.reason, origin: req.headers.origin, host: req.headers.host, remote: req.socket.remoteAddress });
+      refuse(socket, 403, 'Forbidden', '', refusal.message);
       return;
     }
-    if (!originAllowed(req, this.ctx.origin ?? '')) {
-      log.info({ origin: req.headers.origin, host: req.headers.host }, 'ws refused: cross-origin request');
-      refuse(socket, 403, 'Forbidden');
+    if (this.ctx.authorize && !this.ctx.authorize(req)) {
+      refuse(socket, 401, 'Unauthorized', 'WWW-Authenticate: Basic realm="camrelay"\r\n');
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
@@ -67,7 +77,7 @@ export class WsSignalling extends Owned {
         ws.terminate();
         return;
       }
-      const conn = new WsConnection(ws, req, url, this.ctx);
+      const conn = new WsConnection(ws, req, url, this.ctx, this.ctx.idleTimeout);
       this.#connections.add(conn);
       conn.once('close', () => this.#connections.delete(conn));
     });
@@ -83,25 +93,10 @@ export class WsSignalling extends Owned {
   }
 }
 
-/** go2rtc's default CheckOrigin: no Origin header, or its host equals Host (port ignored on the Origin side). */
-export function originAllowed(req: IncomingMessage, policy: '' | '*'): boolean {
-  if (policy === '*') return true;
-  const origin = req.headers.origin;
-  if (origin === undefined) return true;
-  let host: string;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    return false;
-  }
-  const reqHost = req.headers.host ?? '';
-  if (host === reqHost) return true;
-  const i = host.lastIndexOf(':');
-  return i > 0 && !host.endsWith(']') && host.slice(0, i) === reqHost;
-}
-
-function refuse(socket: Duplex, status: number, text: string, headers = ''): void {
+function refuse(socket: Duplex, status: number, text: string, headers = '', error?: string): void {
+  const body = error === undefined ? '' : JSON.stringify({ error });
   socket.once('error', () => undefined);
   socket.once('finish', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n${headers}\r\n`);
+  const type = body ? 'Content-Type: application/json\r\n' : '';
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${type}Content-Length: ${Buffer.byteLength(body)}\r\n${headers}\r\n${body}`);
 }

@@ -1,0 +1,84 @@
+// Snapshots for everyone at bounded cost. Each decode is an ffmpeg (~40 MB): 100 requests at once
+// used to start ~85 of them (3.5 GB). Here requests for the same stream and size share one decode
+// while it runs, and its JPEG answers them for `cacheMs` after; at most `maxDecoders` decodes run
+// at once across all streams, and a request that needs one more is refused (SnapshotsBusy).
+import type { Stream } from '../core/stream.js';
+import { countRefusal } from '../core/refusals.js';
+import { LogThrottle } from '../core/log-throttle.js';
+import type { StopGrace } from '../process/child.js';
+import { captureKeyframe, keyframeToJpeg } from './snapshot.js';
+
+export interface SnapshotPoolOptions {
+  ffmpegBin: string;
+  grace: StopGrace;
+  /** api.max_snapshots. */
+  maxDecoders: number;
+  /** api.snapshot_cache (ms); 0: a JPEG is shared only by the requests that waited for it. */
+  cacheMs: number;
+  /** How long an idle stream may take to give a keyframe. */
+  timeoutMs: number;
+}
+
+/** Every decoder is busy and none of them makes this picture: try again shortly. */
+export class SnapshotsBusy extends Error {
+  constructor(readonly max: number) {
+    super(`all ${max} snapshot decoders are busy (api.max_snapshots: ${max}); try again in a second`);
+  }
+}
+
+const busyLog = new LogThrottle('snapshot refused: api.max_snapshots decoders busy');
+
+interface Cached {
+  jpeg: Buffer;
+  at: number;
+}
+
+/**
+ * Holds no resource of its own: each decode owns its ffmpeg and ends by itself (keyframe and
+ * decoder deadlines), so there is nothing to close.
+ */
+export class SnapshotPool {
+  #running = new Map<string, Promise<Buffer>>();
+  #cache = new Map<string, Cached>();
+
+  constructor(private readonly opts: SnapshotPoolOptions) {}
+
+  /** Decodes running now. */
+  get decoders(): number {
+    return this.#running.size;
+  }
+
+  /** A JPEG of `stream`'s latest keyframe at this size; rejects with SnapshotsBusy at the cap. */
+  jpeg(stream: Stream, width?: number, height?: number): Promise<Buffer> {
+    const key = `${stream.name}\0${width ?? ''}\0${height ?? ''}`;
+    const now = performance.now();
+    this.#prune(now);
+    const cached = this.#cache.get(key);
+    if (cached) return Promise.resolve(cached.jpeg);
+    const running = this.#running.get(key);
+    if (running) return running;
+    if (this.#running.size >= this.opts.maxDecoders) {
+      countRefusal('snapshot_decoders');
+      busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
+      return Promise.reject(new SnapshotsBusy(this.opts.maxDecoders));
+    }
+    const { ffmpegBin, grace, timeoutMs } = this.opts;
+    const decode = (async () => {
+      const key = await captureKeyframe(stream, timeoutMs);
+      return keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs });
+    })();
+    this.#running.set(key, decode);
+    decode.then(
+      (jpeg) => {
+        this.#running.delete(key);
+        if (this.opts.cacheMs > 0) this.#cache.set(key, { jpeg, at: performance.now() });
+      },
+      () => this.#running.delete(key),
+    );
+    return decode;
+  }
+
+  #prune(now: number): void {
+    for (const [k, c] of this.#cache) if (now - c.at >= this.opts.cacheMs) this.#cache.delete(k);
+  }
+}
