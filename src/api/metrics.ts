@@ -13,9 +13,9 @@ import type { ConsumerInfo } from '../core/consumer.js';
 import type { Frame } from '../core/media.js';
 import { liveObjects } from '../core/objects.js';
 import { droppedLogLines } from '../core/log.js';
-import type { PlayerFactory, RtspPlayer } from '../rtsp/player.js';
 import { refusalCounts } from '../core/refusals.js';
 import { uncaughtCounts } from '../core/uncaught.js';
+import type { PlayerFactory, RtspPlayer } from '../rtsp/player.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import type { SessionTable } from './sessions.js';
 
@@ -139,9 +139,6 @@ export class Metrics {
         this.inc(droppedLogLines());
       },
     });
-    // Counters whose value is a sum read at scrape time: reset, then set from the sums.
-    new Counter({
-      name: 'camrelay_stream_bytes_in_total',
     // Process-wide counts (src/core/refusals.ts, src/core/uncaught.ts), every label at 0 from the start.
     new Counter({
       name: 'camrelay_api_refused_total',
@@ -163,6 +160,9 @@ export class Metrics {
         for (const [kind, n] of Object.entries(uncaughtCounts())) this.inc({ kind }, n);
       },
     });
+    // Counters whose value is a sum read at scrape time: reset, then set from the sums.
+    new Counter({
+      name: 'camrelay_stream_bytes_in_total',
       help: 'Media bytes received from sources, per stream',
       labelNames: ['stream'],
       registers: [this.#reg],
