@@ -1,4 +1,5 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
+import { maskJsonText } from '../core/log.js';
 import { liveObjects } from '../core/objects.js';
 import type { StreamRegistry } from '../core/registry.js';
 import { streamView } from './streams-view.js';
@@ -9,6 +10,15 @@ export interface InfoContext {
   version: string;
   configPath: string;
   rtspListen: string;
+}
+
+/**
+ * JSON with every credential-looking part masked once more as a whole: what sources and
+ * consumers put in their info() (URLs a player asked for, a camera's redirect) shows no secret
+ * even where the part that made it did not mask it.
+ */
+function sendMasked(res: Response, body: unknown): void {
+  res.type('application/json').send(maskJsonText(JSON.stringify(body)));
 }
 
 export function infoRoutes(ctx: InfoContext): Router {
@@ -30,10 +40,10 @@ export function infoRoutes(ctx: InfoContext): Router {
     if (typeof src === 'string') {
       const s = ctx.registry.get(src);
       if (!s) return sendError(res, 404, `stream not found: ${src}`);
-      return void res.json(streamView(s));
+      return sendMasked(res, streamView(s));
     }
     // fromEntries defines own properties: a stream named "__proto__" (config.yaml may have one) is listed, not set as the prototype.
-    res.json(Object.fromEntries(ctx.registry.all().map((s) => [s.name, streamView(s)])));
+    sendMasked(res, Object.fromEntries(ctx.registry.all().map((s) => [s.name, streamView(s)])));
   });
 
   r.get('/api/debug/objects', (_req, res) => {

@@ -33,7 +33,9 @@ function stopWriting(): void {
 }
 
 // One root logger for the process; modules take children with their own bindings (stream, session).
-export let log: Logger = pino({ level: process.env.CAMRELAY_LOG_LEVEL ?? 'info', base: undefined }, out);
+// Every line is masked as it is written (maskJsonText): a URL logged without maskCredentials
+// (an RTSP request line, an ffmpeg message) still shows no password.
+export let log: Logger = pino({ level: process.env.CAMRELAY_LOG_LEVEL ?? 'info', base: undefined, hooks: { streamWrite: maskJsonText } }, out);
 
 export function setLogLevel(level: string): void {
   log.level = level;
@@ -69,8 +71,26 @@ export function endLog(ms: number): Promise<boolean> {
   });
 }
 
-/** Hides user:password in any URL-looking text, so credentials never reach a log or the API. */
+// Up to the last '@' before the host: passwords with a raw '@' or '/' in them happen.
+const USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^\s]*?@(?=[^@\s/]*(?:[/\s#?]|$))/gi;
+// The same inside JSON text: never across a '"', which would join two strings of the line.
+const USERINFO_JSON = /([a-z][a-z0-9+.-]*:\/\/)[^\s"]*?@(?=[^@\s/"]*(?:[/\s#?"]|$))/gi;
+/**
+ * Query parameters that carry credentials in camera URLs (`?user=admin&password=…`, `&token=…`),
+ * case-insensitive. Their values are masked; the names stay, to show what was there.
+ */
+const SECRET_PARAMS = /([?&;](?:user|username|password|passwd|pass|pwd|token|access_token|auth|key|api_key|apikey|secret)=)[^&#\s"]*/gi;
+
+/**
+ * Hides credentials in any URL-looking text (user:password before the host, and secret query
+ * parameters), so they never reach a log or the API.
+ */
 export function maskCredentials(text: string): string {
-  // Up to the last '@' before the host: passwords with a raw '@' or '/' in them happen.
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s]*?@(?=[^@\s/]*(?:[/\s#?]|$))/gi, '$1***:***@');
+  return text.replace(USERINFO, '$1***:***@').replace(SECRET_PARAMS, '$1***');
+}
+
+/** maskCredentials for serialized JSON (a log line, an API answer): the result stays valid JSON. */
+export function maskJsonText(json: string): string {
+  if (!json.includes('://') && !json.includes('=')) return json;
+  return json.replace(USERINFO_JSON, '$1***:***@').replace(SECRET_PARAMS, '$1***');
 }

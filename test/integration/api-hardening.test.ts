@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { request } from '../helpers/http.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
@@ -194,6 +195,31 @@ test('control characters in a source or a name from the API are refused; a NUL f
     assert.notEqual(snap.status, 200);
     assert.match(snap.body.toString(), /null bytes/);
     assert.equal((await app.objects()).ChildProcess ?? 0, 0, 'the child process count is back to 0');
+  } finally {
+    await app.stop();
+  }
+});
+
+test('credentials in a query string show neither in GET /api/streams nor in any log line', { timeout: 30000 }, async () => {
+  const secrets = ['s3cretQ1', 't0kenQ2', 'k3yQ3', 'Cfg4pw'];
+  const app = await CamrelayProcess.start(testConfig({ cfg: `rtsp://127.0.0.1:9/live?user=admin&Password=${secrets[3]}` }));
+  try {
+    const src = `rtsp://127.0.0.1:9/stream?user=admin&password=${secrets[0]}&token=${secrets[1]}`;
+    assert.equal((await put(app, 'cam', src, `ffmpeg:rtsp://127.0.0.1:9/x?api_key=${secrets[2]}#video=h264`)).status, 200);
+    // Start both so the RTSP client, ffmpeg and the stream log their URLs and errors.
+    for (const name of ['cam', 'cfg']) {
+      const snap = await getBytes(`${app.base}/api/frame.jpeg?src=${name}`);
+      assert.notEqual(snap.status, 200);
+    }
+    const listed = (await request(`${app.base}/api/streams`)).text;
+    const one = (await request(`${app.base}/api/streams?src=cam`)).text;
+    assert.ok(JSON.parse(listed).cam, 'still valid JSON');
+    assert.match(listed, /password=\*\*\*&token=\*\*\*/);
+    for (const s of secrets) {
+      assert.ok(!listed.includes(s) && !one.includes(s), `GET /api/streams shows ${s}`);
+      const leaking = app.logs.filter((l) => JSON.stringify(l).includes(s));
+      assert.deepEqual(leaking, [], `log lines show ${s}`);
+    }
   } finally {
     await app.stop();
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { maskCredentials } from '../../src/core/log.js';
+import { maskCredentials, maskJsonText } from '../../src/core/log.js';
 
 test('credentials in URLs are masked, including passwords with @ or /', () => {
   const table: [string, string][] = [
@@ -14,4 +14,28 @@ test('credentials in URLs are masked, including passwords with @ or /', () => {
     ['no url here', 'no url here'],
   ];
   for (const [input, want] of table) assert.equal(maskCredentials(input), want, input);
+});
+
+test('credentials in a query string are masked, whatever the case of the parameter name', () => {
+  const table: [string, string][] = [
+    ['rtsp://cam/stream?user=admin&password=secret', 'rtsp://cam/stream?user=***&password=***'],
+    ['rtsp://cam/s?channel=1&PWD=x&Pass=y#video=h264', 'rtsp://cam/s?channel=1&PWD=***&Pass=***#video=h264'],
+    ['http://h/a?token=t&auth=a&key=k&api_key=z&secret=s&Username=u', 'http://h/a?token=***&auth=***&key=***&api_key=***&secret=***&Username=***'],
+    ['ffmpeg:rtsp://u:p@cam/x?password=p#video=h264', 'ffmpeg:rtsp://***:***@cam/x?password=***#video=h264'],
+    // Not credentials: other parameters, ffmpeg fragments, device and virtual inputs.
+    ['rtsp://cam/s?channel=1&subtype=0', 'rtsp://cam/s?channel=1&subtype=0'],
+    ['ffmpeg:cam#audio=opus#query=log_level=debug', 'ffmpeg:cam#audio=opus#query=log_level=debug'],
+    ['ffmpeg:virtual?video=testsrc2&size=720#video=h264', 'ffmpeg:virtual?video=testsrc2&size=720#video=h264'],
+    ['rtsp://cam/s?monkey=1&passage=2', 'rtsp://cam/s?monkey=1&passage=2'],
+  ];
+  for (const [input, want] of table) assert.equal(maskCredentials(input), want, input);
+});
+
+test('maskJsonText masks inside JSON and keeps it valid JSON', () => {
+  const line = JSON.stringify({ msg: 'x', url: 'rtsp://admin:pw@cam/a?password=pw2', other: 'mail@example.com', n: 'rtsp://cam/b' }) + '\n';
+  const masked = maskJsonText(line);
+  assert.deepEqual(JSON.parse(masked), { msg: 'x', url: 'rtsp://***:***@cam/a?password=***', other: 'mail@example.com', n: 'rtsp://cam/b' });
+  // Two strings of one line are never joined by the mask.
+  const two = JSON.stringify({ a: 'rtsp://cam/x', b: 'user@host' }) + '\n';
+  assert.equal(maskJsonText(two), two);
 });
