@@ -211,6 +211,8 @@ export class Metrics {
   observe(ctx: MetricsContext): void {
     this.#ctx = ctx;
     ctx.sessions.on('add', (s: WebRtcSession) => this.#sessionAdded(s));
+    // A deleted stream's series go with it: names come and go through the API.
+    ctx.registry.on('removed', (name: string) => this.#forget(name));
   }
 
   /** The factory, counting each source it makes: starts, stops, failures, frames in. */
@@ -264,6 +266,19 @@ export class Metrics {
     return (await this.#reg.metrics()) + '\n' + (await processMetrics().metrics());
   }
 
+  /** Drops every series labelled with this stream (its sources and outputs were closed first). */
+  #forget(stream: string): void {
+    this.#in.delete(stream);
+    for (const key of [...this.#closedOut.keys()]) if (labelsOf(key).stream === stream) this.#closedOut.delete(key);
+    for (const [o, at] of [...this.#live]) if (at.stream === stream) this.#live.delete(o);
+    for (const c of [this.#sourceStarts, this.#sourceStops, this.#sourceFailures, this.#backoff]) {
+      // get() reads the series synchronously (these counters have no collect); remove needs every label.
+      void c.get().then(({ values }) => {
+        for (const v of values) if (v.labels.stream === stream) c.remove(v.labels);
+      });
+    }
+  }
+
   #watchStream(name: string): void {
     const s = this.#ctx?.registry.get(name);
     if (!s || this.#watched.has(s)) return;
@@ -281,7 +296,8 @@ export class Metrics {
     if (o.closed) return;
     this.#live.set(o, { stream, kind });
     o.once('close', () => {
-      this.#live.delete(o);
+      // Not live any more when its stream was deleted first (#forget): nothing to keep.
+      if (!this.#live.delete(o)) return;
       const key = keyOf(stream, kind);
       const t = this.#closedOut.get(key) ?? { bytes: 0, packets: 0 };
       const i = o.info();

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { request } from '../helpers/http.js';
+import { scrape } from '../helpers/metrics-scrape.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
@@ -220,6 +222,28 @@ test('credentials in a query string show neither in GET /api/streams nor in any 
       const leaking = app.logs.filter((l) => JSON.stringify(l).includes(s));
       assert.deepEqual(leaking, [], `log lines show ${s}`);
     }
+  } finally {
+    await app.stop();
+  }
+});
+
+test('the metric series of a stream deleted through the API leave GET /metrics', { timeout: 60000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({ kept: 'ffmpeg:virtual?video=testsrc2&size=160x120&clock=0#video=h264' }));
+  try {
+    const labelled = async (stream: string): Promise<string[]> => {
+      const m = await scrape(app);
+      return [...m.values()].flatMap((f) => f.metrics.filter((x) => x.labels?.stream === stream).map((x) => `${f.name}${JSON.stringify(x.labels)}`));
+    };
+    assert.equal((await put(app, 'gone', 'ffmpeg:virtual?video=testsrc2&size=160x120&clock=0#video=h264')).status, 200);
+    for (const name of ['gone', 'kept']) assert.equal((await getBytes(`${app.base}/api/frame.jpeg?src=${name}`)).status, 200);
+    await waitFor('no ffmpeg left', () => app.children().length === 0, 5000);
+    const before = await labelled('gone');
+    assert.ok(before.some((s) => s.startsWith('camrelay_source_starts_total')), before.join('\n'));
+    assert.ok(before.some((s) => s.startsWith('camrelay_stream_bytes_in_total')), before.join('\n'));
+
+    assert.equal((await del(app, 'gone')).status, 200);
+    assert.deepEqual(await labelled('gone'), [], 'no series of the deleted stream');
+    assert.ok((await labelled('kept')).length > 0, 'the other stream keeps its series');
   } finally {
     await app.stop();
   }
