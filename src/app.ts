@@ -62,7 +62,13 @@ export class Camrelay {
       connection: {
         ...(sessionTimeout !== undefined && { sessionTimeoutMs: sessionTimeout }),
         ...(maxSendBuffer !== undefined && { maxSendBuffer }),
+        headerTimeoutMs: config.rtsp.headerTimeout,
       },
+      maxConnections: config.rtsp.maxConnections,
+      onRefused: (reason) => metrics.rtspRefused(reason),
+      // Publishing into a stream with configured sources needs credentials or rtsp.allow_publish.
+      allowPublish: config.rtsp.allowPublish,
+      hasSources: (name) => (registry.get(name)?.sources.length ?? 0) > 0,
       // Players of `rtsp://host:8554/<stream>`; the registry exists by the time one connects.
       players: metrics.watchPlayers(rtspPlayers({ get: (name) => registry.get(name) })),
       // External publishers push into configured streams; the stream owns what they send.

@@ -16,6 +16,7 @@ import { droppedLogLines } from '../core/log.js';
 import { refusalCounts } from '../core/refusals.js';
 import { uncaughtCounts } from '../core/uncaught.js';
 import type { PlayerFactory, RtspPlayer } from '../rtsp/player.js';
+import { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from '../rtsp/server.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import type { SessionTable } from './sessions.js';
 
@@ -84,6 +85,7 @@ export class Metrics {
   readonly #closed = new Counter({ name: 'camrelay_webrtc_sessions_closed_total', help: 'WebRTC sessions closed, by reason', labelNames: ['reason'], registers: [this.#reg] });
   readonly #dropped = new Counter({ name: 'camrelay_consumers_dropped_total', help: 'Viewers dropped for falling behind (send buffer over its limit), by kind', labelNames: ['kind'], registers: [this.#reg] });
   readonly #refused = new Counter({ name: 'camrelay_webrtc_sessions_refused_total', help: 'WebRTC offers refused by webrtc.max_sessions', registers: [this.#reg] });
+  readonly #rtspRefused = new Counter({ name: 'camrelay_rtsp_refused_total', help: 'RTSP connections closed by a bound (rtsp.max_connections, rtsp.header_timeout) and ANNOUNCEs forbidden by the publish rule, by reason', labelNames: ['reason'], registers: [this.#reg] });
 
   constructor() {
     const self = this;
@@ -204,6 +206,7 @@ export class Metrics {
     // Labelled series exist (at 0) before the first event, so rate() and absent() behave.
     for (const reason of CLOSE_REASONS) this.#closed.inc({ reason }, 0);
     for (const kind of ['webrtc', 'rtsp']) this.#dropped.inc({ kind }, 0);
+    for (const reason of RTSP_REFUSAL_REASONS) this.#rtspRefused.inc({ reason }, 0);
     processMetrics();
   }
 
@@ -256,6 +259,11 @@ export class Metrics {
 
   refused(): void {
     this.#refused.inc();
+  }
+
+  /** The RTSP server's onRefused. */
+  rtspRefused(reason: RtspRefusalReason): void {
+    this.#rtspRefused.inc({ reason });
   }
 
   get contentType(): string {

@@ -69,30 +69,119 @@ const same = (a: string, b: string) => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
-/** Server side: issues Digest (and Basic) challenges and checks Authorization headers. */
+export interface AuthCheckerOptions {
+  /** How long a nonce is valid after its challenge (ms); default 60 s. */
+  nonceTtlMs?: number;
+  /** Nonces outstanding at once; the oldest is forgotten first (its user gets stale=true). */
+  maxNonces?: number;
+  now?: () => number;
+}
+
+export const DEFAULT_NONCE_TTL_MS = 60_000;
+const DEFAULT_MAX_NONCES = 4096;
+
+/** The outcome of a check; `stale`: the digest was right but for an expired or forgotten nonce. */
+export type AuthResult = { ok: true } | { ok: false; stale: boolean; why: string };
+
+interface NonceState {
+  /** Who was challenged: a digest with this nonce is valid only on that connection. */
+  owner: string;
+  expires: number;
+  /** Highest nonce count seen (qop=auth); a later request must count higher. */
+  nc: number;
+}
+
+/**
+ * Server side: issues Digest (and Basic) challenges and checks Authorization headers. Every
+ * challenge has a fresh random nonce, valid for one connection and nonceTtlMs; a digest must
+ * name the request's own URI; with qop=auth its nonce count must grow, so a captured header
+ * replays neither on another connection, nor for another path, nor again.
+ */
 export class AuthChecker {
   readonly realm = 'camrelay';
-  #nonce = randomBytes(16).toString('hex');
+  /** Insertion order is expiry order (one lifetime for all): the oldest are at the front. */
+  #nonces = new Map<string, NonceState>();
+  readonly #ttl: number;
+  readonly #max: number;
+  readonly #now: () => number;
 
-  constructor(private readonly creds: Credentials) {}
-
-  challenges(): string[] {
-    return [`Digest realm="${this.realm}", nonce="${this.#nonce}"`, `Basic realm="${this.realm}"`];
+  constructor(
+    private readonly creds: Credentials,
+    opts: AuthCheckerOptions = {},
+  ) {
+    this.#ttl = opts.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS;
+    this.#max = opts.maxNonces ?? DEFAULT_MAX_NONCES;
+    this.#now = opts.now ?? (() => performance.now());
   }
 
-  check(method: string, authorization: string | undefined): boolean {
-    if (!authorization) return false;
+  /** Nonces held now (bounded by maxNonces). */
+  get outstanding(): number {
+    return this.#nonces.size;
+  }
+
+  /** WWW-Authenticate values for a 401 to `owner` (one connection); `stale` after an expired nonce. */
+  challenges(owner: string, stale = false): string[] {
+    const now = this.#now();
+    for (const [n, st] of this.#nonces) {
+      if (st.expires > now && this.#nonces.size < this.#max) break;
+      this.#nonces.delete(n);
+    }
+    const nonce = randomBytes(16).toString('hex');
+    this.#nonces.set(nonce, { owner, expires: now + this.#ttl, nc: 0 });
+    return [`Digest realm="${this.realm}", nonce="${nonce}", qop="auth"${stale ? ', stale=true' : ''}`, `Basic realm="${this.realm}"`];
+  }
+
+  /** Forgets the nonces of a connection that closed. */
+  forget(owner: string): void {
+    for (const [n, st] of this.#nonces) if (st.owner === owner) this.#nonces.delete(n);
+  }
+
+  check(method: string, requestUri: string, authorization: string | undefined, owner: string): AuthResult {
+    if (!authorization) return { ok: false, stale: false, why: 'no Authorization header' };
     const m = /^\s*(basic|digest)\s+(.*)$/i.exec(authorization);
-    if (!m) return false;
+    if (!m) return { ok: false, stale: false, why: 'unknown authorization scheme' };
     const { username, password } = this.creds;
     if (m[1]!.toLowerCase() === 'basic') {
-      return same(Buffer.from(m[2]!.trim(), 'base64').toString(), `${username}:${password}`);
+      const ok = same(Buffer.from(m[2]!.trim(), 'base64').toString(), `${username}:${password}`);
+      return ok ? { ok } : { ok, stale: false, why: 'wrong Basic credentials' };
     }
     const p = parseAuthParams(m[2]!);
-    if (p.username !== username || p.nonce !== this.#nonce || p.realm !== this.realm || !p.uri || !p.response) return false;
+    if (p.username !== username || p.realm !== this.realm || !p.nonce || !p.uri || !p.response) return { ok: false, stale: false, why: 'wrong or incomplete Digest' };
+    if (!sameUri(p.uri, requestUri)) return { ok: false, stale: false, why: `Digest uri "${p.uri.slice(0, 200)}" is not the request's` };
     const ha1 = md5(`${username}:${this.realm}:${password}`);
     const ha2 = md5(`${method}:${p.uri}`);
-    const expected = p.qop === 'auth' ? md5(`${ha1}:${p.nonce}:${p.nc ?? ''}:${p.cnonce ?? ''}:auth:${ha2}`) : md5(`${ha1}:${p.nonce}:${ha2}`);
-    return same(p.response.toLowerCase(), expected);
+    const qop = p.qop?.toLowerCase();
+    if (qop !== undefined && qop !== 'auth') return { ok: false, stale: false, why: `unsupported qop ${qop.slice(0, 20)}` };
+    const expected = qop === 'auth' ? md5(`${ha1}:${p.nonce}:${p.nc ?? ''}:${p.cnonce ?? ''}:auth:${ha2}`) : md5(`${ha1}:${p.nonce}:${ha2}`);
+    if (!same(p.response.toLowerCase(), expected)) return { ok: false, stale: false, why: 'wrong Digest response' };
+    // The password was right; whether this nonce may still be used is another matter (stale).
+    const st = this.#nonces.get(p.nonce);
+    if (!st || st.owner !== owner) return { ok: false, stale: true, why: st ? 'nonce issued to another connection' : 'unknown nonce' };
+    if (st.expires <= this.#now()) {
+      this.#nonces.delete(p.nonce);
+      return { ok: false, stale: true, why: 'nonce expired' };
+    }
+    if (qop === 'auth') {
+      const nc = /^[0-9a-f]{1,8}$/i.test(p.nc ?? '') ? parseInt(p.nc!, 16) : NaN;
+      if (!(nc > st.nc)) return { ok: false, stale: false, why: `nonce count ${p.nc ?? 'missing'} does not grow` };
+      st.nc = nc;
+    }
+    return { ok: true };
+  }
+}
+
+/** The same resource: equal as written, or the same path and query once parsed (absolute or not). */
+function sameUri(digestUri: string, requestUri: string): boolean {
+  if (digestUri === requestUri) return true;
+  const a = pathAndQuery(digestUri);
+  return a !== undefined && a === pathAndQuery(requestUri);
+}
+
+function pathAndQuery(u: string): string | undefined {
+  try {
+    const url = new URL(u, 'rtsp://host/');
+    return url.pathname.replace(/\/+$/, '') + url.search;
+  } catch {
+    return undefined;
   }
 }

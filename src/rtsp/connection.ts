@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { errorMessage } from '../core/errors.js';
 import { log as rootLog, maskCredentials, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
-import type { AuthChecker } from './auth.js';
+import type { AuthChecker, AuthResult } from './auth.js';
 import { isInternalQuery } from '../core/internal.js';
 import { RtspProtocolError } from './errors.js';
 import { DEFAULT_READER_LIMITS, RtspHeaders, RtspMessageReader, serializeResponse, STATUS_REASONS, type RtspItem, type RtspReaderLimits, type RtspRequest } from './message.js';
@@ -15,15 +15,27 @@ import { parseTransport } from './transport.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
-  /** The slot for a publish path if it is known and unused; it is then bound to `conn`. */
-  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | undefined;
+  /**
+   * The slot for a publish path if it is known and unused; it is then bound to `conn`. A known
+   * stream that may not be published into by this client answers why (403).
+   */
+  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined;
+  /** A bound closed this connection, or its ANNOUNCE was forbidden (for a metric). */
+  refused(reason: 'max_connections' | 'header_timeout' | 'publish_forbidden'): void;
   /** A player for a DESCRIBE; undefined when no stream has that name. */
   openPlayer(ctx: PlayerContext): RtspPlayer | undefined;
   /** Set when rtsp.username/password are configured. */
   readonly auth: AuthChecker | undefined;
 }
 
+export interface PublishRefused {
+  status: 403;
+  reason: string;
+}
+
 export interface ConnectionOptions {
+  /** A request (start line to the end of its body) must arrive within this long of its first byte (ms). */
+  headerTimeoutMs: number;
   /** Close a connection that sends nothing for this long (ms). */
   idleTimeoutMs: number;
   /** A play session with no request or RTCP for this long closes (ms); announced in seconds. */
@@ -34,6 +46,7 @@ export interface ConnectionOptions {
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
+  headerTimeoutMs: 10_000,
   idleTimeoutMs: 70_000,
   sessionTimeoutMs: 60_000,
   maxSendBuffer: 4 * 1024 * 1024,
@@ -103,6 +116,12 @@ export class RtspConnection extends Owned {
   #busy = false;
   #queue: RtspItem[] = [];
   #socketGone: Promise<void>;
+  /** Publishes into a one-time path or reads with our marker: one of our own ffmpeg children. */
+  #internal = false;
+  /** Accepted beyond rtsp.max_connections from loopback: must show it is one of ours. */
+  #probation: boolean;
+  /** Runs while an item is partly received (slowloris bound). */
+  #headerTimer: NodeJS.Timeout | undefined;
   // A Map, not an object literal: a method named 'constructor' must not find Object's.
   #handlers = new Map<string, Handler>([
     ['OPTIONS', () => ({ status: 200, headers: { Public: 'OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, ANNOUNCE, RECORD, GET_PARAMETER, SET_PARAMETER' } })],
@@ -124,8 +143,10 @@ export class RtspConnection extends Owned {
     socket: Socket,
     private readonly host: ConnectionHost,
     private readonly opts: ConnectionOptions = DEFAULT_CONNECTION_OPTIONS,
+    accept: { probation?: boolean } = {},
   ) {
     super('RtspConnection');
+    this.#probation = accept.probation ?? false;
     this.#socket = socket;
     this.remote = `${plainAddress(socket.remoteAddress) || '?'}:${socket.remotePort ?? '?'}`;
     this.#reader = new RtspMessageReader(opts.readerLimits);
@@ -148,6 +169,15 @@ export class RtspConnection extends Owned {
     this.#log.debug('connection opened');
   }
 
+  /** One of our own ffmpeg children: not counted by rtsp.max_connections. */
+  get internal(): boolean {
+    return this.#internal;
+  }
+
+  get onProbation(): boolean {
+    return this.#probation && !this.#internal;
+  }
+
   /** Publish path this connection publishes to, if it is a publisher. */
   get publishPath(): string | undefined {
     return this.#publish?.slot.path;
@@ -162,6 +192,7 @@ export class RtspConnection extends Owned {
       this.#unparsable(e);
       return;
     }
+    this.#armHeaderTimer(items.length > 0);
     for (const item of items) {
       if (this.#busy) {
         if (this.#queue.length >= MAX_QUEUED) return this.#fail(new RtspProtocolError('HandlerFailed', `more than ${MAX_QUEUED} requests waiting`));
@@ -171,6 +202,28 @@ export class RtspConnection extends Owned {
       }
       this.#safeHandle(item);
     }
+  }
+
+  /**
+   * From the first byte of an item to its last, at most headerTimeoutMs: the idle timeout alone
+   * lets a client that sends one byte at a time hold the connection for ever. The deadline
+   * restarts when a chunk completed an item and began another.
+   */
+  #armHeaderTimer(completed: boolean): void {
+    if (this.#reader.buffered === 0) {
+      clearTimeout(this.#headerTimer);
+      this.#headerTimer = undefined;
+      return;
+    }
+    if (this.#headerTimer && !completed) return;
+    clearTimeout(this.#headerTimer);
+    const ms = this.opts.headerTimeoutMs;
+    this.#headerTimer = setTimeout(() => {
+      this.#headerTimer = undefined;
+      if (this.closed) return;
+      this.host.refused('header_timeout');
+      this.#fail(new RtspProtocolError('HeaderTimeout', `a request was not complete within ${ms} ms of its first byte (rtsp.header_timeout)`));
+    }, ms);
   }
 
   /** Works through what waited while a handler was busy, until the next one goes async. */
@@ -213,6 +266,16 @@ export class RtspConnection extends Owned {
   #request(req: RtspRequest): void {
     this.#log.debug({ method: req.method, url: maskCredentials(req.url) }, 'request');
     this.#player?.touch();
+    // Our own transcodes carry this process's secret: they are neither counted nor asked for the user's password.
+    if (!this.#internal && isInternalQuery(/\?([^#]*)/.exec(req.url)?.[1] ?? '')) {
+      this.#internalReader = true;
+      this.#internal = true;
+    }
+    if (this.onProbation && !this.#mayPassCap(req)) {
+      this.host.refused('max_connections');
+      const err = new RtspProtocolError('TooManyConnections', `rtsp.max_connections reached; ${req.method} from ${this.remote} refused`);
+      return this.#send(req, { status: 503, reason: reasonPhrase(503, 'too many connections'), end: { why: err.message, error: err } });
+    }
     const cseq = req.headers.get('cseq');
     if (cseq === undefined) return this.#send(req, { status: 400 });
     if (req.version !== '1.0') return this.#send(req, { status: 505 });
@@ -220,8 +283,10 @@ export class RtspConnection extends Owned {
     if (session !== undefined && this.#sessionId !== undefined && session !== this.#sessionId) {
       return this.#send(req, { status: 454 });
     }
-    if (!this.#authorized(req)) {
-      return this.#send(req, { status: 401, headers: { 'WWW-Authenticate': this.host.auth!.challenges() } });
+    const auth = this.#authorized(req);
+    if (!auth.ok) {
+      this.#log.debug({ method: req.method, why: auth.why, stale: auth.stale }, 'not authorized');
+      return this.#send(req, { status: 401, headers: { 'WWW-Authenticate': this.host.auth!.challenges(this.#authOwner, auth.stale) } });
     }
     const handler = this.#handlers.get(req.method);
     const reply = handler ? handler(req) : { status: 501 };
@@ -260,16 +325,21 @@ export class RtspConnection extends Owned {
    * With rtsp.username/password set, every request but OPTIONS needs them, except on one-time
    * publish paths: their unguessable path is the credential, and ffmpeg children know no other.
    */
-  #authorized(req: RtspRequest): boolean {
+  #authorized(req: RtspRequest): AuthResult {
     const auth = this.host.auth;
-    if (!auth || req.method === 'OPTIONS' || this.#publish || this.#internalReader) return true;
-    if (req.method === 'ANNOUNCE' && pathOf(req.url)?.startsWith(PUBLISH_PREFIX)) return true;
-    // Our own transcodes carry this process's secret instead of the user's password.
-    if (isInternalQuery(/\?([^#]*)/.exec(req.url)?.[1] ?? '')) {
-      this.#internalReader = true;
-      return true;
-    }
-    return auth.check(req.method, req.headers.get('authorization'));
+    if (!auth || req.method === 'OPTIONS' || this.#publish || this.#internalReader) return { ok: true };
+    if (req.method === 'ANNOUNCE' && pathOf(req.url)?.startsWith(PUBLISH_PREFIX)) return { ok: true };
+    return auth.check(req.method, req.url, req.headers.get('authorization'), this.#authOwner);
+  }
+
+  /** Digest nonces are issued to one connection. */
+  get #authOwner(): string {
+    return `conn-${this.id}`;
+  }
+
+  /** On probation, a connection may ask OPTIONS and must then publish into a one-time path. */
+  #mayPassCap(req: RtspRequest): boolean {
+    return req.method === 'OPTIONS' || (req.method === 'ANNOUNCE' && (pathOf(req.url)?.startsWith(PUBLISH_PREFIX) ?? false));
   }
 
   #send(req: RtspRequest, reply: Final): void {
@@ -361,6 +431,13 @@ export class RtspConnection extends Owned {
     const path = pathOf(req.url)?.replace(/\/+$/, '');
     if (path === undefined) return { status: 400 };
     const slot = this.host.claimPublishPath(path, this);
+    if (slot && !('claim' in slot)) {
+      const err = new RtspProtocolError('PublishForbidden', `ANNOUNCE to ${path} refused: ${slot.reason}`);
+      this.#log.warn({ err: err.message, errName: err.name }, 'publish refused');
+      this.host.refused('publish_forbidden');
+      return { status: 403, reason: reasonPhrase(403, slot.reason), end: { why: err.message, error: err } };
+    }
+    if (slot && path.startsWith(PUBLISH_PREFIX)) this.#internal = true;
     if (!slot) {
       const err = new RtspProtocolError('UnknownPath', `ANNOUNCE to unknown or already used path ${path}`);
       this.#log.warn({ err: err.message, errName: err.name }, 'publish refused');
@@ -432,6 +509,8 @@ export class RtspConnection extends Owned {
     this.#publishEnded(why);
     this.#endPlayer(why);
     this.#queue = [];
+    clearTimeout(this.#headerTimer);
+    this.host.auth?.forget(this.#authOwner);
     this.#socket.destroy();
     this.#log.debug({ reason: reason?.message }, 'connection closed');
     return this.#socketGone;

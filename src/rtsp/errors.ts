@@ -24,7 +24,10 @@ export type RtspProtocolErrorCode =
   | 'IdleTimeout'
   | 'UnknownPath'
   | 'AnnounceRefused'
-  | 'HandlerFailed';
+  | 'HandlerFailed'
+  | 'HeaderTimeout'
+  | 'TooManyConnections'
+  | 'PublishForbidden';
 
 /** A well-formed message that breaks the protocol (data on a channel never set up, silence, ...). */
 export class RtspProtocolError extends Error {

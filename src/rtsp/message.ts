@@ -238,6 +238,7 @@ export const STATUS_REASONS: Record<number, string> = {
   200: 'OK',
   400: 'Bad Request',
   401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   415: 'Unsupported Media Type',

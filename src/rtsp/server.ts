@@ -9,6 +9,8 @@ import { RtspListenError } from './errors.js';
 import { PublishSlot } from './publish-slot.js';
 import { AuthChecker, type Credentials } from './auth.js';
 import type { PlayerContext, PlayerFactory, RtspPlayer } from './player.js';
+import { publishRefusal } from './publish-rule.js';
+import type { PublishRefused } from './connection.js';
 
 export { PublishSlot } from './publish-slot.js';
 
@@ -41,7 +43,39 @@ export interface RtspServerOptions {
    * takes the slot (its owner from then on) or returns false for an unknown name (404).
    */
   publishers?: (name: string, slot: PublishSlot) => boolean;
+  /**
+   * Whether the stream of that name has configured sources (publishing into it then needs RTSP
+   * credentials or allowPublish). Without it every stream counts as publisher-fed.
+   */
+  hasSources?: (name: string) => boolean;
+  /** rtsp.allow_publish (see publish-rule.ts). */
+  allowPublish?: boolean;
+  /** rtsp.max_connections: players and external publishers at once (default 256). */
+  maxConnections?: number;
+  /** Called each time a bound closes a connection or an ANNOUNCE is forbidden, with the reason (for a metric). */
+  onRefused?: (reason: RtspRefusalReason) => void;
+  /**
+   * Loopback connections beyond maxConnections are taken on probation (default true): they may
+   * ask OPTIONS and must then ANNOUNCE into a one-time path or read with our marker. Tests turn it
+   * off to see the refusal at accept from 127.0.0.1.
+   */
+  probationForLoopback?: boolean;
+  /** How long a Digest nonce stays valid (default 60 s). */
+  nonceTtlMs?: number;
 }
+
+export const RTSP_REFUSAL_REASONS = ['max_connections', 'header_timeout', 'publish_forbidden'] as const;
+export type RtspRefusalReason = (typeof RTSP_REFUSAL_REASONS)[number];
+
+export const DEFAULT_MAX_CONNECTIONS = 256;
+/**
+ * Loopback connections taken beyond rtsp.max_connections, each until its first request that is
+ * not OPTIONS: our own ffmpeg children (publishers into one-time paths, transcodes reading a
+ * stream) must never be refused, and at accept they are not yet known.
+ */
+const MAX_PROBATION = 32;
+/** A refused connection is logged at most this often (a flood must not flood the log too). */
+const REFUSAL_LOG_EVERY_MS = 10_000;
 
 const PUBLISH_PREFIX = '/_publish/';
 
@@ -67,6 +101,13 @@ export class RtspServer extends Owned implements ConnectionHost {
   #listening: Promise<void> | undefined;
   readonly auth: AuthChecker | undefined;
   readonly #players: PlayerFactory | undefined;
+  readonly #hasSources: ((name: string) => boolean) | undefined;
+  readonly #allowPublish: boolean | undefined;
+  readonly #maxConnections: number;
+  readonly #probationForLoopback: boolean;
+  readonly #onRefused: ((reason: RtspRefusalReason) => void) | undefined;
+  /** Refusals since the last log line about them, and when that was. */
+  #refusals = { count: 0, loggedAt: -Infinity };
 
   constructor(opts: RtspServerOptions) {
     const address = parseListenAddress(opts.listen);
@@ -78,9 +119,14 @@ export class RtspServer extends Owned implements ConnectionHost {
     // connection's own silence limit must not cut it shorter.
     if (opts.connection?.idleTimeoutMs === undefined) conn.idleTimeoutMs = Math.max(conn.idleTimeoutMs, conn.sessionTimeoutMs + 10_000);
     this.#connOpts = conn;
-    this.auth = opts.auth ? new AuthChecker(opts.auth) : undefined;
+    this.auth = opts.auth ? new AuthChecker(opts.auth, { nonceTtlMs: opts.nonceTtlMs }) : undefined;
     this.#players = opts.players;
     this.#publishers = opts.publishers;
+    this.#hasSources = opts.hasSources;
+    this.#allowPublish = opts.allowPublish;
+    this.#maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#probationForLoopback = opts.probationForLoopback ?? true;
+    this.#onRefused = opts.onRefused;
     this.#log = rootLog.child({ component: 'rtsp-server' });
     this.#server = createServer((socket) => this.#accept(socket));
     // Errors while binding go to listen()'s caller; this one is for a failing socket afterwards.
@@ -148,13 +194,17 @@ export class RtspServer extends Owned implements ConnectionHost {
     return this.#players?.open(ctx);
   }
 
-  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | undefined {
+  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined {
     const slot = this.#slots.get(path);
     if (slot) return slot.claim(conn) ? slot : undefined;
     return this.#externalPublish(path, conn);
   }
 
-  #externalPublish(path: string, conn: RtspConnection): PublishSlot | undefined {
+  refused(reason: RtspRefusalReason): void {
+    this.#onRefused?.(reason);
+  }
+
+  #externalPublish(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined {
     if (!this.#publishers || path.startsWith(PUBLISH_PREFIX)) return undefined;
     let name: string;
     try {
@@ -163,6 +213,9 @@ export class RtspServer extends Owned implements ConnectionHost {
       return undefined;
     }
     if (!name || name.includes('/')) return undefined;
+    // Decided before anything changes: a refused publisher leaves the stream's source and viewers as they were.
+    const refused = publishRefusal({ hasSources: this.#hasSources?.(name) ?? false, authConfigured: this.auth !== undefined, allowPublish: this.#allowPublish });
+    if (refused) return { status: 403, reason: refused };
     // A new publisher of the same name replaces the old one, which is closed first (DESIGN rule 5).
     this.#external.get(path)?.close(new SourceError('replaced by a new publisher'));
     const slot = new PublishSlot(`rtsp://${this.loopbackAddress}${path}`, path, `publisher of ${name}`);
@@ -182,9 +235,43 @@ export class RtspServer extends Owned implements ConnectionHost {
       socket.destroy();
       return;
     }
-    const conn = new RtspConnection(socket, this, this.#connOpts);
+    let probation = false;
+    if (this.#countedConnections() >= this.#maxConnections) {
+      probation = this.#probationForLoopback && isLoopback(socket.remoteAddress) && this.#probationConnections() < MAX_PROBATION;
+      if (!probation) {
+        this.#refuse(socket);
+        return;
+      }
+    }
+    const conn = new RtspConnection(socket, this, this.#connOpts, { probation });
     this.#connections.add(conn);
     conn.once('close', () => this.#connections.delete(conn));
+  }
+
+  /** Connections rtsp.max_connections counts: all but our own ffmpeg children's. */
+  #countedConnections(): number {
+    let n = 0;
+    for (const c of this.#connections) if (!c.internal) n++;
+    return n;
+  }
+
+  #probationConnections(): number {
+    let n = 0;
+    for (const c of this.#connections) if (c.onProbation) n++;
+    return n;
+  }
+
+  #refuse(socket: Socket): void {
+    socket.on('error', () => {});
+    socket.destroy();
+    this.refused('max_connections');
+    const r = this.#refusals;
+    r.count++;
+    const now = performance.now();
+    if (now - r.loggedAt < REFUSAL_LOG_EVERY_MS) return;
+    this.#log.warn({ remote: socket.remoteAddress, refused: r.count, maxConnections: this.#maxConnections }, 'RTSP connection refused: rtsp.max_connections reached');
+    r.count = 0;
+    r.loggedAt = now;
   }
 
   protected onClose(): Promise<void> {
@@ -206,4 +293,9 @@ export class RtspServer extends Owned implements ConnectionHost {
     );
     return Promise.all([serverGone, ...conns.map((c) => c.done)]).then(() => undefined);
   }
+}
+
+function isLoopback(address: string | undefined): boolean {
+  const a = address ?? '';
+  return a === '::1' || /^(::ffff:)?127\./i.test(a);
 }

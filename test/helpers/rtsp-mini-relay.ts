@@ -17,13 +17,14 @@ export interface MiniRelay {
 }
 
 /** `streams` as in config.yaml (a source list per name; [] for a publisher-fed stream). */
-export async function startMiniRelay(streams: Record<string, string[]>, opts: Omit<RtspServerOptions, 'listen' | 'players' | 'publishers'> = {}): Promise<MiniRelay> {
+export async function startMiniRelay(streams: Record<string, string[]>, opts: Omit<RtspServerOptions, 'listen' | 'players' | 'publishers' | 'hasSources'> = {}): Promise<MiniRelay> {
   const { config, issues } = validateConfig({ streams });
   if (!config) throw new Error(`bad test streams: ${JSON.stringify(issues)}`);
   const server = new RtspServer({
     listen: '127.0.0.1:0',
     ...opts,
     players: rtspPlayers({ get: (name) => registry.get(name) }),
+    hasSources: (name) => (registry.get(name)?.sources.length ?? 0) > 0,
     publishers: (name, slot) => {
       const stream = registry.get(name);
       if (!stream) return false;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { setRootLogger } from '../../src/core/log.js';
 import { RawRtspPlayer } from '../helpers/rtsp-player.js';
-import { probeOptions, rawExchange } from '../helpers/rtsp-raw.js';
+import { openSocket, probeOptions, rawExchange } from '../helpers/rtsp-raw.js';
 import { startMiniRelay, type MiniRelay } from '../helpers/rtsp-mini-relay.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -64,5 +64,101 @@ test('LF and NUL in header values, and a CR in the CSeq of a SETUP, are answered
     await waitFor('frames', () => good.frames(0) >= 5, 15_000);
   } finally {
     good.destroy();
+  }
+});
+
+// ---- bounds: rtsp.max_connections and rtsp.header_timeout --------------------------------------
+
+async function boundedRelay(opts: { maxConnections: number; headerTimeoutMs: number; probationForLoopback?: boolean }) {
+  const refusals: string[] = [];
+  const r = await startMiniRelay(
+    { demo: [DEMO] },
+    { maxConnections: opts.maxConnections, probationForLoopback: opts.probationForLoopback, connection: { headerTimeoutMs: opts.headerTimeoutMs }, onRefused: (why) => refusals.push(why) },
+  );
+  return { relay: r, refusals };
+}
+
+test('rtsp.max_connections: a connection beyond the cap is closed at accept, counted, and the next one after a close is served', { timeout: 30_000 }, async () => {
+  const { relay: r, refusals } = await boundedRelay({ maxConnections: 3, headerTimeoutMs: 5000, probationForLoopback: false });
+  const held: Awaited<ReturnType<typeof openSocket>>[] = [];
+  try {
+    for (let i = 0; i < 3; i++) held.push(await openSocket(r.server.port));
+    await waitFor('3 connections held', () => r.server.connectionCount === 3, 5000);
+    const over = await rawExchange(r.server.port, `OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n`, 5000);
+    assert.equal(over.closed, true, 'closed');
+    assert.equal(over.responses.length, 0, 'with no answer');
+    assert.deepEqual(refusals, ['max_connections']);
+    assert.equal(r.server.connectionCount, 3);
+    held.shift()!.socket.destroy();
+    await waitFor('one slot free', () => r.server.connectionCount === 2, 5000);
+    assert.equal(await probeOptions(r.server.port), 200);
+  } finally {
+    for (const h of held) h.socket.destroy();
+    await r.close();
+  }
+});
+
+test("rtsp.max_connections: with the cap full of strangers, the stream's own ffmpeg still publishes; another player gets 503", { timeout: 40_000 }, async () => {
+  const { relay: r, refusals } = await boundedRelay({ maxConnections: 3, headerTimeoutMs: 5000 });
+  const held: Awaited<ReturnType<typeof openSocket>>[] = [];
+  const player = new RawRtspPlayer(r.server.port);
+  try {
+    for (let i = 0; i < 2; i++) held.push(await openSocket(r.server.port));
+    // The player is the third connection; its DESCRIBE starts the ffmpeg source, whose publish
+    // connection (the fourth) comes from loopback and claims its one-time path.
+    await player.play(r.url('demo'));
+    await waitFor('frames from the ffmpeg source', () => player.frames(0) >= 5, 15_000);
+    assert.equal(r.server.connectionCount, 4);
+    const late = await rawExchange(r.server.port, `DESCRIBE ${r.url('demo')} RTSP/1.0\r\nCSeq: 1\r\n\r\n`, 5000);
+    assert.equal(late.responses[0]?.status, 503);
+    assert.match(late.responses[0]!.reason, /too many connections/);
+    assert.equal(late.closed, true);
+    assert.deepEqual(refusals, ['max_connections']);
+  } finally {
+    player.destroy();
+    for (const h of held) h.socket.destroy();
+    await r.close();
+  }
+});
+
+test('rtsp.header_timeout: a request sent one byte at a time is cut at the deadline; slow but complete requests and long publishes are not', { timeout: 30_000 }, async () => {
+  const HEADER_TIMEOUT_MS = 800;
+  const { relay: r, refusals } = await boundedRelay({ maxConnections: 16, headerTimeoutMs: HEADER_TIMEOUT_MS });
+  const player = new RawRtspPlayer(r.server.port);
+  try {
+    await player.play(r.url('demo'));
+    // Slowloris: a byte every 100 ms keeps the idle timeout from firing, for ever before issue 12.
+    const { socket, gone } = await openSocket(r.server.port);
+    const request = Buffer.from(`OPTIONS ${r.url('demo')} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: ${'x'.repeat(200)}\r\n\r\n`);
+    let sent = 0;
+    const drip = setInterval(() => {
+      if (sent < request.length && !socket.destroyed) socket.write(request.subarray(sent, ++sent));
+    }, 100);
+    let answered = false;
+    socket.on('data', () => (answered = true));
+    const closedAfter = await Promise.race([gone, new Promise<number>((res) => setTimeout(() => res(Infinity), 10_000))]);
+    clearInterval(drip);
+    socket.destroy();
+    assert.ok(closedAfter >= HEADER_TIMEOUT_MS - 50 && closedAfter < HEADER_TIMEOUT_MS + 1500, `closed after ${closedAfter} ms`);
+    assert.ok(sent < request.length, 'before the request was complete');
+    assert.equal(answered, false);
+    assert.deepEqual(refusals, ['header_timeout']);
+    // A request in three parts well within the deadline is answered.
+    const slow = await openSocket(r.server.port);
+    let reply = '';
+    slow.socket.on('data', (d: Buffer) => (reply += d.toString()));
+    for (const part of ['OPTIONS * RTSP/1.0\r\n', 'CSeq: 7\r\n', '\r\n']) {
+      slow.socket.write(part);
+      await new Promise((res) => setTimeout(res, 150));
+    }
+    await waitFor('the answer', () => /^RTSP\/1\.0 200 OK\r\nCSeq: 7/.test(reply), 5000);
+    slow.socket.destroy();
+    // The ffmpeg source has been publishing (frames arriving in pieces) for longer than the deadline.
+    const before = player.frames(0);
+    await waitFor('more frames', () => player.frames(0) >= before + 25, 10_000);
+    assert.deepEqual(refusals, ['header_timeout']);
+  } finally {
+    player.destroy();
+    await r.close();
   }
 });
