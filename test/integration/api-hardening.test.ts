@@ -13,6 +13,8 @@ import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { request } from '../helpers/http.js';
 import { scrape } from '../helpers/metrics-scrape.js';
 import { waitFor } from '../helpers/wait.js';
+import { Signalling } from '../helpers/signalling.js';
+import { CHROME_OFFER } from '../helpers/chrome-offer.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
@@ -244,6 +246,47 @@ test('the metric series of a stream deleted through the API leave GET /metrics',
     assert.equal((await del(app, 'gone')).status, 200);
     assert.deepEqual(await labelled('gone'), [], 'no series of the deleted stream');
     assert.ok((await labelled('kept')).length > 0, 'the other stream keeps its series');
+  } finally {
+    await app.stop();
+  }
+});
+
+test('an offer without ICE credentials or fingerprint answers 400 (HTTP) or an error naming it (WebSocket), not 500', { timeout: 60000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=160x120&clock=0#video=h264' }));
+  try {
+    const without = (re: RegExp) => CHROME_OFFER.split('\r\n').filter((l) => !re.test(l)).join('\r\n');
+    const cases: [string, RegExp][] = [
+      [without(/^a=ice-ufrag:/), /offer has no a=ice-ufrag/],
+      [without(/^a=ice-pwd:/), /offer has no a=ice-pwd/],
+      [without(/^a=fingerprint:/), /offer has no a=fingerprint/],
+      [without(/^(m=|a=)/), /offer has no m-line/],
+    ];
+    for (const [sdp, why] of cases) {
+      const json = await app.json<{ error?: string }>('/api/webrtc?src=demo', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'offer', sdp }),
+      });
+      assert.equal(json.status, 400, JSON.stringify(json.body));
+      assert.match(json.body.error ?? '', why);
+      const raw = await request(`${app.base}/api/webrtc?src=demo`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp });
+      assert.equal(raw.status, 400, raw.text);
+
+      const ws = await new Signalling(app.port, 'demo').open();
+      try {
+        ws.send({ type: 'webrtc/offer', value: sdp });
+        const err = await ws.next((m) => m.type === 'error');
+        assert.match(String(err.value), new RegExp(`^webrtc/offer: ${why.source}`));
+        assert.doesNotMatch(String(err.value), /internal error/);
+      } finally {
+        ws.ws.close();
+      }
+    }
+    // Nothing was left open by the refused offers.
+    await waitFor('no session and no source left', async () => {
+      const o = await app.objects();
+      return (o.WebRtcSession ?? 0) === 0 && app.children().length === 0;
+    }, 10000);
   } finally {
     await app.stop();
   }

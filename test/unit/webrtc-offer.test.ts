@@ -52,8 +52,11 @@ test('audio: the first offered codec the stream has', { timeout: 5000 }, () => {
   assert.equal(chooseAudio(o, [h264(0x42, 0xc0)]), undefined);
 });
 
+const SESSION_TRANSPORT = ['a=ice-ufrag:abcd', 'a=ice-pwd:0123456789abcdefghijkl', 'a=fingerprint:sha-256 AB:CD:EF:01'];
+
 test('static payload types without rtpmap, session-level direction, sendonly lines', { timeout: 5000 }, () => {
-  const sdp = ['v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=recvonly', 'm=audio 9 RTP/AVP 8 0', 'a=mid:a', ''].join('\r\n');
+  // ICE and DTLS at session level, as Firefox writes them.
+  const sdp = ['v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=recvonly', ...SESSION_TRANSPORT, 'm=audio 9 RTP/AVP 8 0', 'a=mid:a', ''].join('\r\n');
   const o = parseOffer(sdp);
   assert.deepEqual(o.request, { audio: ['PCMA', 'PCMU'] });
   const sendonly = sdp.replace('a=recvonly', 'a=sendonly');
@@ -82,4 +85,24 @@ test('extra candidates: ip takes the host port, ip:port its own; added once per 
   const out = withExtraCandidates(sdp, ['1.2.3.4']);
   assert.equal(out.match(/1\.2\.3\.4 50000 typ host/g)?.length, 2);
   assert.equal(withExtraCandidates(sdp, []), sdp);
+});
+
+test('an offer the WebRTC library could not connect with is an OfferError (400) naming what is missing', { timeout: 5000 }, () => {
+  const without = (re: RegExp) => CHROME_OFFER.split('\r\n').filter((l) => !re.test(l)).join('\r\n');
+  const cases: [string, RegExp][] = [
+    [without(/^a=ice-ufrag:/), /offer has no a=ice-ufrag for its video m-line \(mid 0\)/],
+    [without(/^a=ice-pwd:/), /offer has no a=ice-pwd for its video m-line/],
+    [without(/^a=fingerprint:/), /offer has no a=fingerprint for its video m-line \(mid 0\) \(DTLS needs it\)/],
+    [CHROME_OFFER.replace(/a=ice-ufrag:\S+/g, 'a=ice-ufrag:'), /no a=ice-ufrag/],
+    [CHROME_OFFER.replace(/a=ice-ufrag:\S+/g, 'a=ice-ufrag:a"b'), /ice-ufrag for its video m-line \(mid 0\) is not ICE characters/],
+    [CHROME_OFFER.replace(/a=fingerprint:[^\r\n]+/g, 'a=fingerprint:sha-256 nothex'), /a=fingerprint for its video m-line \(mid 0\) is not/],
+    [['v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', ...SESSION_TRANSPORT, ''].join('\r\n'), /offer has no m-line/],
+  ];
+  for (const [sdp, why] of cases) assert.throws(() => parseOffer(sdp), (e: unknown) => e instanceof OfferError && why.test(e.message), String(why));
+  // Only the audio line without ICE: the audio line is named.
+  const audioBare = CHROME_OFFER.replace(/(m=audio[\s\S]*?)a=ice-ufrag:\S+\r\n/, '$1');
+  assert.throws(() => parseOffer(audioBare), /no a=ice-ufrag for its audio m-line \(mid 1\)/);
+  // Session-level credentials count for every m-line.
+  const sessionLevel = CHROME_OFFER.replace(/a=ice-ufrag:\S+\r\n/g, '').replace('t=0 0\r\n', 't=0 0\r\na=ice-ufrag:Kq7Q\r\n');
+  assert.ok(parseOffer(sessionLevel).video);
 });

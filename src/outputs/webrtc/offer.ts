@@ -23,6 +23,14 @@ export interface OfferCodec {
   fmtp: Record<string, string>;
 }
 
+/** The ICE and DTLS attributes of an m-line, its own or else the session's. */
+export interface OfferTransport {
+  iceUfrag?: string;
+  icePwd?: string;
+  /** `a=fingerprint:<hash> <hex>`, as written. */
+  fingerprint?: string;
+}
+
 export interface OfferMedia {
   /** Position of the m-line in the offer. */
   index: number;
@@ -31,6 +39,7 @@ export interface OfferMedia {
   mid?: string;
   direction: Direction;
   codecs: OfferCodec[];
+  transport: OfferTransport;
 }
 
 /** An audio codec of the offer we can send, with our name for it. */
@@ -64,6 +73,7 @@ export function parseOffer(sdp: string): Offer {
   const lines = sdp.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
   const media: OfferMedia[] = [];
   let sessionDirection: Direction = 'sendrecv';
+  const sessionTransport: OfferTransport = {};
   let cur: (OfferMedia & { pts: number[]; rtpmaps: Map<number, OfferCodec>; fmtps: Map<number, Record<string, string>>; dir?: Direction }) | undefined;
   const finish = () => {
     if (!cur) return;
@@ -73,7 +83,7 @@ export function parseOffer(sdp: string): Offer {
       const base = c.rtpmaps.get(pt) ?? (STATIC[pt] ? { payloadType: pt, fmtp: {}, ...STATIC[pt] } : undefined);
       return base ? [{ ...base, fmtp: c.fmtps.get(pt) ?? {} }] : [];
     });
-    media.push({ index: c.index, kind: c.kind, port: c.port, mid: c.mid, direction: c.direction, codecs: c.codecs });
+    media.push({ index: c.index, kind: c.kind, port: c.port, mid: c.mid, direction: c.direction, codecs: c.codecs, transport: c.transport });
   };
 
   for (const line of lines) {
@@ -82,7 +92,7 @@ export function parseOffer(sdp: string): Offer {
       const m = /^m=(\S+) (\d+)(?:\/\d+)? (\S+)((?: \S+)*)$/.exec(line);
       if (!m) throw new OfferError(`offer has a malformed m-line: "${line}"`);
       const pts = m[4]!.trim().split(' ').filter(Boolean).map(Number).filter((n) => Number.isInteger(n));
-      cur = { index: media.length, kind: m[1]!, port: Number(m[2]), direction: 'sendrecv', codecs: [], pts, rtpmaps: new Map(), fmtps: new Map() };
+      cur = { index: media.length, kind: m[1]!, port: Number(m[2]), direction: 'sendrecv', codecs: [], transport: {}, pts, rtpmaps: new Map(), fmtps: new Map() };
       continue;
     }
     if (!line.startsWith('a=')) continue;
@@ -92,6 +102,10 @@ export function parseOffer(sdp: string): Offer {
       else sessionDirection = attr as Direction;
       continue;
     }
+    const transport = cur ? cur.transport : sessionTransport;
+    if (attr.startsWith('ice-ufrag:')) transport.iceUfrag = attr.slice(10).trim();
+    else if (attr.startsWith('ice-pwd:')) transport.icePwd = attr.slice(8).trim();
+    else if (attr.startsWith('fingerprint:')) transport.fingerprint = attr.slice(12).trim();
     if (!cur) continue;
     if (attr.startsWith('mid:')) {
       cur.mid = attr.slice(4).trim();
@@ -110,7 +124,35 @@ export function parseOffer(sdp: string): Offer {
   }
   finish();
   if (media.length === 0) throw new OfferError('offer has no m-line');
-  return chooseLines(media);
+  for (const m of media) m.transport = { ...sessionTransport, ...definedOnly(m.transport) };
+  const offer = chooseLines(media);
+  for (const line of [offer.video?.media, offer.audio?.media]) if (line) checkTransport(line);
+  return offer;
+}
+
+function definedOnly(t: OfferTransport): OfferTransport {
+  return Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined && v !== '')) as OfferTransport;
+}
+
+// RFC 8839 ice-char: ALPHA / DIGIT / "+" / "/"; ufrag 4-256 of them, pwd 22-256. Checked loosely
+// (any length from 1): the point is a 400 that names the problem, not the WebRTC library failing.
+const ICE_CHARS = /^[A-Za-z0-9+/]{1,256}$/;
+const FINGERPRINT = /^[A-Za-z0-9-]+ [0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$/;
+
+/**
+ * What the WebRTC library needs to connect to the viewer at all: ICE credentials and a DTLS
+ * fingerprint, on the m-line or at session level. Without them it throws its own error (a 500);
+ * the offer is the viewer's fault, so it is an OfferError (400) that says what is missing.
+ */
+function checkTransport(m: OfferMedia): void {
+  const where = `its ${m.kind} m-line${m.mid !== undefined ? ` (mid ${m.mid})` : ''}`;
+  const t = m.transport;
+  if (!t.iceUfrag) throw new OfferError(`offer has no a=ice-ufrag for ${where}`);
+  if (!ICE_CHARS.test(t.iceUfrag)) throw new OfferError(`offer's a=ice-ufrag for ${where} is not ICE characters (letters, digits, "+", "/")`);
+  if (!t.icePwd) throw new OfferError(`offer has no a=ice-pwd for ${where}`);
+  if (!ICE_CHARS.test(t.icePwd)) throw new OfferError(`offer's a=ice-pwd for ${where} is not ICE characters (letters, digits, "+", "/")`);
+  if (!t.fingerprint) throw new OfferError(`offer has no a=fingerprint for ${where} (DTLS needs it)`);
+  if (!FINGERPRINT.test(t.fingerprint)) throw new OfferError(`offer's a=fingerprint for ${where} is not "<hash> <hex:hex:…>"`);
 }
 
 function parseFmtp(s: string): Record<string, string> {
