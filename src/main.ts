@@ -5,7 +5,7 @@ import { errorMessage } from './core/errors.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { findFfmpeg } from './process/ffmpeg-binary.js';
 import { installLastResort } from './process/last-resort.js';
-import { logFdLimit } from './process/fd-limit.js';
+import { fitConnectionCap, watchFds } from './process/fd-limit.js';
 import { Camrelay, VERSION } from './app.js';
 
 /** The longest an exit waits for the last log lines to reach stdout (a stdout nobody reads gets none). */
@@ -51,7 +51,8 @@ async function main(): Promise<number> {
   // From here on a bug in one handler is logged and counted, not the end of every stream.
   // The handler has logged why; 70 is EX_SOFTWARE.
   installLastResort(() => void endLog(LOG_END_MS).then(() => process.exit(70)));
-  logFdLimit(config.api.maxConnections + config.rtsp.maxConnections);
+  config.api.maxConnections = fitConnectionCap(config.api.maxConnections, config.rtsp.maxConnections);
+  watchFds();
 
   const ffmpeg = await findFfmpeg(config.ffmpeg.bin);
   log.info({ path: ffmpeg.path, origin: ffmpeg.origin, version: ffmpeg.version }, `using ffmpeg from ${ffmpeg.origin}`);

@@ -83,7 +83,7 @@ export class ApiServer extends Owned {
     // After listen() an accept() that fails (EMFILE) arrives here; unhandled, it would end the process.
     this.#server.on('error', (e: NodeJS.ErrnoException) => {
       if (!this.#listening) return; // listen() answers these
-      if (isFdExhausted(e)) reportFdExhausted('api', e);
+      if (isFdExhausted(e)) reportFdExhausted('api', { code: e.code });
       else log.error({ err: e.message, code: e.code }, 'api server error');
     });
   }

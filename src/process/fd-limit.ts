@@ -1,13 +1,22 @@
 // File descriptors: Node raises the soft RLIMIT_NOFILE to the hard limit when it starts (Linux),
-// so what /proc/self/limits shows is what we have. Logged once at start; running out (accept()
-// failing with EMFILE/ENFILE) is logged at most once per interval, with how often it happened.
-import { readFileSync } from 'node:fs';
+// so what /proc/self/limits shows is what we have. It is logged once at start. Running out is not
+// reported by Node for a listening socket: libuv then accepts and closes the waiting connections
+// by itself (its "EMFILE trick") and no 'error' is emitted, so the clients are dropped silently.
+// Two answers: api.max_connections is lowered to what the limit leaves room for, and a watch
+// counts our open fds and logs (at most once per interval) when they are nearly all used.
+import { readFileSync, readdirSync } from 'node:fs';
 import { log } from '../core/log.js';
 import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
 
 /** At most one "out of file descriptors" line per this many ms. */
 export const FD_LOG_INTERVAL_MS = 10_000;
+/** How often the open fds are counted. */
+export const FD_WATCH_MS = 2_000;
+/** fds kept for everything but API connections: ffmpeg pipes, WebRTC and RTSP sockets, files. */
+export const FD_RESERVE = 128;
+/** Within this many of the limit counts as out of fds (the next burst of accepts would fail). */
+const FD_MARGIN = 16;
 
 export interface FdLimit {
   soft: number;
@@ -30,21 +39,30 @@ export function fdLimit(limitsText?: string): FdLimit | undefined {
   return { soft: num(m[1]!), hard: num(m[2]!) };
 }
 
-/** Logs the limit once; warns when the connection caps alone could use most of it. */
-export function logFdLimit(connectionCaps: number): void {
+/** As read at start. */
+let known: FdLimit | undefined;
+
+/**
+ * Logs the limit once and returns the API connection cap that fits in it: api.max_connections,
+ * or less when the limit leaves no room for it beside FD_RESERVE (at least 16).
+ */
+export function fitConnectionCap(apiMax: number, rtspMax: number): number {
   const l = (known = fdLimit());
-  if (!l) return;
-  const fields = { soft: l.soft, hard: l.hard, connection_caps: connectionCaps };
-  // Each connection is one fd; ffmpeg pipes, WebRTC sockets and the rest need room beside them.
-  if (l.soft < connectionCaps + 256) {
-    log.warn(fields, 'open-files limit (RLIMIT_NOFILE) is low for the configured connection caps: raise it (ulimit -n, docker --ulimit nofile=) or lower api.max_connections/rtsp.max_connections');
+  if (!l) return apiMax;
+  const fields = { soft: l.soft, hard: l.hard, api_max_connections: apiMax, rtsp_max_connections: rtspMax };
+  const room = l.soft - FD_RESERVE;
+  if (apiMax > room) {
+    const cap = Math.max(16, room);
+    log.warn({ ...fields, api_connections_used: cap }, `open-files limit (RLIMIT_NOFILE ${l.soft}) leaves no room for api.max_connections ${apiMax}: using ${cap}; raise the limit (ulimit -n, docker --ulimit nofile=) to allow more`);
+    return cap;
+  }
+  if (apiMax + rtspMax + FD_RESERVE > l.soft) {
+    log.warn(fields, 'open-files limit (RLIMIT_NOFILE) is below api.max_connections + rtsp.max_connections + other needs: a flood of RTSP connections can use the last fds; raise the limit (ulimit -n, docker --ulimit nofile=)');
   } else {
     log.info(fields, 'open-files limit (RLIMIT_NOFILE)');
   }
+  return apiMax;
 }
-
-/** As logged at start. */
-let known: FdLimit | undefined;
 
 export function isFdExhausted(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -52,18 +70,34 @@ export function isFdExhausted(e: unknown): boolean {
 }
 
 const exhausted = new LogThrottle(
-  'out of file descriptors: new connections are being refused; raise the open-files limit (ulimit -n) or lower the connection caps',
+  'out of file descriptors (EMFILE): new connections are being dropped; raise the open-files limit (ulimit -n) or lower the connection caps',
   FD_LOG_INTERVAL_MS,
   'error',
 );
 
 /**
- * Counts one accept() that failed for want of fds (camrelay_api_refused_total{reason="fd_limit"})
- * and logs it at most once per FD_LOG_INTERVAL_MS. `where`: 'api' or 'rtsp'.
+ * Counts one sign of fd exhaustion (camrelay_api_refused_total{reason="fd_limit"}) and logs it at
+ * most once per FD_LOG_INTERVAL_MS. `where`: 'api', 'rtsp', 'watch'.
  */
-export function reportFdExhausted(where: string, e: NodeJS.ErrnoException): void {
+export function reportFdExhausted(where: string, fields: Record<string, unknown> = {}): void {
   countRefusal('fd_limit');
-  // Not read again here: with no fd left, /proc cannot be opened either.
-  const l = known;
-  exhausted.hit({ where, code: e.code, soft: l?.soft, hard: l?.hard });
+  exhausted.hit({ where, soft: known?.soft, hard: known?.hard, ...fields });
+}
+
+/** Counts our open fds every FD_WATCH_MS; returns the stop. */
+export function watchFds(): () => void {
+  const limit = known?.soft;
+  if (limit === undefined || !Number.isFinite(limit)) return () => undefined;
+  const timer = setInterval(() => {
+    let open: number;
+    try {
+      open = readdirSync('/proc/self/fd').length;
+    } catch (e) {
+      if (isFdExhausted(e)) reportFdExhausted('watch', { code: (e as NodeJS.ErrnoException).code, open: limit });
+      return;
+    }
+    if (open >= limit - FD_MARGIN) reportFdExhausted('watch', { code: 'EMFILE', open });
+  }, FD_WATCH_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }
