@@ -6,6 +6,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { StreamRegistry } from '../../src/core/registry.js';
 import { rtspPlayers } from '../../src/outputs/rtsp.js';
 import { RtspServer, type RtspServerOptions } from '../../src/rtsp/server.js';
+import type { PlayerFactory } from '../../src/rtsp/player.js';
 import { createSourceFactory } from '../../src/sources/factory.js';
 import { PushSource } from '../../src/sources/push.js';
 
@@ -17,13 +18,19 @@ export interface MiniRelay {
 }
 
 /** `streams` as in config.yaml (a source list per name; [] for a publisher-fed stream). */
-export async function startMiniRelay(streams: Record<string, string[]>, opts: Omit<RtspServerOptions, 'listen' | 'players' | 'publishers' | 'hasSources'> = {}): Promise<MiniRelay> {
+export interface MiniRelayOptions extends Omit<RtspServerOptions, 'listen' | 'players' | 'publishers' | 'hasSources'> {
+  /** Every DESCRIBE is answered this much later than the stream allows: a slow camera. */
+  describeDelayMs?: number;
+}
+
+export async function startMiniRelay(streams: Record<string, string[]>, miniOpts: MiniRelayOptions = {}): Promise<MiniRelay> {
+  const { describeDelayMs, ...opts } = miniOpts;
   const { config, issues } = validateConfig({ streams });
   if (!config) throw new Error(`bad test streams: ${JSON.stringify(issues)}`);
   const server = new RtspServer({
     listen: '127.0.0.1:0',
     ...opts,
-    players: rtspPlayers({ get: (name) => registry.get(name) }),
+    players: slowDescribe(rtspPlayers({ get: (name) => registry.get(name) }), describeDelayMs),
     hasSources: (name) => (registry.get(name)?.sources.length ?? 0) > 0,
     publishers: (name, slot) => {
       const stream = registry.get(name);
@@ -51,6 +58,23 @@ export async function startMiniRelay(streams: Record<string, string[]>, opts: Om
       registry.close();
       server.close();
       await Promise.all([registry.done, server.done]);
+    },
+  };
+}
+
+function slowDescribe(f: PlayerFactory, ms: number | undefined): PlayerFactory {
+  if (!ms) return f;
+  return {
+    open(ctx) {
+      const p = f.open(ctx);
+      if (!p) return p;
+      const describe = p.describe.bind(p);
+      p.describe = async () => {
+        const sdp = await describe();
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return sdp;
+      };
+      return p;
     },
   };
 }
