@@ -90,7 +90,9 @@ const localInputs = (app: CamrelayProcess): string[] =>
     .filter((cmd) => /-i (file:|\/)|-f v4l2/.test(cmd));
 
 test('a stream reference from the API cannot become a file: the reader keeps its stream (DELETE 409), no ffmpeg opens the file', { timeout: 90000 }, async () => {
-  const { app, dir } = await camrelayBesideAFile();
+  const started = await camrelayBesideAFile();
+  let app = started.app;
+  const dir = started.dir;
   try {
     // The stream named like the file, and a second stream reading it.
     assert.equal((await put(app, 'rec.ts', 'ffmpeg:virtual?video=color&color=blue&size=160x120&clock=0#video=h264')).status, 200);
@@ -106,6 +108,13 @@ test('a stream reference from the API cannot become a file: the reader keeps its
     const snap = await getBytes(`${app.base}/api/frame.jpeg?src=reader`);
     if (snap.status === 200) assert.ok(!isRed(meanRgb(snap.body)), 'the snapshot is not the file\'s picture');
     assert.deepEqual(localInputs(app), [], 'no ffmpeg was given a file or device');
+
+    // At the next start both come from config.yaml: the reference still holds the stream.
+    app = await app.restart();
+    assert.equal((await del(app, 'rec.ts')).status, 409);
+    const snap2 = await getBytes(`${app.base}/api/frame.jpeg?src=reader`);
+    if (snap2.status === 200) assert.ok(!isRed(meanRgb(snap2.body)), 'after a restart, still not the file\'s picture');
+    assert.deepEqual(localInputs(app), []);
 
     // Deleting the reader first, then the stream, works.
     assert.equal((await del(app, 'reader')).status, 200);
