@@ -49,8 +49,14 @@ export function mediaRoutes(ctx: MediaContext): Router {
       const stream = streamOf(req);
       const width = size(req, 'width');
       const height = size(req, 'height');
-      const jpeg = await snapshots.jpeg(stream, width, height);
-      res.set('Cache-Control', 'no-cache').type('image/jpeg').send(jpeg);
+      let jpeg: Buffer;
+      try {
+        jpeg = await snapshots.jpeg(stream, width, height);
+      } finally {
+        await snapshots.turn();
+      }
+      // No ETag: each would hash the whole JPEG again, for a picture that is no-cache anyway.
+      res.set('Cache-Control', 'no-cache').type('image/jpeg').end(jpeg);
     } catch (e) {
       if (e instanceof SnapshotsBusy) {
         res.set('Retry-After', '1');

@@ -28,6 +28,9 @@ export class SnapshotsBusy extends Error {
 
 const busyLog = new LogThrottle('snapshot refused: api.max_snapshots decoders busy');
 
+/** Answers written per event-loop turn when many wait at once (see SnapshotPool.turn). */
+const ANSWERS_PER_TURN = 16;
+
 interface Cached {
   jpeg: Buffer;
   at: number;
@@ -40,6 +43,8 @@ interface Cached {
 export class SnapshotPool {
   #running = new Map<string, Promise<Buffer>>();
   #cache = new Map<string, Cached>();
+  #waiting: (() => void)[] = [];
+  #draining = false;
 
   constructor(private readonly opts: SnapshotPoolOptions) {}
 
@@ -65,6 +70,9 @@ export class SnapshotPool {
     const { ffmpegBin, grace, timeoutMs } = this.opts;
     const decode = (async () => {
       const key = await captureKeyframe(stream, timeoutMs);
+      // Decodes waiting for the same keyframe go on together; spawning is synchronous (~13 ms
+      // each here), so each gets its own event-loop turn.
+      await this.#spawnTurn();
       return keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs });
     })();
     this.#running.set(key, decode);
@@ -76,6 +84,36 @@ export class SnapshotPool {
       () => this.#running.delete(key),
     );
     return decode;
+  }
+
+  /**
+   * Resolves on a later event-loop turn, ANSWERS_PER_TURN callers per turn. 150 requests that
+   * share one JPEG resume together, and writing 150 answers at once held the event loop ~90 ms;
+   * in turns, other requests (Home Assistant's GET /api watchdog) are served between them.
+   */
+  turn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      if (!this.#draining) {
+        this.#draining = true;
+        setImmediate(() => this.#drain());
+      }
+    });
+  }
+
+  #spawns: Promise<void> = Promise.resolve();
+
+  /** Resolves one caller per event-loop turn. */
+  #spawnTurn(): Promise<void> {
+    const mine = this.#spawns.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.#spawns = mine;
+    return mine;
+  }
+
+  #drain(): void {
+    for (const resolve of this.#waiting.splice(0, ANSWERS_PER_TURN)) resolve();
+    if (this.#waiting.length > 0) setImmediate(() => this.#drain());
+    else this.#draining = false;
   }
 
   #prune(now: number): void {

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,4 +105,87 @@ test('stream.mjpeg sends multipart JPEGs; the encoder and the source stop when t
   assert.equal(contentType, 'multipart/x-mixed-replace; boundary=frame');
   assert.ok(parts >= 5);
   await waitFor('encoder and source gone', () => app.children().length === 0, 2000);
+});
+
+/** camrelay's direct ffmpeg children, without blocking this process's event loop (the burst runs in it). */
+function childCount(pid: number): Promise<number> {
+  return new Promise((resolve) => {
+    execFile('ps', ['-o', 'comm=', '--ppid', String(pid)], (_e, out) => resolve(String(out).split('\n').filter((c) => c.trim() === 'ffmpeg').length));
+  });
+}
+
+test('150 varied + 150 identical snapshots at once: at most api.max_snapshots decoders, the rest 503, identical ones share, GET /api stays fast', { timeout: 90000 }, async () => {
+  // A connection cap above the burst: this test is about decoders, not connections.
+  const cr = await CamrelayProcess.start(
+    testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=640x360#video=h264' }).replace('api: { listen: "127.0.0.1:0" }', 'api: { listen: "127.0.0.1:0", max_connections: 1000, max_snapshots: 4 }'),
+  );
+  let polling = true;
+  try {
+    const get = (query: string) =>
+      new Promise<{ status: number; body: Buffer; retryAfter?: string }>((resolve) => {
+        http
+          .get(`${cr.base}/api/frame.jpeg?src=demo${query}`, { agent: false }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), retryAfter: res.headers['retry-after'] as string | undefined }));
+          })
+          .on('error', (e) => resolve({ status: 0, body: Buffer.from(String(e)) }));
+      });
+    // Children and GET /api latency, sampled through the burst. The latency is curl's own
+    // time_total, so that this process's event loop, busy with 300 responses, is not measured.
+    let maxChildren = 0;
+    const apiMs: number[] = [];
+    const children = (async () => {
+      for (let i = 0; polling && i < 2000; i++) maxChildren = Math.max(maxChildren, await childCount(cr.pid));
+    })();
+    const latency = (async () => {
+      for (let i = 0; polling && i < 2000; i++) {
+        const out = await new Promise<string>((resolve) =>
+          execFile('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', '--max-time', '5', `${cr.base}/api`], (_e, o) => resolve(String(o))),
+        );
+        const [code, secs] = out.split(' ');
+        assert.equal(code, '200', out);
+        apiMs.push(Number(secs) * 1000);
+      }
+    })();
+    const sampling = Promise.all([children, latency]);
+    const identical = Array.from({ length: 150 }, () => get('&width=320'));
+    const varied = Array.from({ length: 150 }, (_, i) => get(`&width=${400 + 2 * i}`));
+    const [same, other] = await Promise.all([Promise.all(identical), Promise.all(varied)]);
+    polling = false;
+    await sampling;
+
+    // One source ffmpeg plus at most 4 decoders.
+    assert.ok(maxChildren <= 5, `at most 1 source + 4 decoders, saw ${maxChildren} ffmpeg children`);
+    assert.ok(maxChildren >= 2, 'the sampling saw the burst');
+    assert.deepEqual([...new Set(same.map((r) => r.status))], [200], 'every identical request answered');
+    assert.equal(new Set(same.map((r) => r.body.toString('base64'))).size, 1, 'identical requests share one JPEG');
+    const ok = other.filter((r) => r.status === 200).length;
+    const busy = other.filter((r) => r.status === 503);
+    assert.equal(ok + busy.length, 150, `statuses: ${[...new Set(other.map((r) => r.status))].join(',')}`);
+    assert.ok(busy.length >= 100, `most varied ones refused (${busy.length})`);
+    for (const r of busy) {
+      assert.equal(r.retryAfter, '1');
+      assert.match(JSON.parse(r.body.toString()).error, /all 4 snapshot decoders are busy \(api\.max_snapshots: 4\)/);
+    }
+    // GET /api is answered in turn with the burst's 300 requests (FIFO, ~1 ms each on a busy
+    // 2-core machine shared with other test runs): the sample that arrives behind all of them
+    // waits for them (measured here: 150 ms to 1.4 s under load); the others must stay under
+    // 100 ms, and none may wait for a decoder (that would be seconds).
+    const sorted = [...apiMs].sort((a, b) => a - b);
+    const shown = sorted.map((x) => x.toFixed(0)).join(', ');
+    assert.ok(sorted.length >= 3, `GET /api sampled ${sorted.length} times`);
+    assert.ok(sorted.filter((x) => x < 100).length >= Math.floor(sorted.length * 0.75), `GET /api answered in ${shown} ms`);
+    assert.ok(sorted[sorted.length - 1]! < 2000, `GET /api answered in ${shown} ms`);
+    console.log(`# GET /api during the burst: ${shown} ms`);
+    const m = await request(`${cr.base}/metrics`);
+    assert.match(m.text, new RegExp(`camrelay_api_refused_total\\{reason="snapshot_decoders"\\} ${busy.length}\\b`));
+    // And the cached JPEG answers the same size again at once, with no decoder.
+    const again = await get('&width=320');
+    assert.equal(again.status, 200);
+    await waitFor('no ffmpeg left', () => cr.children().length === 0, 4000);
+  } finally {
+    polling = false;
+    assert.equal(await cr.stop(), 0);
+  }
 });
