@@ -348,7 +348,7 @@ function dropNulls(v: unknown, path: string[]): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, child] of Object.entries(v)) {
     if (child === null && !keepNulls) continue;
-    out[k] = dropNulls(child, [...path, k]);
+    setOwn(out, k, dropNulls(child, [...path, k]));
   }
   return out;
 }
@@ -387,6 +387,11 @@ export function badStreamName(name: string): string | undefined {
   return undefined;
 }
 
+/** obj[key] = value as an own property: a stream named `__proto__` must not set the prototype. */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function parseStreams(
   raw: Record<string, unknown>,
   defaults: StreamSettings,
@@ -401,7 +406,7 @@ function parseStreams(
       continue;
     }
     if (value === null || value === undefined) {
-      streams[name] = { sources: [], settings: settings(defaults, {}) };
+      setOwn(streams, name, { sources: [], settings: settings(defaults, {}) });
       continue;
     }
     const isObject = typeof value === 'object' && !Array.isArray(value);
@@ -411,11 +416,11 @@ function parseStreams(
       continue;
     }
     if (Array.isArray(parsed.data)) {
-      streams[name] = { sources: parsed.data, settings: settings(defaults, {}) };
+      setOwn(streams, name, { sources: parsed.data, settings: settings(defaults, {}) });
     } else {
       const s = settings(defaults, parsed.data);
       checkBackoff(s, path, issues);
-      streams[name] = { sources: parsed.data.sources, settings: s };
+      setOwn(streams, name, { sources: parsed.data.sources, settings: s });
     }
   }
   return streams;
@@ -468,8 +473,8 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
     preload: {},
   };
   for (const [name, query] of Object.entries(f.preload ?? {})) {
-    if (!config.streams[name]) issues.push({ path: ['preload', name], message: `preload.${name}: no stream named "${name}"` });
-    else config.preload[name] = query ?? '';
+    if (!Object.hasOwn(config.streams, name)) issues.push({ path: ['preload', name], message: `preload.${name}: no stream named "${name}"` });
+    else setOwn(config.preload, name, query ?? '');
   }
   // Empty credentials mean "no auth" in go2rtc; leaving them out lets callers test presence.
   for (const section of [config.api, config.rtsp] as const) {
@@ -494,9 +499,13 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
 /** Validates the parsed document (after env substitution); the config only when there are no issues. */
 export function validateConfig(data: unknown): { config?: Config; issues: ConfigIssue[] } {
   const input = data === null || data === undefined ? {} : dropNulls(data, []);
+  // zod's records silently drop a `__proto__` key; say so instead of losing the stream.
+  const reserved: ConfigIssue[] = (['streams', 'preload'] as const)
+    .filter((section) => Object.hasOwn(Object(valueAt(input, [section])), '__proto__'))
+    .map((section) => ({ path: [section, '__proto__'], message: `${section}.__proto__: "__proto__" is reserved and cannot name a stream` }));
   const parsed = fileSchema.safeParse(input);
-  if (!parsed.success) return { issues: fromZod(parsed.error.issues, input, []) };
-  const issues: ConfigIssue[] = [];
+  if (!parsed.success) return { issues: [...reserved, ...fromZod(parsed.error.issues, input, [])] };
+  const issues: ConfigIssue[] = [...reserved];
   const config = toConfig(parsed.data, issues);
   return issues.length > 0 ? { issues } : { config, issues };
 }

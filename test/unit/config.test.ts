@@ -127,6 +127,15 @@ test('good documents', { timeout: 5000 }, () => {
       },
     },
     { name: 'empty streams', text: 'streams:\n', check: (c) => assert.deepEqual(c.streams, {}) },
+    {
+      name: 'names that are members of Object.prototype are plain streams',
+      text: 'streams:\n  constructor: rtsp://c\n  toString: rtsp://t\npreload:\n  constructor: video\n',
+      check: (c) => {
+        assert.deepEqual(Object.keys(c.streams), ['constructor', 'toString']);
+        assert.deepEqual(c.streams.constructor?.sources, ['rtsp://c']);
+        assert.deepEqual(c.preload, { constructor: 'video' });
+      },
+    },
     { name: 'empty section', text: 'api:\nrtsp: {}\n', check: (c) => assert.equal(c.api.listen, ':1984') },
     { name: 'listen disabled', text: 'rtsp: { listen: "" }', check: (c) => assert.equal(c.rtsp.listen, '') },
     { name: 'ipv6 listen', text: 'api: { listen: "[::]:1984" }', check: (c) => assert.equal(c.api.listen, '[::]:1984') },
@@ -199,6 +208,18 @@ test('bad documents name the file, the line and the key', { timeout: 5000 }, () 
       message: 'config.yaml:5: unknown key "webrtc.timeout"',
     },
     { name: 'unknown top-level key', text: 'log: { level: info }\nhass: {}\n', message: 'config.yaml:2: unknown key "hass"' },
+    {
+      // zod drops such a key silently; before, the stream vanished without a word.
+      name: 'a stream named __proto__',
+      text: 'streams:\n  ok: rtsp://a\n  __proto__: rtsp://b\n',
+      message: 'config.yaml:3: streams.__proto__: "__proto__" is reserved and cannot name a stream',
+    },
+    {
+      // Object.prototype.toString once passed for a stream of that name.
+      name: 'a preload of a missing stream named like a member of Object.prototype',
+      text: 'streams:\n  ok: rtsp://a\npreload:\n  toString: video\n',
+      message: 'config.yaml:4: preload.toString: no stream named "toString"',
+    },
     {
       name: 'unknown key in a stream object',
       text: 'streams:\n  g:\n    sources: rtsp://g\n    idle: 3s\n',
