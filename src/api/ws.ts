@@ -77,7 +77,15 @@ export class WsSignalling extends Owned {
         ws.terminate();
         return;
       }
-      const conn = new WsConnection(ws, req, url, this.ctx, this.ctx.idleTimeout);
+      let conn: WsConnection;
+      try {
+        conn = new WsConnection(ws, req, url, this.ctx, this.ctx.idleTimeout);
+      } catch (e) {
+        // Inside ws's callback a throw would reach no one but the last resort: end this socket only.
+        log.error({ err: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined }, 'ws connection setup failed');
+        ws.terminate();
+        return;
+      }
       this.#connections.add(conn);
       conn.once('close', () => this.#connections.delete(conn));
     });
