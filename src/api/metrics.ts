@@ -9,6 +9,7 @@ import type { Owned } from '../core/owned.js';
 import type { StreamRegistry } from '../core/registry.js';
 import type { Stream, StreamState } from '../core/stream.js';
 import type { Source, SourceFactory } from '../core/source.js';
+import { StallError } from '../core/stall-watch.js';
 import type { ConsumerInfo } from '../core/consumer.js';
 import type { Frame } from '../core/media.js';
 import { liveObjects } from '../core/objects.js';
@@ -79,7 +80,7 @@ export class Metrics {
 
   readonly #sourceStarts = new Counter({ name: 'camrelay_source_starts_total', help: 'Sources started (each attempt, retries included)', labelNames: ['stream'], registers: [this.#reg] });
   readonly #sourceStops = new Counter({ name: 'camrelay_source_stops_total', help: 'Sources stopped by camrelay (nobody watching, stream removed, shutdown)', labelNames: ['stream'], registers: [this.#reg] });
-  readonly #sourceFailures = new Counter({ name: 'camrelay_source_failures_total', help: 'Sources that failed to start or ended by themselves', labelNames: ['stream'], registers: [this.#reg] });
+  readonly #sourceFailures = new Counter({ name: 'camrelay_source_failures_total', help: 'Sources that failed to start or ended by themselves, by reason (stall: live but no frame for stall_timeout; error: any other)', labelNames: ['stream', 'reason'], registers: [this.#reg] });
   readonly #backoff = new Counter({ name: 'camrelay_backoff_retries_total', help: 'Source retries scheduled with backoff', labelNames: ['stream'], registers: [this.#reg] });
   readonly #opened = new Counter({ name: 'camrelay_webrtc_sessions_opened_total', help: 'WebRTC sessions answered', registers: [this.#reg] });
   readonly #closed = new Counter({ name: 'camrelay_webrtc_sessions_closed_total', help: 'WebRTC sessions closed, by reason', labelNames: ['reason'], registers: [this.#reg] });
@@ -242,7 +243,8 @@ export class Metrics {
     src.on('frame', onFrame);
     src.once('close', (err?: Error) => {
       src.off('frame', onFrame);
-      (err ? this.#sourceFailures : this.#sourceStops).inc({ stream: streamName });
+      if (err) this.#sourceFailures.inc({ stream: streamName, reason: err instanceof StallError ? 'stall' : 'error' });
+      else this.#sourceStops.inc({ stream: streamName });
     });
   }
 

@@ -7,6 +7,7 @@ import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
 import { ALL_CODECS, describeTrack, type Frame, type Kind, type MediaRequest, type Track } from './media.js';
 import type { Source, SourceFactory } from './source.js';
+import { StallError, StallWatch } from './stall-watch.js';
 
 export interface StreamSettings {
   /** ms to keep the source after the last consumer left; 0 stops it at once. */
@@ -84,6 +85,8 @@ interface Run {
   pushed?: boolean;
   /** Video frames received so far. */
   videoSeq: number;
+  /** Frames of every kind received so far: all the stall watch reads (see StallWatch). */
+  frames: number;
 }
 
 export interface BackoffEvent {
@@ -125,6 +128,11 @@ export class Stream extends Owned {
     () => this.#consumers.entries(),
     (d, [c, a]) => this.#deliverTo(d, c, a),
     FAN_OUT_SLICE_MS,
+  );
+  /** Live runs that send nothing for stall_timeout are closed as failed (its timer only while one is live). */
+  #stall = new StallWatch<Run>(
+    () => this.settings.stallTimeout,
+    (run, silentMs, timeoutMs) => this.#stalled(run, silentMs, timeoutMs),
   );
   #log: Logger;
 
@@ -359,6 +367,7 @@ export class Stream extends Owned {
       gop: new GopCache(this.settings.gopCache),
       pushed: pushed !== undefined,
       videoSeq: 0,
+      frames: 0,
     };
     this.#runs.set(index, run);
     this.#log.info({ source: maskCredentials(url), index }, 'source starting');
@@ -368,6 +377,7 @@ export class Stream extends Owned {
     });
     src.on('frame', (f: Frame) => {
       if (this.#runs.get(index) !== run) return;
+      run.frames++;
       if (f.track.kind === 'video') {
         run.gop.push(f);
         run.videoSeq++;
@@ -380,6 +390,7 @@ export class Stream extends Owned {
         if (this.#runs.get(index) !== run || run.abort.signal.aborted) return;
         run.tracks = tracks;
         run.liveSince = Date.now();
+        this.#stall.watch(run);
         this.#log.info({ index, tracks: tracks.map(describeTrack) }, 'source live');
         if (index === 0) {
           this.#lastError = undefined;
@@ -400,6 +411,7 @@ export class Stream extends Owned {
 
   #runEnded(run: Run, err: Error): void {
     this.#runs.delete(run.index);
+    this.#stall.unwatch(run);
     this.#track(run.source.done);
     if (run.pushed && this.sources.length === 0) {
       // Nothing of ours to retry: viewers stay and continue when a publisher comes back.
@@ -416,9 +428,20 @@ export class Stream extends Owned {
 
   #runEndedQuietly(run: Run): void {
     this.#runs.delete(run.index);
+    this.#stall.unwatch(run);
     run.abort.abort();
     run.source.close();
     this.#track(run.source.done);
+  }
+
+  /**
+   * A live source that sent nothing for stall_timeout: closed with a StallError, which its
+   * 'close' listener handles as any failure (backoff while watched; viewers stay attached).
+   */
+  #stalled(run: Run, silentMs: number, timeoutMs: number): void {
+    if (this.#runs.get(run.index) !== run) return;
+    this.#log.warn({ index: run.index, source: maskCredentials(run.source.url), silentMs, stallTimeout: timeoutMs }, 'source stalled');
+    run.source.close(new StallError(silentMs, timeoutMs));
   }
 
   /** Keeps a stopping source's `done` until it settles: close() and restarts wait for it. */
@@ -635,6 +658,7 @@ export class Stream extends Owned {
 
   protected onClose(): Promise<void> {
     this.#fanOut.clear();
+    this.#stall.close();
     for (const c of [...this.#consumers.keys()]) {
       this.detach(c);
       c.close(new StreamClosedError(this.name, 'stream closed'));

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Stream, type BackoffEvent, type StreamSettings } from '../../src/core/stream.js';
 import { SourceError, StartTimeoutError } from '../../src/core/errors.js';
+import { StallError } from '../../src/core/stall-watch.js';
 import { liveObjects } from '../../src/core/objects.js';
 import { setRootLogger } from '../../src/core/log.js';
 import { pino } from 'pino';
@@ -187,6 +188,75 @@ test('the source is told what the consumers present at its start accept, merged 
   await waitFor('second source live', () => made.length === 2 && stream.state === 'live', 2000);
   assert.deepEqual(made[1]!.want, { video: ['H264', 'H265'], audio: ['OPUS'] });
   stream.close();
+});
+
+/** Emits a video frame from `src` every `everyMs` until the returned stop is called (a camera that sends). */
+function feed(src: ScriptedSource, everyMs: number): () => void {
+  let n = 0;
+  const t = setInterval(() => src.emitFrame({ timestamp: n * 3000, keyframe: n++ % 10 === 0, data: [Buffer.from([0x65])] }), everyMs);
+  return () => clearInterval(t);
+}
+
+/** Active timers of this process (setTimeout and setInterval alike). */
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+test('a live source that sends no frame for stall_timeout is restarted like a failed one; the viewer stays and gets the new source\'s frames', { timeout: 10000 }, async () => {
+  const { stream, made } = scripted([{ outcome: 'ok', after: 0 }], { stallTimeout: 200 });
+  const states: string[] = [];
+  const backoffs: BackoffEvent[] = [];
+  const v = new TestViewer('a');
+  await stream.attach(v);
+  stream.on('state', (s: string) => states.push(s));
+  stream.on('backoff', (e: BackoffEvent) => backoffs.push(e));
+  const first = made[0]!;
+  // Frames every 40 ms for 3 × the timeout: no stall.
+  const stopFeeding = feed(first, 40);
+  const fed = await waitEvent(first, 'close', 600).then(() => false, () => true);
+  stopFeeding();
+  assert.ok(fed, 'a source that sends is not declared stalled');
+  assert.ok(v.frames.length >= 10, `frames delivered meanwhile (${v.frames.length})`);
+  const lastFrameAt = Date.now();
+  const [reason] = await waitEvent<[Error]>(first, 'close', 2000);
+  const silent = Date.now() - lastFrameAt;
+  assert.ok(reason instanceof StallError, `closed with ${String(reason)}`);
+  assert.match(reason.message, /^no frame for \d+(\.\d)? s \(stall_timeout 0\.2 s\)$/);
+  assert.ok(silent >= 195 && silent < 200 * 1.25 + 150, `declared after ${silent} ms of silence`);
+  await waitFor('live again on a new source', () => stream.state === 'live' && made.length === 2, 2000);
+  assert.deepEqual(states, ['stopping', 'backoff', 'starting', 'live']);
+  assert.equal(backoffs.length, 1);
+  assert.ok(backoffs[0]!.error instanceof StallError);
+  assert.equal(v.closed, false, 'the viewer stays attached');
+  const before = v.frames.length;
+  made[1]!.emitFrame({ timestamp: 1, keyframe: true, data: [Buffer.from([0x65])] });
+  assert.equal(v.frames.length, before + 1, 'and gets the new source\'s frames');
+  v.close();
+  stream.close();
+});
+
+test('the stall timer exists only while a source is live: not before, not after the last viewer left, not after close', { timeout: 10000 }, async () => {
+  const base = timers();
+  const { stream, made } = scripted([{ outcome: 'ok', after: 0 }], { stallTimeout: 5000 });
+  assert.equal(timers(), base, 'no timer for an idle stream');
+  const v = new TestViewer('a');
+  await stream.attach(v);
+  assert.equal(timers(), base + 1, 'one interval timer while live');
+  // Frames do not make timers: one tick's worth of them later, still one.
+  for (let i = 0; i < 100; i++) made[0]!.emitFrame({ timestamp: i, keyframe: i === 0, data: [Buffer.from([0x65])] });
+  assert.equal(timers(), base + 1, 'frames add no timer');
+  v.close();
+  await waitFor('idle', () => stream.state === 'idle', 1000);
+  assert.equal(timers(), base, 'released when the source stops');
+  const w = new TestViewer('b');
+  await stream.attach(w);
+  assert.equal(timers(), base + 1);
+  stream.close();
+  assert.equal(timers(), base, 'released when the stream closes');
+  // A stream without stall_timeout never arms one.
+  const plain = scripted([{ outcome: 'ok', after: 0 }]);
+  const x = new TestViewer('c');
+  await plain.stream.attach(x);
+  assert.equal(timers(), base);
+  plain.stream.close();
 });
 
 test('live object counts return to zero', { timeout: 5000 }, async () => {
