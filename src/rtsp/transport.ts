@@ -15,14 +15,19 @@ export interface TransportSpec {
   params: Record<string, string>;
 }
 
-function range(v: string | undefined): [number, number] | undefined {
+/** `a` or `a-b` within [min, max] (a bare `a` means a-(a+1)); anything else is undefined. */
+function range(v: string | undefined, min: number, max: number): [number, number] | undefined {
   if (v === undefined) return undefined;
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v.trim());
   if (!m) return undefined;
   const a = Number(m[1]);
   const b = m[2] !== undefined ? Number(m[2]) : a + 1;
-  return [a, b];
+  // Port 0 or 65536 would reach dgram's send and throw there, outside any request (issue 12 fuzz).
+  return a >= min && a <= max && b >= min && b <= max ? [a, b] : undefined;
 }
+
+const PORTS: [number, number] = [1, 65535];
+const CHANNELS: [number, number] = [0, 255];
 
 export function parseTransport(value: string): TransportSpec[] {
   const out: TransportSpec[] = [];
@@ -41,9 +46,9 @@ export function parseTransport(value: string): TransportSpec[] {
       protocol,
       tcp: /\/TCP$/.test(protocol),
       unicast: !('multicast' in params),
-      interleaved: range(params['interleaved']),
-      clientPort: range(params['client_port']),
-      serverPort: range(params['server_port']),
+      interleaved: range(params['interleaved'], ...CHANNELS),
+      clientPort: range(params['client_port'], ...PORTS),
+      serverPort: range(params['server_port'], ...PORTS),
       mode: params['mode']?.toLowerCase(),
       ssrc: params['ssrc'],
       params,

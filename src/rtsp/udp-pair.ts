@@ -62,7 +62,12 @@ export class RtpUdpPair extends Owned {
   send(channel: UdpChannel, chunks: readonly Buffer[], port: number): void {
     const s = channel === 'rtp' ? this.#rtp : this.#rtcp;
     if (!s || this.closed) return;
-    s.send(chunks as Buffer[], port, this.remoteAddress);
+    try {
+      s.send(chunks as Buffer[], port, this.remoteAddress);
+    } catch {
+      // dgram throws synchronously on a bad port or address: that player's datagram is lost, as
+      // UDP may lose it anyway; called from frame delivery and timers, it must not throw there.
+    }
   }
 
   /** Bytes queued in the RTP socket, not yet sent. */

@@ -67,6 +67,21 @@ test('LF and NUL in header values, and a CR in the CSeq of a SETUP, are answered
   }
 });
 
+test('regression (found by the server fuzz): a UDP SETUP to client_port=0 is refused, not sent to until dgram throws', { timeout: 30_000 }, async () => {
+  const player = new RawRtspPlayer(port);
+  try {
+    assert.equal((await player.request('DESCRIBE', url())).status, 200);
+    const s = await player.request('SETUP', `${url()}/trackID=0`, { Transport: 'RTP/AVP;unicast;client_port=0-0' });
+    assert.equal(s.status, 461);
+    // The same player can still set up a transport that exists, and play.
+    const ok = await player.request('SETUP', `${url()}/trackID=0`, { Transport: 'RTP/AVP/TCP;unicast;interleaved=0-1' });
+    assert.equal(ok.status, 200);
+  } finally {
+    player.destroy();
+  }
+  assert.equal(await probeOptions(port), 200);
+});
+
 // ---- bounds: rtsp.max_connections and rtsp.header_timeout --------------------------------------
 
 async function boundedRelay(opts: { maxConnections: number; headerTimeoutMs: number; probationForLoopback?: boolean }) {
