@@ -21,15 +21,18 @@ export interface Progress {
 
 interface Seen {
   frames: number;
-  /** When the count was last seen to move (or the watch began), on the monotonic clock. */
+  /** Ticks since the count was last seen to move (or the watch began). */
+  quiet: number;
+  /** When it was last seen to move, on the monotonic clock: for the silence reported. */
   since: number;
 }
 
 /**
  * One coarse interval timer per stream for all its live sources, armed only while one is
  * watched. Every tick (a quarter of the timeout) compares each source's frame count with the
- * last tick's; a count that has not moved for the timeout is a stall. So a stall is declared
- * between the timeout and 1.25 × the timeout after the last frame, never before.
+ * last tick's; a count that has not moved for ticks adding up to the timeout is a stall. Ticks
+ * are counted rather than clock time compared, so a timer firing a little early cannot cost a
+ * tick. A stall is declared between the timeout and 1.25 × the timeout after the last frame.
  */
 export class StallWatch<T extends Progress> {
   #timer: NodeJS.Timeout | undefined;
@@ -53,7 +56,7 @@ export class StallWatch<T extends Progress> {
     const timeout = this.timeoutMs();
     if (timeout === undefined || !(timeout > 0)) return;
     const now = performance.now();
-    this.#watched.set(t, { frames: t.frames, since: now });
+    this.#watched.set(t, { frames: t.frames, quiet: 0, since: now });
     if (this.#timer) return;
     this.#tickMs = Math.max(10, Math.floor(timeout / 4));
     this.#lastTick = now;
@@ -85,10 +88,12 @@ export class StallWatch<T extends Progress> {
       if (!this.#watched.has(t)) continue; // unwatched by an earlier stall's cascade
       if (t.frames !== seen.frames || blocked) {
         seen.frames = t.frames;
+        seen.quiet = 0;
         seen.since = now;
         continue;
       }
-      if (timeout === undefined || now - seen.since < timeout) continue;
+      seen.quiet++;
+      if (timeout === undefined || seen.quiet * this.#tickMs < timeout) continue;
       this.#watched.delete(t);
       this.onStall(t, Math.round(now - seen.since), timeout);
     }

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig, type LogLine } from '../helpers/camrelay-process.js';
 import { Viewer } from '../helpers/werift-viewer.js';
+import { GstCamera } from '../helpers/gst-camera.js';
 import { waitFor } from '../helpers/wait.js';
 import { alive, assertBaseline, assertNoOrphans, baseline, spawnedPids } from '../helpers/fault-resources.js';
 import { afterLongestGap, assertContinuous, assertKeyframeFirst, videoArrivals } from '../helpers/fault-rtp.js';
@@ -86,5 +87,42 @@ test('an ffmpeg source stopped with SIGSTOP is declared stalled after stall_time
     if (stopped !== undefined && alive(stopped)) process.kill(stopped, 'SIGCONT');
     await viewer.close();
     await app.stop();
+  }
+});
+
+test('a native RTSP camera that goes quiet (SIGSTOP) with a long read timeout is restarted after stall_timeout, not the read timeout; after SIGCONT the same viewer gets video', { timeout: 90000 }, async () => {
+  const camera = await GstCamera.start({ pipeline: 'h264' });
+  // #timeout=30: the RTSP client's own read timeout would wait 30 s; stall_timeout is 1.5 s.
+  const config = testConfig({ cam: camera.url(undefined, '#timeout=30') }, `stream_defaults: { stall_timeout: ${STALL_MS}ms, backoff: { base: 100ms, max: 800ms, stable_after: 30s } }`).replace('disconnect: 2s', 'disconnect: 15s');
+  const app = await CamrelayProcess.start(config);
+  const viewer = new Viewer();
+  let paused = false;
+  try {
+    await viewer.connect(app.base, 'cam', 'sdp');
+    const session = new URL(viewer.location!, 'http://x').searchParams.get('id');
+    await waitFor('first picture', () => viewer.video.length >= 50, 10000);
+    const mark = app.logs.length;
+    camera.pause();
+    paused = true;
+    const pausedAt = Date.now();
+    await app.waitLog(on('cam', 'source stalled'), STALL_MS * 4, mark);
+    const detected = Date.now() - pausedAt;
+    const failed = await app.waitLog(on('cam', 'source failed'), 2000, mark);
+    assert.match(String(failed.err), /^no frame for .* \(stall_timeout 1\.5 s\)$/, 'the stall, not the read timeout');
+    assert.ok(detected < 10000, `declared stalled ${detected} ms after SIGSTOP`);
+    camera.resume();
+    paused = false;
+    await app.waitLog(on('cam', 'source live'), 20000, mark);
+    const before = viewer.video.length;
+    await waitFor('video again after SIGCONT', () => viewer.video.length >= before + 50, 15000);
+    assert.deepEqual((await app.json<StreamView>('/api/streams?src=cam')).body.consumers.map((c) => c.id), [session], 'the same session, the only consumer');
+    const m = await scrape(app);
+    assert.equal(metric(m, 'camrelay_source_failures_total', { stream: 'cam', reason: 'stall' }), 1);
+    console.log(`# camera SIGSTOP with #timeout=30: stalled after ${detected} ms`);
+  } finally {
+    if (paused) camera.resume();
+    await viewer.close();
+    await app.stop();
+    await camera.stop();
   }
 });
