@@ -70,7 +70,7 @@ const same = (a: string, b: string) => {
 };
 
 export interface AuthCheckerOptions {
-  /** How long a nonce is valid after its challenge (ms); default 60 s. */
+  /** How long a nonce is valid after its challenge or its last accepted use (ms); default 60 s. */
   nonceTtlMs?: number;
   /** Nonces outstanding at once; the oldest is forgotten first (its user gets stale=true). */
   maxNonces?: number;
@@ -93,13 +93,13 @@ interface NonceState {
 
 /**
  * Server side: issues Digest (and Basic) challenges and checks Authorization headers. Every
- * challenge has a fresh random nonce, valid for one connection and nonceTtlMs; a digest must
+ * challenge has a fresh random nonce, valid on one connection until unused for nonceTtlMs; a digest must
  * name the request's own URI; with qop=auth its nonce count must grow, so a captured header
  * replays neither on another connection, nor for another path, nor again.
  */
 export class AuthChecker {
   readonly realm = 'camrelay';
-  /** Insertion order is expiry order (one lifetime for all): the oldest are at the front. */
+  /** Insertion order is expiry order (one lifetime for all, re-inserted on use): the oldest are at the front. */
   #nonces = new Map<string, NonceState>();
   readonly #ttl: number;
   readonly #max: number;
@@ -166,6 +166,11 @@ export class AuthChecker {
       if (!(nc > st.nc)) return { ok: false, stale: false, why: `nonce count ${p.nc ?? 'missing'} does not grow` };
       st.nc = nc;
     }
+    // Valid for nonceTtlMs after its last use: a player's keep-alives must not meet a 401 (and
+    // a log line) every minute; bound to its connection, a nonce in use is no wider exposure.
+    st.expires = this.#now() + this.#ttl;
+    this.#nonces.delete(p.nonce);
+    this.#nonces.set(p.nonce, st);
     return { ok: true };
   }
 }

@@ -10,6 +10,8 @@ import { RawRtspPlayer } from '../helpers/rtsp-player.js';
 import { openSocket, probeOptions, rawExchange } from '../helpers/rtsp-raw.js';
 import { startMiniRelay, type MiniRelay } from '../helpers/rtsp-mini-relay.js';
 import { waitFor } from '../helpers/wait.js';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { metric, scrape } from '../helpers/metrics-scrape.js';
 
 setRootLogger(pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
 
@@ -175,5 +177,38 @@ test('rtsp.header_timeout: a request sent one byte at a time is cut at the deadl
   } finally {
     player.destroy();
     await r.close();
+  }
+});
+
+test('camrelay reads rtsp.max_connections and rtsp.header_timeout from its config, counts each bound in camrelay_rtsp_refused_total, and survives the CR in CSeq', { timeout: 60_000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({ demo: DEMO }, '', 'max_connections: 2, header_timeout: 600ms'));
+  const held = await openSocket(app.rtspPort);
+  const player = new RawRtspPlayer(app.rtspPort);
+  try {
+    const zero = await scrape(app);
+    for (const reason of ['max_connections', 'header_timeout', 'publish_forbidden']) assert.equal(metric(zero, 'camrelay_rtsp_refused_total', { reason }), 0, reason);
+    // Two connections fill the cap; the stream's ffmpeg, a third, still publishes.
+    await player.play(`rtsp://127.0.0.1:${app.rtspPort}/demo`);
+    await waitFor('frames', () => player.frames(0) >= 5, 15_000);
+    const late = await rawExchange(app.rtspPort, `DESCRIBE rtsp://127.0.0.1:${app.rtspPort}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n`, 5000);
+    assert.equal(late.responses[0]?.status, 503);
+    // A request that never completes is cut at header_timeout.
+    const slow = await rawExchange(app.rtspPort, 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n', 5000);
+    assert.equal(slow.responses.length, 0);
+    assert.equal(slow.closed, true);
+    assert.ok(slow.closedAfterMs! >= 550 && slow.closedAfterMs! < 3000, `closed after ${slow.closedAfterMs} ms`);
+    const m = await scrape(app);
+    assert.equal(metric(m, 'camrelay_rtsp_refused_total', { reason: 'max_connections' }), 1);
+    assert.equal(metric(m, 'camrelay_rtsp_refused_total', { reason: 'header_timeout' }), 1);
+    assert.ok(app.logs.some((l) => l.msg === 'closing connection' && /TooManyConnections|HeaderTimeout/.test(String(l.err))), 'a log line says why');
+    // The regression of the first test, against the whole process: answered 400, and camrelay lives.
+    const cr = await rawExchange(app.rtspPort, `DESCRIBE rtsp://127.0.0.1:${app.rtspPort}/demo RTSP/1.0\r\nCSeq: 1\r2\r\n\r\n`, 5000);
+    assert.equal(cr.responses[0]?.status, 400);
+    assert.equal((await app.json('/api')).status, 200);
+    assert.equal(app.child.exitCode, null);
+  } finally {
+    player.destroy();
+    held.socket.destroy();
+    await app.stop();
   }
 });

@@ -89,7 +89,9 @@ test('an expired nonce is stale (the client retries without asking its user), an
   let now = 0;
   const server = new AuthChecker({ username: 'admin', password: 's3cret' }, { nonceTtlMs: 1000, maxNonces: 8, now: () => now });
   const { answerer } = digestOf(server, 'c1');
-  now = 1001;
+  // Each accepted use extends the nonce's life: keep-alives every 600 ms keep it valid past 1 s.
+  for (now = 600; now <= 1800; now += 600) assert.equal(server.check('PLAY', 'rtsp://h/x', answerer.header('PLAY', 'rtsp://h/x'), 'c1').ok, true, `at ${now} ms`);
+  now += 1001;
   assert.deepEqual(server.check('PLAY', 'rtsp://h/x', answerer.header('PLAY', 'rtsp://h/x'), 'c1'), { ok: false, stale: true, why: 'nonce expired' });
   assert.match(server.challenges('c1', true)[0]!, /, stale=true$/);
   // A wrong password is never stale, whatever the nonce.
