@@ -1,8 +1,7 @@
 import { Router } from 'express';
 import type { StreamRegistry } from '../core/registry.js';
-import { errorMessage } from '../core/errors.js';
 import type { ConfigStore } from '../config/save.js';
-import { ConfigError } from '../config/load.js';
+import { sendSaveError } from './save-error.js';
 import type { PreloadTable } from '../outputs/preload.js';
 import { sendError } from './http-error.js';
 
@@ -34,7 +33,7 @@ export function preloadRoutes(ctx: PreloadContext): Router {
     try {
       await ctx.store.setPreload(name, query);
     } catch (e) {
-      return sendError(res, e instanceof ConfigError ? 400 : 500, `saving config: ${errorMessage(e)}`);
+      return sendSaveError(res, e);
     }
     ctx.preloads.set(stream, query);
     res.status(200).end();
@@ -47,7 +46,7 @@ export function preloadRoutes(ctx: PreloadContext): Router {
     try {
       await ctx.store.setPreload(name, undefined);
     } catch (e) {
-      return sendError(res, 500, `saving config: ${errorMessage(e)}`);
+      return sendSaveError(res, e);
     }
     ctx.preloads.delete(name);
     res.status(200).end();

@@ -3,7 +3,7 @@ import type { StreamRegistry } from '../core/registry.js';
 import type { StreamSettings } from '../core/stream.js';
 import { errorMessage } from '../core/errors.js';
 import { log, maskCredentials } from '../core/log.js';
-import { ConfigError } from '../config/load.js';
+import { sendSaveError } from './save-error.js';
 import type { ConfigStore } from '../config/save.js';
 import { ENV_REFUSAL, checkSourceUrl } from '../sources/validate.js';
 import { ffmpegInputText } from '../sources/ffmpeg-url.js';
@@ -78,7 +78,7 @@ export function streamsRoutes(ctx: StreamsContext): Router {
       log.info({ stream: name, sources: sources.map(maskCredentials) }, 'stream saved');
       res.status(200).end();
     } catch (e) {
-      sendError(res, e instanceof ConfigError ? 400 : 500, `saving config: ${maskCredentials(errorMessage(e))}`);
+      sendSaveError(res, e);
     }
   });
 
@@ -105,7 +105,7 @@ export function streamsRoutes(ctx: StreamsContext): Router {
     try {
       await ctx.store.deleteStream(name);
     } catch (e) {
-      return sendError(res, 500, `saving config: ${maskCredentials(errorMessage(e))}`);
+      return sendSaveError(res, e);
     }
     ctx.registry.delete(name);
     log.info({ stream: name }, 'stream deleted');

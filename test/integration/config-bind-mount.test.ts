@@ -71,7 +71,7 @@ test('config.yaml bind-mounted as a single file (docker-compose): PUT and DELETE
     chmodSync(hostFile, 0o444);
     const before = readFileSync(hostFile, 'utf8');
     const ro = await app.json<{ error?: string }>('/api/streams?name=porch&src=rtsp%3A%2F%2F127.0.0.1%3A9%2Fporch', { method: 'PUT' });
-    assert.notEqual(ro.status, 200);
+    assert.equal(ro.status, 409, 'a read-only config is a state the user chose, not a server error');
     assert.equal(ro.body?.error, `saving config: ${mountPoint} is read-only (mode 0444): camrelay does not change a file its owner made read-only; make it writable (chmod u+w) to save changes made through the API`);
     assert.equal(readFileSync(hostFile, 'utf8'), before);
     assert.equal((await app.json('/api/streams?src=porch')).status, 404, 'nor is the stream added');
