@@ -122,6 +122,8 @@ export class RtspConnection extends Owned {
   #probation: boolean;
   /** Runs while an item is partly received (slowloris bound). */
   #headerTimer: NodeJS.Timeout | undefined;
+  #lastInputAt = performance.now();
+  #probationTimer: NodeJS.Timeout | undefined;
   // A Map, not an object literal: a method named 'constructor' must not find Object's.
   #handlers = new Map<string, Handler>([
     ['OPTIONS', () => ({ status: 200, headers: { Public: 'OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, ANNOUNCE, RECORD, GET_PARAMETER, SET_PARAMETER' } })],
@@ -166,6 +168,14 @@ export class RtspConnection extends Owned {
       this.close(gone ? new Error(`connection closed by the client (${e.code})`) : e);
     });
     socket.on('close', () => this.close(new Error('connection closed by the client')));
+    if (this.#probation) {
+      // On probation a connection has header_timeout to show it is one of ours, talking or not.
+      this.#probationTimer = setTimeout(() => {
+        if (this.closed || !this.onProbation) return;
+        this.host.refused('max_connections');
+        this.#fail(new RtspProtocolError('TooManyConnections', `rtsp.max_connections reached and nothing showed this loopback connection is one of ours within ${opts.headerTimeoutMs} ms`));
+      }, opts.headerTimeoutMs);
+    }
     this.#log.debug('connection opened');
   }
 
@@ -178,6 +188,16 @@ export class RtspConnection extends Owned {
     return this.#probation && !this.#internal;
   }
 
+  /** Neither plays nor publishes, nor is a request of it being answered. */
+  get sessionless(): boolean {
+    return !this.#player && !this.#publish && !this.#busy && !this.#closing;
+  }
+
+  /** performance.now() of the last bytes received (or of the accept). */
+  get lastInputAt(): number {
+    return this.#lastInputAt;
+  }
+
   /** Publish path this connection publishes to, if it is a publisher. */
   get publishPath(): string | undefined {
     return this.#publish?.slot.path;
@@ -185,6 +205,7 @@ export class RtspConnection extends Owned {
 
   #onData(chunk: Buffer): void {
     if (this.closed || this.#closing) return;
+    this.#lastInputAt = performance.now();
     let items: RtspItem[];
     try {
       items = this.#reader.push(chunk);
@@ -510,6 +531,7 @@ export class RtspConnection extends Owned {
     this.#endPlayer(why);
     this.#queue = [];
     clearTimeout(this.#headerTimer);
+    clearTimeout(this.#probationTimer);
     this.host.auth?.forget(this.#authOwner);
     this.#socket.destroy();
     this.#log.debug({ reason: reason?.message }, 'connection closed');

@@ -5,7 +5,7 @@ import { SourceError } from '../core/errors.js';
 import { log as rootLog, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
 import { DEFAULT_CONNECTION_OPTIONS, RtspConnection, type ConnectionHost, type ConnectionOptions } from './connection.js';
-import { RtspListenError } from './errors.js';
+import { RtspListenError, RtspProtocolError } from './errors.js';
 import { PublishSlot } from './publish-slot.js';
 import { AuthChecker, type Credentials } from './auth.js';
 import type { PlayerContext, PlayerFactory, RtspPlayer } from './player.js';
@@ -74,6 +74,8 @@ export const DEFAULT_MAX_CONNECTIONS = 256;
  * stream) must never be refused, and at accept they are not yet known.
  */
 const MAX_PROBATION = 32;
+/** A connection without a session may make room for a new one once it has been quiet this long. */
+const EVICT_AFTER_QUIET_MS = 1000;
 /** A refused connection is logged at most this often (a flood must not flood the log too). */
 const REFUSAL_LOG_EVERY_MS = 10_000;
 
@@ -237,10 +239,19 @@ export class RtspServer extends Owned implements ConnectionHost {
     }
     let probation = false;
     if (this.#countedConnections() >= this.#maxConnections) {
-      probation = this.#probationForLoopback && isLoopback(socket.remoteAddress) && this.#probationConnections() < MAX_PROBATION;
-      if (!probation) {
-        this.#refuse(socket);
-        return;
+      // Room is made first by the oldest connection that holds no session and has said nothing
+      // for a while: idle connections alone must not keep players out.
+      const idle = this.#evictable();
+      if (idle) {
+        this.refused('max_connections');
+        this.#log.info({ evicted: idle.remote, remote: socket.remoteAddress }, 'rtsp.max_connections reached: the oldest idle connection without a session made room');
+        idle.close(new RtspProtocolError('TooManyConnections', 'rtsp.max_connections reached: closed to make room, as the oldest idle connection without a session'));
+      } else {
+        probation = this.#probationForLoopback && isLoopback(socket.remoteAddress) && this.#probationConnections() < MAX_PROBATION;
+        if (!probation) {
+          this.#refuse(socket);
+          return;
+        }
       }
     }
     const conn = new RtspConnection(socket, this, this.#connOpts, { probation });
@@ -253,6 +264,13 @@ export class RtspServer extends Owned implements ConnectionHost {
     let n = 0;
     for (const c of this.#connections) if (!c.internal) n++;
     return n;
+  }
+
+  #evictable(): RtspConnection | undefined {
+    const now = performance.now();
+    // A Set iterates in insertion order: the first match is the oldest.
+    for (const c of this.#connections) if (!c.internal && c.sessionless && now - c.lastInputAt >= EVICT_AFTER_QUIET_MS) return c;
+    return undefined;
   }
 
   #probationConnections(): number {

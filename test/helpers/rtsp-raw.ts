@@ -61,3 +61,23 @@ export function openSocket(port: number): Promise<{ socket: Socket; gone: Promis
     socket.once('error', reject);
   });
 }
+
+/** A connection that asks OPTIONS every `everyMs`: it holds no session but is never idle. */
+export async function chattySocket(port: number, everyMs = 200): Promise<{ socket: Socket; gone: Promise<number>; stop(): void }> {
+  const s = await openSocket(port);
+  let cseq = 0;
+  s.socket.on('data', () => {});
+  const ask = () => {
+    if (!s.socket.destroyed) s.socket.write(`OPTIONS * RTSP/1.0\r\nCSeq: ${++cseq}\r\n\r\n`);
+  };
+  ask();
+  const t = setInterval(ask, everyMs);
+  s.gone.finally(() => clearInterval(t));
+  return {
+    ...s,
+    stop: () => {
+      clearInterval(t);
+      s.socket.destroy();
+    },
+  };
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { setRootLogger } from '../../src/core/log.js';
 import { RawRtspPlayer } from '../helpers/rtsp-player.js';
-import { openSocket, probeOptions, rawExchange } from '../helpers/rtsp-raw.js';
+import { chattySocket, openSocket, probeOptions, rawExchange } from '../helpers/rtsp-raw.js';
 import { startMiniRelay, type MiniRelay } from '../helpers/rtsp-mini-relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
@@ -95,21 +95,47 @@ async function boundedRelay(opts: { maxConnections: number; headerTimeoutMs: num
   return { relay: r, refusals };
 }
 
-test('rtsp.max_connections: a connection beyond the cap is closed at accept, counted, and the next one after a close is served', { timeout: 30_000 }, async () => {
+test('rtsp.max_connections: with every connection holding a session, one more is closed at accept and counted; after a close the next is served', { timeout: 30_000 }, async () => {
   const { relay: r, refusals } = await boundedRelay({ maxConnections: 3, headerTimeoutMs: 5000, probationForLoopback: false });
-  const held: Awaited<ReturnType<typeof openSocket>>[] = [];
+  const players: RawRtspPlayer[] = [];
   try {
-    for (let i = 0; i < 3; i++) held.push(await openSocket(r.server.port));
-    await waitFor('3 connections held', () => r.server.connectionCount === 3, 5000);
+    // Three players (the stream's own ffmpeg connection is not counted).
+    for (let i = 0; i < 3; i++) {
+      const p = new RawRtspPlayer(r.server.port);
+      players.push(p);
+      assert.equal((await p.request('DESCRIBE', r.url('demo'))).status, 200);
+    }
     const over = await rawExchange(r.server.port, `OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n`, 5000);
     assert.equal(over.closed, true, 'closed');
     assert.equal(over.responses.length, 0, 'with no answer');
     assert.deepEqual(refusals, ['max_connections']);
-    assert.equal(r.server.connectionCount, 3);
-    held.shift()!.socket.destroy();
-    await waitFor('one slot free', () => r.server.connectionCount === 2, 5000);
+    players.shift()!.destroy();
+    await waitFor('one slot free', () => r.server.connectionCount === 3, 5000);
     assert.equal(await probeOptions(r.server.port), 200);
   } finally {
+    for (const p of players) p.destroy();
+    await r.close();
+  }
+});
+
+test('rtsp.max_connections: idle connections without a session make room for a player, oldest first', { timeout: 30_000 }, async () => {
+  const { relay: r, refusals } = await boundedRelay({ maxConnections: 3, headerTimeoutMs: 5000, probationForLoopback: false });
+  const held: Awaited<ReturnType<typeof openSocket>>[] = [];
+  let player: RawRtspPlayer | undefined;
+  try {
+    for (let i = 0; i < 3; i++) held.push(await openSocket(r.server.port));
+    await waitFor('3 connections held', () => r.server.connectionCount === 3, 5000);
+    // They must have been quiet for a second before they count as idle (a new client gets time for its first request).
+    await new Promise((res) => setTimeout(res, 1100));
+    const p = (player = new RawRtspPlayer(r.server.port));
+    await p.play(r.url('demo'));
+    await waitFor('frames', () => p.frames(0) >= 5, 15_000);
+    // The player and the stream's ffmpeg (no probation in this test) each took the place of the oldest.
+    for (const i of [0, 1]) assert.ok(await Promise.race([held[i]!.gone.then(() => true), new Promise((res) => setTimeout(() => res(false), 3000))]), `idle connection ${i} was closed`);
+    assert.equal(held[2]!.socket.destroyed, false, 'the newest stays');
+    assert.ok(refusals.length >= 1 && refusals.every((x) => x === 'max_connections'), refusals.join());
+  } finally {
+    player?.destroy();
     for (const h of held) h.socket.destroy();
     await r.close();
   }
@@ -117,10 +143,11 @@ test('rtsp.max_connections: a connection beyond the cap is closed at accept, cou
 
 test("rtsp.max_connections: with the cap full of strangers, the stream's own ffmpeg still publishes; another player gets 503", { timeout: 40_000 }, async () => {
   const { relay: r, refusals } = await boundedRelay({ maxConnections: 3, headerTimeoutMs: 5000 });
-  const held: Awaited<ReturnType<typeof openSocket>>[] = [];
+  const held: Awaited<ReturnType<typeof chattySocket>>[] = [];
   const player = new RawRtspPlayer(r.server.port);
   try {
-    for (let i = 0; i < 2; i++) held.push(await openSocket(r.server.port));
+    // Strangers that keep asking OPTIONS: no session, but never idle, so none makes room.
+    for (let i = 0; i < 2; i++) held.push(await chattySocket(r.server.port));
     // The player is the third connection; its DESCRIBE starts the ffmpeg source, whose publish
     // connection (the fourth) comes from loopback and claims its one-time path.
     await player.play(r.url('demo'));
@@ -133,7 +160,7 @@ test("rtsp.max_connections: with the cap full of strangers, the stream's own ffm
     assert.deepEqual(refusals, ['max_connections']);
   } finally {
     player.destroy();
-    for (const h of held) h.socket.destroy();
+    for (const h of held) h.stop();
     await r.close();
   }
 });
@@ -182,33 +209,39 @@ test('rtsp.header_timeout: a request sent one byte at a time is cut at the deadl
 
 test('camrelay reads rtsp.max_connections and rtsp.header_timeout from its config, counts each bound in camrelay_rtsp_refused_total, and survives the CR in CSeq', { timeout: 60_000 }, async () => {
   const app = await CamrelayProcess.start(testConfig({ demo: DEMO }, '', 'max_connections: 2, header_timeout: 600ms'));
-  const held = await openSocket(app.rtspPort);
-  const player = new RawRtspPlayer(app.rtspPort);
+  const held = await chattySocket(app.rtspPort);
+  let player: RawRtspPlayer | undefined;
   try {
     const zero = await scrape(app);
     for (const reason of ['max_connections', 'header_timeout', 'publish_forbidden']) assert.equal(metric(zero, 'camrelay_rtsp_refused_total', { reason }), 0, reason);
-    // Two connections fill the cap; the stream's ffmpeg, a third, still publishes.
-    await player.play(`rtsp://127.0.0.1:${app.rtspPort}/demo`);
-    await waitFor('frames', () => player.frames(0) >= 5, 15_000);
-    const late = await rawExchange(app.rtspPort, `DESCRIBE rtsp://127.0.0.1:${app.rtspPort}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n`, 5000);
-    assert.equal(late.responses[0]?.status, 503);
-    // A request that never completes is cut at header_timeout.
+    // A request that never completes is cut at header_timeout (with the player not yet playing, below the cap).
     const slow = await rawExchange(app.rtspPort, 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n', 5000);
     assert.equal(slow.responses.length, 0);
     assert.equal(slow.closed, true);
     assert.ok(slow.closedAfterMs! >= 550 && slow.closedAfterMs! < 3000, `closed after ${slow.closedAfterMs} ms`);
+    // The chatty connection and the player fill the cap; the stream's ffmpeg, a third, still publishes.
+    const p = (player = new RawRtspPlayer(app.rtspPort));
+    await p.play(`rtsp://127.0.0.1:${app.rtspPort}/demo`);
+    await waitFor('frames', () => p.frames(0) >= 5, 15_000);
+    const late = await rawExchange(app.rtspPort, `DESCRIBE rtsp://127.0.0.1:${app.rtspPort}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n`, 5000);
+    assert.equal(late.responses[0]?.status, 503);
+    // Over the cap, a loopback connection that says nothing has header_timeout to show it is ours.
+    const silent = await openSocket(app.rtspPort);
+    const silentFor = await Promise.race([silent.gone, new Promise<number>((res) => setTimeout(() => res(Infinity), 5000))]);
+    silent.socket.destroy();
+    assert.ok(silentFor < 3000, `a silent connection beyond the cap closed after ${silentFor} ms`);
     const m = await scrape(app);
-    assert.equal(metric(m, 'camrelay_rtsp_refused_total', { reason: 'max_connections' }), 1);
+    assert.equal(metric(m, 'camrelay_rtsp_refused_total', { reason: 'max_connections' }), 2);
     assert.equal(metric(m, 'camrelay_rtsp_refused_total', { reason: 'header_timeout' }), 1);
-    assert.ok(app.logs.some((l) => l.msg === 'closing connection' && /TooManyConnections|HeaderTimeout/.test(String(l.err))), 'a log line says why');
+    assert.ok(app.logs.some((l) => l.msg === 'closing connection' && /HeaderTimeout/.test(String(l.err))), 'a log line says why');
     // The regression of the first test, against the whole process: answered 400, and camrelay lives.
     const cr = await rawExchange(app.rtspPort, `DESCRIBE rtsp://127.0.0.1:${app.rtspPort}/demo RTSP/1.0\r\nCSeq: 1\r2\r\n\r\n`, 5000);
     assert.equal(cr.responses[0]?.status, 400);
     assert.equal((await app.json('/api')).status, 200);
     assert.equal(app.child.exitCode, null);
   } finally {
-    player.destroy();
-    held.socket.destroy();
+    player?.destroy();
+    held.stop();
     await app.stop();
   }
 });
