@@ -13,6 +13,10 @@ import { PublishSession } from './publish-session.js';
 import type { PublishSlot } from './publish-slot.js';
 import { parseTransport } from './transport.js';
 
+/** Why the server refused a connection or a request, as counted in camrelay_rtsp_refused_total. */
+export const RTSP_REFUSAL_REASONS = ['max_connections', 'header_timeout', 'publish_forbidden'] as const;
+export type RtspRefusalReason = (typeof RTSP_REFUSAL_REASONS)[number];
+
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   /**
@@ -21,7 +25,7 @@ export interface ConnectionHost {
    */
   claimPublishPath(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined;
   /** A bound closed this connection, or its ANNOUNCE was forbidden (for a metric). */
-  refused(reason: 'max_connections' | 'header_timeout' | 'publish_forbidden'): void;
+  refused(reason: RtspRefusalReason): void;
   /** A player for a DESCRIBE; undefined when no stream has that name. */
   openPlayer(ctx: PlayerContext): RtspPlayer | undefined;
   /** Set when rtsp.username/password are configured. */
@@ -358,7 +362,10 @@ export class RtspConnection extends Owned {
     return `conn-${this.id}`;
   }
 
-  /** On probation, a connection may ask OPTIONS and must then publish into a one-time path. */
+  /**
+   * On probation, a connection may ask OPTIONS and must then publish into a one-time path (our
+   * transcodes' marker was recognised before this is asked, and ended the probation).
+   */
   #mayPassCap(req: RtspRequest): boolean {
     return req.method === 'OPTIONS' || (req.method === 'ANNOUNCE' && (pathOf(req.url)?.startsWith(PUBLISH_PREFIX) ?? false));
   }

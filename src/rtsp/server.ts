@@ -10,7 +10,7 @@ import { PublishSlot } from './publish-slot.js';
 import { AuthChecker, type Credentials } from './auth.js';
 import type { PlayerContext, PlayerFactory, RtspPlayer } from './player.js';
 import { publishRefusal } from './publish-rule.js';
-import type { PublishRefused } from './connection.js';
+import type { PublishRefused, RtspRefusalReason } from './connection.js';
 
 export { PublishSlot } from './publish-slot.js';
 
@@ -64,8 +64,7 @@ export interface RtspServerOptions {
   nonceTtlMs?: number;
 }
 
-export const RTSP_REFUSAL_REASONS = ['max_connections', 'header_timeout', 'publish_forbidden'] as const;
-export type RtspRefusalReason = (typeof RTSP_REFUSAL_REASONS)[number];
+export { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from './connection.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 256;
 /**
