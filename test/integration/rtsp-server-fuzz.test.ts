@@ -151,6 +151,61 @@ function exchange(port: number, bytes: Buffer, out: Outcome): Promise<void> {
   });
 }
 
+interface FuzzRun {
+  mutated: number;
+  sent: number;
+  batches: number;
+  out: Outcome;
+  kinds: Map<string, number>;
+}
+
+/**
+ * Sends mutated sessions until `target` mutated messages went out, BATCH connections a batch,
+ * PARALLEL at once, each written whole and then half-closed; OPTIONS on a fresh connection must
+ * be answered 200 after every batch.
+ */
+async function fuzz(port: number, seeds: Session[], target: number, seed: number): Promise<FuzzRun> {
+  const rand = prng(seed);
+  const m = new RequestMutator(rand);
+  const corpus = seeds.flatMap((x) => x.messages);
+  const run: FuzzRun = { mutated: 0, sent: 0, batches: 0, out: { statuses: new Map(), garbage: [], hung: 0 }, kinds: new Map() };
+  const started = performance.now();
+  while (run.mutated < target) {
+    assert.ok(performance.now() - started < 120_000, `fuzz still running after 120 s (${run.mutated} mutated sent)`);
+    // Built before sending, from the RNG alone, so a seed always gives the same bytes.
+    const conns: Buffer[] = [];
+    for (let c = 0; c < BATCH; c++) {
+      const s = m.pick(seeds);
+      const parts: Buffer[] = [];
+      // Most messages of a session go as captured, so that the mutated ones meet every state.
+      const always = m.int(s.messages.length);
+      for (const [i, msg] of s.messages.entries()) {
+        if (i !== always && rand() < 0.05) continue;
+        if (i === always || rand() < 0.15) {
+          const mu = m.mutate(msg, corpus);
+          run.kinds.set(mu.kind, (run.kinds.get(mu.kind) ?? 0) + 1);
+          parts.push(mu.bytes);
+          run.mutated++;
+        } else parts.push(msg);
+        run.sent++;
+      }
+      conns.push(Buffer.concat(parts));
+    }
+    for (let i = 0; i < conns.length; i += PARALLEL) await Promise.all(conns.slice(i, i + PARALLEL).map((b) => exchange(port, b, run.out)));
+    run.batches++;
+    assert.equal(await probeOptions(port, 3000), 200, `probe after batch ${run.batches} (FUZZ_SEED=${seed})`);
+  }
+  console.log(`# ${run.mutated} mutated of ${run.sent} messages, ${run.batches} batches of ${BATCH} connections, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`# mutations: ${[...run.kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  console.log(`# answers: ${[...run.out.statuses].sort((a, b) => a[0] - b[0]).map(([st, n]) => `${st}×${n}`).join(' ')}`);
+  assert.deepEqual(run.out.garbage, [], 'every byte the server wrote parses as RTSP');
+  assert.equal(run.out.hung, 0, 'the server closed every connection once its client finished');
+  return run;
+}
+
+/** The corpus of the first test, for the second. */
+let corpusOfRun: Session[] | undefined;
+
 test(`RTSP server fuzz: ${TARGET_MUTATED}+ mutated messages from ffmpeg and GStreamer sessions; the server answers a probe after every batch`, { timeout: 180_000 }, async () => {
   console.log(`# FUZZ_SEED=${SEED}`);
   const relay = await startMiniRelay({ demo: [DEMO], pub: [] }, { connection: { headerTimeoutMs: 3000 } });
@@ -162,6 +217,7 @@ test(`RTSP server fuzz: ${TARGET_MUTATED}+ mutated messages from ffmpeg and GStr
     await proxy.listen();
     const replay = process.env.FUZZ_CORPUS;
     const seeds = replay && existsSync(replay) ? loadCorpus(replay) : await capture(proxy);
+    corpusOfRun = seeds;
     // Written first, so that any failure (an uncaught exception too) can be replayed.
     console.log(`# replay with FUZZ_SEED=${SEED} FUZZ_CORPUS=${replay ?? saveCorpus(seeds)}`);
     const seen = methods(seeds);
@@ -175,53 +231,11 @@ test(`RTSP server fuzz: ${TARGET_MUTATED}+ mutated messages from ffmpeg and GStr
     const baseline = { connections: relay.server.connectionCount, objects: liveObjects()['RtspConnection'] ?? 0, sockets: socketInodes('self').size };
 
     // ---- the fuzz ----
-    const rand = prng(SEED);
-    const m = new RequestMutator(rand);
-    const corpus = seeds.flatMap((s) => s.messages);
-    const out: Outcome = { statuses: new Map(), garbage: [], hung: 0 };
-    const kinds = new Map<string, number>();
-    let mutated = 0;
-    let sent = 0;
-    let batches = 0;
-    const started = performance.now();
-    try {
-      while (mutated < TARGET_MUTATED) {
-        assert.ok(performance.now() - started < 120_000, `fuzz still running after 120 s (${mutated} mutated sent)`);
-        // Built before sending, from the RNG alone, so a seed always gives the same bytes.
-        const conns: Buffer[] = [];
-        for (let c = 0; c < BATCH; c++) {
-          const s = m.pick(seeds);
-          const parts: Buffer[] = [];
-          // Most messages of a session go as captured, so that the mutated ones meet every state.
-          const always = m.int(s.messages.length);
-          for (const [i, msg] of s.messages.entries()) {
-            if (i !== always && rand() < 0.05) continue;
-            if (i === always || rand() < 0.15) {
-              const mu = m.mutate(msg, corpus);
-              kinds.set(mu.kind, (kinds.get(mu.kind) ?? 0) + 1);
-              parts.push(mu.bytes);
-              mutated++;
-            } else parts.push(msg);
-            sent++;
-          }
-          conns.push(Buffer.concat(parts));
-        }
-        for (let i = 0; i < conns.length; i += PARALLEL) await Promise.all(conns.slice(i, i + PARALLEL).map((b) => exchange(port, b, out)));
-        batches++;
-        const probe = await probeOptions(port, 3000);
-        assert.equal(probe, 200, `probe after batch ${batches} (FUZZ_SEED=${SEED})`);
-      }
-      const secs = ((performance.now() - started) / 1000).toFixed(1);
-      console.log(`# ${mutated} mutated of ${sent} messages, ${batches} batches of ${BATCH} connections, ${secs} s`);
-      console.log(`# mutations: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-      console.log(`# answers: ${[...out.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`);
-      assert.deepEqual(out.garbage, [], 'every byte the server wrote parses as RTSP');
-      assert.equal(out.hung, 0, 'the server closed every connection once its client finished');
-      assert.ok((out.statuses.get(200) ?? 0) > 100 && (out.statuses.get(400) ?? 0) > 100, 'both good and refused requests were answered');
-    } catch (e) {
-      console.log(`# failed: replay with the FUZZ_SEED and FUZZ_CORPUS above`);
+    const run = await fuzz(port, seeds, TARGET_MUTATED, SEED).catch((e: unknown) => {
+      console.log('# failed: replay with the FUZZ_SEED and FUZZ_CORPUS above');
       throw e;
-    }
+    });
+    assert.ok((run.out.statuses.get(200) ?? 0) > 100 && (run.out.statuses.get(400) ?? 0) > 100, 'both good and refused requests were answered');
 
     // ---- afterwards: the viewer still plays, nothing is left over ----
     const before = viewer.frames(0);
@@ -234,6 +248,23 @@ test(`RTSP server fuzz: ${TARGET_MUTATED}+ mutated messages from ffmpeg and GStr
     await waitFor(`sockets back to ${baseline.sockets} (now ${socketInodes('self').size})`, () => socketInodes('self').size <= baseline.sockets, 10_000);
   } finally {
     viewer.destroy();
+    await proxy.close();
+    await relay.close();
+  }
+});
+
+test('RTSP server fuzz with rtsp.username/password: mutated sessions meet the Digest challenge; the nonce table stays bounded and empties as connections close', { timeout: 120_000 }, async () => {
+  const relay = await startMiniRelay({ demo: [DEMO], pub: [] }, { auth: { username: 'admin', password: 'pw' }, connection: { headerTimeoutMs: 3000 } });
+  const proxy = new RecordingProxy(relay.server.port);
+  try {
+    await proxy.listen();
+    const seeds = corpusOfRun ?? (await capture(proxy));
+    const run = await fuzz(relay.server.port, seeds, Math.ceil(TARGET_MUTATED / 4), SEED + 1);
+    assert.ok((run.out.statuses.get(401) ?? 0) > 100, 'challenges were answered');
+    const auth = relay.server.auth!;
+    assert.ok(auth.outstanding <= 4096);
+    await waitFor(`nonces forgotten with their connections (${auth.outstanding} left)`, () => relay.server.connectionCount === 0 && auth.outstanding === 0, 10_000);
+  } finally {
     await proxy.close();
     await relay.close();
   }
