@@ -105,7 +105,7 @@ export class Camrelay {
     const limit = {
       ...(config.webrtc.maxSessions !== undefined && { maxSessions: config.webrtc.maxSessions }),
       onRefused: () => metrics.refused(),
-      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient),
+      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient, config.webrtc.timeouts.connect),
     };
     // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
     const browser = { allowedHosts: config.api.allowedHosts, origin: '' as const };

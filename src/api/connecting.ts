@@ -1,7 +1,10 @@
 // webrtc.max_connecting_per_client: WebRTC sessions between the offer and the connection (ICE +
 // DTLS done), per client address. A session that never connects holds its sockets (and the
-// source) until connect_timeout; 300 such offers at once exhausted the fds. A client that opens a
-// few cameras at once is far below the bound; one that offers without ever connecting meets it.
+// source) until connect_timeout; 300 such offers at once exhausted the fds. One address is also
+// often many viewers (Home Assistant opens every camera of a dashboard from its own address; 50
+// viewers at once is a test here), so an offer beyond the bound waits for a place, holding only
+// its request (or its WebSocket, one offer at a time), for up to the connect timeout, and is
+// refused when none comes. The waiting ones are bounded by what holds them: api.max_connections.
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
@@ -9,9 +12,9 @@ import { HttpError } from './http-error.js';
 
 /**
  * How often a session's state is looked at while it connects: WebRtcSession tells nobody when it
- * connects, and this bounds how long a connected session still counts here.
+ * connects, and this bounds how long a connected session still holds its place.
  */
-const POLL_MS = 200;
+const POLL_MS = 100;
 
 const refusedLog = new LogThrottle('webrtc offer refused: webrtc.max_connecting_per_client reached for this address');
 
@@ -21,36 +24,66 @@ export function clientKey(addr: string | undefined): string {
   return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
 
-export class ConnectingTable {
-  #byClient = new Map<string, number>();
+interface Client {
+  connecting: number;
+  waiting: (() => void)[];
+}
 
-  constructor(readonly max: number) {}
+export class ConnectingTable {
+  #byClient = new Map<string, Client>();
+
+  constructor(
+    readonly max: number,
+    /** The longest an offer waits for a place (webrtc.timeouts.connect). */
+    readonly maxWaitMs: number,
+  ) {}
 
   /** Sessions still connecting from this address. */
   count(addr: string | undefined): number {
-    return this.#byClient.get(clientKey(addr)) ?? 0;
+    return this.#byClient.get(clientKey(addr))?.connecting ?? 0;
   }
 
   /**
-   * A place for one more connecting session from `addr`, or an HttpError(503) naming the limit.
-   * The returned release is idempotent; `follow` hands it to the session once there is one.
+   * A place for one more connecting session from `addr`: at once when there is one, else after a
+   * wait; rejects with an HttpError(503) naming the bound when none comes within maxWaitMs, and with `signal`'s reason when the viewer leaves. The returned release is idempotent.
    */
-  take(addr: string | undefined): () => void {
+  async acquire(addr: string | undefined, signal: AbortSignal): Promise<() => void> {
     const key = clientKey(addr);
-    const n = this.#byClient.get(key) ?? 0;
-    if (n >= this.max) {
-      countRefusal('connecting_per_client');
-      refusedLog.hit({ remote: key, max: this.max });
-      throw new HttpError(503, `too many WebRTC sessions still connecting from ${key} (webrtc.max_connecting_per_client: ${this.max}); try again once they connect or time out`);
-    }
-    this.#byClient.set(key, n + 1);
+    let c = this.#byClient.get(key);
+    if (!c) this.#byClient.set(key, (c = { connecting: 0, waiting: [] }));
+    const client = c;
+    if (client.connecting >= this.max) {
+      await new Promise<void>((resolve, reject) => {
+        const give = () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const leave = (e: unknown) => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          const i = client.waiting.indexOf(give);
+          if (i >= 0) client.waiting.splice(i, 1);
+          this.#forget(key, client);
+          reject(e);
+        };
+        const onAbort = () => leave(signal.reason ?? new Error('viewer left'));
+        const timer = setTimeout(() => leave(this.#refuse(key, 'no place within the connect timeout')), this.maxWaitMs);
+        signal.addEventListener('abort', onAbort, { once: true });
+        client.waiting.push(give);
+      });
+    } else client.connecting++;
+    // A place handed over by a leaving session was counted for us already (see release).
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.#byClient.get(key) ?? 1) - 1;
-      if (left > 0) this.#byClient.set(key, left);
-      else this.#byClient.delete(key);
+      const next = client.waiting.shift();
+      if (next) next();
+      else {
+        client.connecting--;
+        this.#forget(key, client);
+      }
     };
   }
 
@@ -67,5 +100,15 @@ export class ConnectingTable {
     }, POLL_MS);
     timer.unref();
     session.once('close', done);
+  }
+
+  #forget(key: string, c: Client): void {
+    if (c.connecting === 0 && c.waiting.length === 0) this.#byClient.delete(key);
+  }
+
+  #refuse(key: string, why: string): HttpError {
+    countRefusal('connecting_per_client');
+    refusedLog.hit({ remote: key, max: this.max, why });
+    return new HttpError(503, `too many WebRTC sessions still connecting from ${key} (webrtc.max_connecting_per_client: ${this.max}); try again once they connect or time out`);
   }
 }

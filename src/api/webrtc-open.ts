@@ -21,38 +21,42 @@ export interface OpenRequest {
 
 /**
  * Answers an offer: the session (in ctx.sessions) and its answer, or undefined when the viewer
- * left before the answer (the session is closed). Rejects with HttpError(503) at a bound, and
- * with the session's error otherwise. WebRtcSession.open runs before this first awaits: the
- * stream has its new consumer when the call returns.
+ * left before the answer (the session is closed). Rejects with HttpError(503) at a bound, with
+ * the signal's reason when the viewer left while waiting for a place, and with the session's
+ * error otherwise.
  */
 export async function openWebRtc(ctx: WebRtcContext, r: OpenRequest): Promise<{ session: WebRtcSession; answer: string } | undefined> {
-  const max = ctx.maxSessions;
-  if (max !== undefined && ctx.sessions.load >= max) {
-    ctx.onRefused?.();
-    throw new HttpError(503, `too many sessions (max ${max})`);
-  }
-  const connecting = ctx.connecting?.take(r.remoteAddr);
-  const release = ctx.sessions.opening();
+  // May wait for a place (ConnectingTable): before the session limit is looked at.
+  const connecting = await ctx.connecting?.acquire(r.remoteAddr, r.signal);
   let handedOver = false;
   try {
-    const { session, answer } = await WebRtcSession.open(r.stream, r.sdp, r.settings ?? ctx.settings, {
-      trickle: r.trickle,
-      remoteAddr: r.remoteAddr,
-      userAgent: r.userAgent,
-      signal: r.signal,
-    }, ctx.backend);
-    if (r.signal.aborted) {
-      session.close(new Error('viewer left before the answer'));
-      return undefined;
+    const max = ctx.maxSessions;
+    if (max !== undefined && ctx.sessions.load >= max) {
+      ctx.onRefused?.();
+      throw new HttpError(503, `too many sessions (max ${max})`);
     }
-    ctx.sessions.add(session);
-    if (connecting) {
-      ctx.connecting!.follow(session, connecting);
-      handedOver = true;
+    const release = ctx.sessions.opening();
+    try {
+      const { session, answer } = await WebRtcSession.open(r.stream, r.sdp, r.settings ?? ctx.settings, {
+        trickle: r.trickle,
+        remoteAddr: r.remoteAddr,
+        userAgent: r.userAgent,
+        signal: r.signal,
+      }, ctx.backend);
+      if (r.signal.aborted) {
+        session.close(new Error('viewer left before the answer'));
+        return undefined;
+      }
+      ctx.sessions.add(session);
+      if (connecting) {
+        ctx.connecting!.follow(session, connecting);
+        handedOver = true;
+      }
+      return { session, answer };
+    } finally {
+      release();
     }
-    return { session, answer };
   } finally {
-    release();
     if (!handedOver) connecting?.();
   }
 }

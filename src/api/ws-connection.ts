@@ -154,8 +154,7 @@ export class WsConnection extends Owned {
         userAgent: this.#userAgent,
         signal: ac.signal,
       });
-      // The new session is attached by now (or the offer was refused): the source has a consumer again.
-      keepSource();
+      // The hold stays until the open is over (finally): the offer may first wait for a place.
       const opened = await opening;
       if (!opened) return;
       const { session, answer } = opened;
