@@ -136,8 +136,10 @@ export class RtspConnection extends Owned {
     ['SETUP', (req) => this.#setup(req)],
     ['PLAY', () => this.#player?.play() ?? { status: 455 }],
     // After a TEARDOWN, a PAUSE is answered as done: GStreamer may send its PAUSE after the
-    // TEARDOWN it sends from another thread, and takes any error as fatal.
-    ['PAUSE', () => this.#player?.pause() ?? { status: this.#tornDown ? 200 : 455 }],
+    // TEARDOWN it sends from another thread, and takes any error as fatal. A publisher may pause
+    // its recording (RFC 2326 10.6; GStreamer's rtspclientsink does before its TEARDOWN): frames
+    // just stop, and the stream is fed again if RECORD follows.
+    ['PAUSE', () => this.#player?.pause() ?? { status: this.#tornDown || this.#publish ? 200 : 455 }],
     ['RECORD', () => (this.#publish ? this.#publish.record() : { status: 455 })],
     ['TEARDOWN', () => this.#teardown()],
     // Keep-alives.

@@ -1,12 +1,13 @@
 // Issue 12 acceptance: a fuzz test of camrelay's RTSP SERVER (test/unit/rtsp-fuzz.test.ts covers
 // the client side and the parsers). The seed corpus is what real clients send, captured at test
-// time through a recording proxy: ffmpeg playing over TCP and over UDP, ffmpeg publishing, and
-// GStreamer's rtspsrc playing. Then 20,000+ mutated messages go to a real RtspServer serving a
-// real ffmpeg stream, in batches over a bounded number of connections. After every batch a fresh
-// connection's OPTIONS must be answered 200; at the end a viewer that played throughout still
-// gets frames and the server holds exactly the connections it held before. FUZZ_SEED=n replays a
-// run's mutations; each run writes its corpus to a file that FUZZ_CORPUS=<file> reads back instead
-// of capturing, as clients may say slightly different things from one run to the next.
+// time through a recording proxy: ffmpeg playing over TCP and over UDP, ffmpeg publishing,
+// GStreamer's rtspsrc playing and its rtspclientsink publishing. Then 20,000+ mutated messages go
+// to a real RtspServer serving a real ffmpeg stream, in batches over a bounded number of
+// connections. After every batch a fresh connection's OPTIONS must be answered 200; at the end a
+// viewer that played throughout still gets frames and the server holds exactly the connections it
+// held before. FUZZ_SEED=n replays a run's mutations; each run writes its corpus to a file that
+// FUZZ_CORPUS=<file> reads back instead of capturing, as clients may say slightly different things
+// from one run to the next.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -108,6 +109,12 @@ async function capture(proxy: RecordingProxy): Promise<Session[]> {
   ], 20_000);
   assert.equal(pub.code, 0, pub.out);
   seeds.push(...sessionsOf(proxy, 'ffmpeg publisher'));
+  const gstPub = await run('/usr/bin/gst-launch-1.0', [
+    '-q', 'videotestsrc', 'num-buffers=25', '!', 'video/x-raw,width=160,height=120,framerate=25/1',
+    '!', 'x264enc', 'tune=zerolatency', 'speed-preset=ultrafast', 'key-int-max=10', '!', 'rtspclientsink', `location=rtsp://127.0.0.1:${via}/pub`, 'protocols=tcp',
+  ], 20_000);
+  assert.equal(gstPub.code, 0, gstPub.out);
+  seeds.push(...sessionsOf(proxy, 'GStreamer publisher'));
   return seeds;
 }
 
