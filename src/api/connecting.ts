@@ -10,12 +10,6 @@ import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import { HttpError } from './http-error.js';
 
-/**
- * How often a session's state is looked at while it connects: WebRtcSession tells nobody when it
- * connects, and this bounds how long a connected session still holds its place.
- */
-const POLL_MS = 100;
-
 const refusedLog = new LogThrottle('webrtc offer refused: webrtc.max_connecting_per_client reached for this address');
 
 /** 'unknown' for a socket that no longer knows its peer; IPv4-mapped IPv6 as plain IPv4. */
@@ -89,16 +83,13 @@ export class ConnectingTable {
 
   /** Keeps the place until `session` connects or closes, whichever comes first. */
   follow(session: WebRtcSession, release: () => void): void {
-    if (session.closed) return release();
+    if (session.closed || session.info().state === 'connected') return release();
     const done = () => {
-      clearInterval(timer);
+      session.off('connected', done);
       session.off('close', done);
       release();
     };
-    const timer = setInterval(() => {
-      if (session.info().state === 'connected') done();
-    }, POLL_MS);
-    timer.unref();
+    session.once('connected', done);
     session.once('close', done);
   }
 

@@ -73,6 +73,7 @@ class RtpLane {
   }
 }
 
+/** Events: 'connected' once ICE and DTLS are done (the connecting-per-client bound lets go then); 'close'. */
 export class WebRtcSession extends Owned implements Consumer {
   readonly id = randomBytes(12).toString('base64url');
   readonly request: MediaRequest;
@@ -256,6 +257,7 @@ export class WebRtcSession extends Owned implements Consumer {
       this.#lastInbound = performance.now();
       this.#armDisconnect(this.settings.timeouts.disconnect);
       this.#startVideo();
+      this.emit('connected');
     } else if (s === 'disconnected' || s === 'failed' || s === 'closed') {
       this.close(new Error(`connection ${s}`));
     }
