@@ -26,6 +26,8 @@ export interface Config {
     password?: string;
     /** Host names (besides IP literals, localhost and this machine's names) a browser may use to reach us. */
     allowedHosts: string[];
+    /** go2rtc's `api.origin`: '*' lets pages of any origin call the API and open the WebSocket (CORS); '' = same origin only. */
+    origin: '' | '*';
     /** HTTP + WebSocket connections open at once; more are closed on accept. */
     maxConnections: number;
     /** ms a client has to send a request's headers (slowloris bound; WebSocket upgrades too). */
@@ -230,6 +232,7 @@ const fileSchema = z.strictObject({
       listen: listen.optional(),
       ...auth,
       allowed_hosts: z.array(z.string().min(1)).optional(),
+      origin: z.enum(['', '*']).optional(),
       max_connections: positiveInt.optional(),
       header_timeout: positiveDuration.optional(),
       idle_timeout: positiveDuration.optional(),
@@ -437,6 +440,7 @@ function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
     api: {
       listen: f.api?.listen ?? DEFAULTS.apiListen,
       allowedHosts: f.api?.allowed_hosts ?? [],
+      origin: f.api?.origin ?? '',
       maxConnections: f.api?.max_connections ?? DEFAULTS.api.maxConnections,
       headerTimeout: f.api?.header_timeout ?? DEFAULTS.api.headerTimeout,
       idleTimeout: f.api?.idle_timeout ?? DEFAULTS.api.idleTimeout,
