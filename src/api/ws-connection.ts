@@ -15,6 +15,8 @@ import { MessageError, answerMessage, candidateMessage, errorMessage, parseMessa
 
 /** Remote candidates held while no session can take them yet (before or during the open). */
 export const MAX_BUFFERED_CANDIDATES = 64;
+/** The answer to a message type camrelay does not serve (mse, hls, mjpeg, mp4, …), after "<type>: ". */
+export const UNSUPPORTED = 'not supported by camrelay yet';
 /** How long a closing handshake may take before the socket is cut. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -125,7 +127,9 @@ export class WsConnection extends Owned {
         this.#remoteCandidate(msg.candidate);
         break;
       case 'unknown':
-        this.#sendError(msg.type || 'ws', 'unsupported message type (camrelay answers webrtc, webrtc/offer and webrtc/candidate)');
+        // go2rtc's player asks for MJPEG when an error starts with "mse", and closes its peer on
+        // any error containing "webrtc/offer": this one names only the type it answers.
+        this.#sendError(msg.type, UNSUPPORTED);
         break;
     }
   }
@@ -134,8 +138,8 @@ export class WsConnection extends Owned {
     const p = offer.type;
     const stream = this.src ? this.ctx.registry.get(this.src) : undefined;
     if (!stream) {
-      this.#sendError(p, this.src ? `stream not found: ${this.src}` : 'missing ?src=<stream name> (publishing with ?dst= is not supported)');
-      this.close(new Error('stream not found'), 1000);
+      // go2rtc's words, and like go2rtc the socket stays open: the client may try again.
+      this.#sendError(p, this.src ? 'stream not found' : 'missing ?src=<stream name> (publishing with ?dst= is not supported)');
       return;
     }
     // A new offer on the same socket is the same viewer starting over (DESIGN rule 5): its old

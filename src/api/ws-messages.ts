@@ -64,7 +64,7 @@ export function parseMessage(text: string): Incoming {
     case 'webrtc/candidate':
       return { kind: 'candidate', candidate: parseCandidate(value) };
     default:
-      return { kind: 'unknown', type };
+      return { kind: 'unknown', type: errorPrefix(type) };
   }
 }
 
@@ -132,6 +132,15 @@ export function candidateMessage(candidate: string): string {
 
 export function errorMessage(prefix: string, reason: string): string {
   return JSON.stringify({ type: 'error', value: `${prefix}: ${reason}` });
+}
+
+/**
+ * An unknown type as the start of its error: printable, bounded, never "" (the error must name
+ * something), and never holding "webrtc/offer" (go2rtc's player would close its peer on it).
+ */
+export function errorPrefix(type: string): string {
+  const t = type.replace(/[^\x20-\x7e]/g, '?').slice(0, 64).replaceAll('webrtc/offer', 'webrtc_offer');
+  return t === '' ? 'ws' : t;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
