@@ -1,4 +1,4 @@
-import { SourceError, errorMessage } from '../core/errors.js';
+import { SourceError, errorMessage, isRefusalStatus } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
 import { Owned } from '../core/owned.js';
@@ -6,7 +6,7 @@ import { RtspClientConnection, type ClientConnectionOptions } from './client-con
 import { UdpPortPair } from './client-transport-udp.js';
 import { RtspProtocolError } from './errors.js';
 import { DEFAULT_READER_LIMITS, type RtspResponse } from './message.js';
-import { RtpReceiver, trackFromMedia, unsupportedReason } from './receiver.js';
+import { formatsOf, RtpReceiver, trackFromMedia, unsupportedReason } from './receiver.js';
 import { parseSdp, resolveControl, type SdpMedia, type SdpSession } from './sdp.js';
 import { parseTransport } from './transport.js';
 import { parseCameraUrl, redirectTarget, type CameraUrl } from './url.js';
@@ -49,7 +49,8 @@ interface Chosen {
 }
 
 function statusError(method: string, res: RtspResponse): SourceError {
-  return new SourceError(`${method}: ${res.status} ${res.reason}`.trim());
+  // 401/403/404 reach waiting viewers at once (fail fast); 503 and the like mean "busy, try later".
+  return new SourceError(`${method}: ${res.status} ${res.reason}`.trim(), false, isRefusalStatus(res.status));
 }
 
 function isRedirect(res: RtspResponse): boolean {
@@ -204,22 +205,31 @@ export class RtspClient extends Owned {
     }
   }
 
-  /** One track per kind: the first the camera lists that a viewer wants and camrelay carries. */
+  /**
+   * One track per kind: the first the camera lists that a viewer wants and camrelay carries. In a
+   * media section listing several payload types, the first of those that qualifies is used.
+   */
   #choose(sdp: SdpSession, base: string, want: MediaRequest): Chosen[] {
     const chosen: Chosen[] = [];
     const taken = new Set<Kind>();
-    for (const m of sdp.media) {
-      const why = this.#skipReason(m, want, taken);
-      if (why) {
-        this.log.info({ media: `${m.kind}:${m.codec ?? m.payloadType}`, why }, 'not setting up a track');
+    for (const section of sdp.media) {
+      const formats = formatsOf(section);
+      const m = formats.find((f) => this.#skipReason(f, want, taken) === undefined);
+      if (!m) {
+        const why = this.#skipReason(section, want, taken);
+        // Media of a kind camrelay never carries (vendor metadata, ONVIF data) is expected noise.
+        const known = section.kind === 'video' || section.kind === 'audio';
+        const media = formats.map((f) => `${f.kind}:${f.codec ?? (f.payloadType >= 0 ? f.payloadType : section.formats.join(' ').slice(0, 40))}`).join(', ');
+        this.log[known ? 'info' : 'debug']({ media, why }, 'not setting up a track');
         continue;
       }
+      if (formats.length > 1) this.log.debug({ payloadType: m.payloadType, codec: m.codec, listed: section.payloadTypes }, 'media section lists several payload types; using the first camrelay carries');
       const track = trackFromMedia(m)!;
       taken.add(track.kind);
       chosen.push({ media: m, track, url: resolveControl(base, m.control) });
     }
     if (chosen.length === 0) {
-      const offered = sdp.media.map((m) => `${m.kind}:${m.codec ?? m.payloadType}`).join(', ') || 'no media';
+      const offered = sdp.media.flatMap(formatsOf).map((m) => `${m.kind}:${m.codec ?? (m.payloadType >= 0 ? m.payloadType : m.formats.join(' ').slice(0, 40))}`).join(', ') || 'no media';
       const wanted = (['video', 'audio'] as const).flatMap((k) => (want[k] ?? []).map((c) => `${k}:${c}`)).join(', ') || 'nothing';
       throw new SourceError(`camera offers no track the viewers can use (offered ${offered}; wanted ${wanted})`, true);
     }

@@ -9,7 +9,7 @@ import { DepacketizeError, RtpPacketError } from '../rtp/errors.js';
 import { H264Depacketizer, type AccessUnit } from '../rtp/h264-depacketizer.js';
 import { H265Depacketizer } from '../rtp/h265-depacketizer.js';
 import { parseRtp, type RtpPacket } from '../rtp/packet.js';
-import { parseFmtp, type SdpMedia } from './sdp.js';
+import { forPayloadType, parseFmtp, type SdpMedia } from './sdp.js';
 
 // From an SDP media section to a Track, and from that track's RTP packets to Frames.
 
@@ -24,6 +24,7 @@ const SUPPORTED: Record<string, { name: CodecName; kind: 'video' | 'audio' }> = 
 
 /** Why a media section cannot become a track, or undefined when it can. */
 export function unsupportedReason(m: SdpMedia): string | undefined {
+  if (m.payloadTypes.length === 0) return `${m.kind} media with no RTP payload type (formats ${m.formats.join(' ').slice(0, 60)})`;
   const c = m.codec ? SUPPORTED[m.codec] : undefined;
   if (!c) return `codec ${m.codec ?? `payload type ${m.payloadType}`} is not carried`;
   if (m.kind !== c.kind) return `${m.codec} in a ${m.kind} section`;
@@ -34,6 +35,14 @@ export function unsupportedReason(m: SdpMedia): string | undefined {
     if (!m.clockRate) return 'AAC without a clock rate';
   }
   return undefined;
+}
+
+/**
+ * Each payload type of a media section described on its own, the first listed first: a camera
+ * may list several codecs on one m= line and the caller picks one it can carry.
+ */
+export function formatsOf(m: SdpMedia): SdpMedia[] {
+  return m.payloadTypes.length === 0 ? [m] : m.payloadTypes.map((pt) => forPayloadType(m, pt));
 }
 
 /** The Track a media section describes, or undefined for a codec camrelay does not carry. */

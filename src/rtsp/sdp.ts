@@ -3,6 +3,10 @@ import { SdpError } from './errors.js';
 
 // SDP (RFC 4566) as far as RTSP needs it: media sections with their first format's codec, the
 // control URL (RFC 2326 C.1.1) and fmtp parameters. Unknown lines are kept as attributes or skipped.
+// Lenient in what cameras send (RFC 1122's robustness rule): a DESCRIBE answer without the
+// v=/o=/s=/t= lines, or with a media section whose format list is not RTP payload types (a vendor's
+// `m=application/… 0 RTP/AVP smart/0/25000`), still parses; such a section has no payload types and
+// is skipped by whoever picks tracks. writeSdp stays strict.
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
@@ -16,8 +20,14 @@ export interface SdpMedia {
   kind: string;
   port: number;
   protocol: string;
-  /** All formats of the m= line; the section describes the first one. */
+  /** The m= line's formats as written (payload type numbers for RTP, anything for others). */
+  formats: string[];
+  /**
+   * The formats that are RTP payload types (0-127); the section describes `payloadType`, the first
+   * of them unless forPayloadType() picked another. Empty for a section with no usable format.
+   */
   payloadTypes: number[];
+  /** -1 when payloadTypes is empty. */
   payloadType: number;
   /** Encoding name upper-cased ('H264', 'OPUS', 'PCMA'), from a=rtpmap or the static table. */
   codec?: string;
@@ -65,6 +75,7 @@ interface RawMedia {
   kind: string;
   port: number;
   protocol: string;
+  formats: string[];
   payloadTypes: number[];
   attributes: SdpAttribute[];
 }
@@ -73,7 +84,6 @@ export function parseSdp(text: string): SdpSession {
   const session: SdpSession = { attributes: [], media: [] };
   const raw: RawMedia[] = [];
   let current: RawMedia | undefined;
-  let sawVersion = false;
   for (const rawLine of text.split('\n')) {
     const line = rawLine.replace(/\r$/, '').trim();
     if (line === '') continue;
@@ -83,7 +93,6 @@ export function parseSdp(text: string): SdpSession {
     switch (type) {
       case 'v':
         if (value !== '0') throw new SdpError(`unsupported SDP version ${value}`);
-        sawVersion = true;
         break;
       case 'o':
         if (!current) session.origin = value;
@@ -105,9 +114,10 @@ export function parseSdp(text: string): SdpSession {
         break;
     }
   }
-  if (!sawVersion) throw new SdpError('missing v=0');
+  // Without v= (some cameras leave out every session line) a text must at least describe media.
+  if (raw.length === 0 && !/^\s*v=/.test(text)) throw new SdpError('neither v=0 nor any m= line');
   session.control = session.attributes.find((a) => a.name === 'control')?.value;
-  session.media = raw.map(describeMedia);
+  session.media = raw.map((r) => describeMedia(r, r.payloadTypes[0] ?? -1));
   return session;
 }
 
@@ -119,11 +129,9 @@ function parseMediaLine(value: string): RawMedia {
   if (!kind || !protocol || !Number.isInteger(port) || port < 0 || port > 65535 || formats.length === 0) {
     throw new SdpError(`bad m= line: ${JSON.stringify(value.slice(0, 80))}`);
   }
-  const payloadTypes = formats.map(Number);
-  if (/RTP\//.test(protocol) && payloadTypes.some((pt) => !Number.isInteger(pt) || pt < 0 || pt > 127)) {
-    throw new SdpError(`bad payload type in m= line: ${JSON.stringify(value.slice(0, 80))}`);
-  }
-  return { kind, port, protocol, payloadTypes, attributes: [] };
+  // A format that is not a payload type makes no track, and is no reason to refuse the others.
+  const payloadTypes = /RTP\//.test(protocol) ? formats.filter((f) => /^\d{1,3}$/.test(f)).map(Number).filter((pt) => pt <= 127) : [];
+  return { kind, port, protocol, formats, payloadTypes, attributes: [] };
 }
 
 function parseAttribute(value: string): SdpAttribute {
@@ -154,12 +162,21 @@ export function parseFmtp(params: string): Record<string, string> {
   return out;
 }
 
-function describeMedia(r: RawMedia): SdpMedia {
-  const payloadType = r.payloadTypes[0]!;
+/**
+ * The same media section describing another of its payload types (one m= line may list several
+ * codecs, e.g. MPEG-4 part 2 and H.264 as 96 and 97). A type the line does not list gives `m`.
+ */
+export function forPayloadType(m: SdpMedia, pt: number): SdpMedia {
+  if (pt === m.payloadType || !m.payloadTypes.includes(pt)) return m;
+  return describeMedia(m, pt);
+}
+
+function describeMedia(r: RawMedia, payloadType: number): SdpMedia {
   const m: SdpMedia = {
     kind: r.kind,
     port: r.port,
     protocol: r.protocol,
+    formats: r.formats,
     payloadTypes: r.payloadTypes,
     payloadType,
     fmtpParams: {},
@@ -173,7 +190,7 @@ function describeMedia(r: RawMedia): SdpMedia {
     if (Number.isInteger(clockRate) && clockRate > 0) m.clockRate = clockRate;
     const ch = Number(channels);
     if (channels !== undefined && Number.isInteger(ch) && ch > 0) m.channels = ch;
-  } else if (STATIC_PAYLOAD_TYPES[payloadType]) {
+  } else if (payloadType >= 0 && STATIC_PAYLOAD_TYPES[payloadType]) {
     const s = STATIC_PAYLOAD_TYPES[payloadType];
     m.codec = s.codec;
     m.clockRate = s.clockRate;

@@ -1,7 +1,19 @@
 // A scripted RTSP "camera" on 127.0.0.1 for malformed-input tests: it parses our requests with the
 // real message reader and answers each method as a test says, defaulting to a sane H.264 camera.
+// With stream(), PLAY starts real H.264 RTP (a clip, looped) interleaved on the first SETUP's channel.
 import net from 'node:net';
+import { packetizeH264 } from '../../src/rtp/h264-packetizer.js';
+import { writeRtpHeader } from '../../src/rtp/packet.js';
 import { RtspHeaders, RtspMessageReader, serializeResponse, type RtspRequest } from '../../src/rtsp/message.js';
+import type { H264Clip } from './h264-clip.js';
+
+export interface StreamOptions {
+  clip: H264Clip;
+  /** The payload type of the H.264 packets. */
+  payloadType: number;
+  /** Also sends a packet of junk under this payload type before every frame (a second codec the SDP lists). */
+  otherPayloadType?: number;
+}
 
 export const H264_SDP = [
   'v=0',
@@ -36,6 +48,9 @@ export class ScriptedCamera {
   connections = 0;
   port = 0;
   #script: Script = {};
+  #stream: StreamOptions | undefined;
+  /** RTP packets sent under the H.264 payload type, over every connection. */
+  rtpSent = 0;
 
   constructor() {
     this.server = net.createServer((s) => this.#accept(s));
@@ -59,8 +74,41 @@ export class ScriptedCamera {
     this.connections = 0;
   }
 
+  /** From now on, PLAY's default answer is followed by RTP of `opts.clip`, paced at its frame rate. */
+  stream(opts: StreamOptions): void {
+    this.#stream = opts;
+  }
+
+  #startRtp(s: net.Socket, channel: number): void {
+    const opts = this.#stream;
+    if (!opts) return;
+    const ssrc = 0x1234abcd;
+    let seq = 0;
+    let frame = 0;
+    const send = (pt: number, marker: boolean, timestamp: number, payload: Buffer) => {
+      const pkt = Buffer.alloc(12 + payload.length);
+      writeRtpHeader(pkt, 0, { marker, payloadType: pt, sequenceNumber: seq++, timestamp, ssrc });
+      payload.copy(pkt, 12);
+      const head = Buffer.from([0x24, channel, pkt.length >> 8, pkt.length & 0xff]);
+      s.write(Buffer.concat([head, pkt]));
+    };
+    const timer = setInterval(() => {
+      if (s.destroyed) return clearInterval(timer);
+      const timestamp = Math.round((frame * 90000) / opts.clip.fps);
+      const unit = opts.clip.units[frame % opts.clip.units.length]!;
+      frame++;
+      if (opts.otherPayloadType !== undefined) send(opts.otherPayloadType, true, timestamp, Buffer.from([0x00, 0x00, 0x01, 0xb6, 0xde, 0xad]));
+      for (const p of packetizeH264(unit)) {
+        send(opts.payloadType, p.marker, timestamp, p.payload);
+        this.rtpSent++;
+      }
+    }, 1000 / opts.clip.fps);
+    s.once('close', () => clearInterval(timer));
+  }
+
   #accept(s: net.Socket): void {
     const conn = this.connections++;
+    let channel: number | undefined;
     this.sockets.add(s);
     s.on('close', () => this.sockets.delete(s));
     s.on('error', () => {});
@@ -76,6 +124,10 @@ export class ScriptedCamera {
       for (const item of items) {
         if (item.type !== 'request') continue;
         this.requests.push({ conn, method: item.method, url: item.url, headers: item.headers });
+        if (item.method === 'SETUP' && channel === undefined) {
+          const m = /interleaved=(\d+)/.exec(item.headers.get('transport') ?? '');
+          if (m) channel = Number(m[1]);
+        }
         const x: Exchange = {
           req: item,
           socket: s,
@@ -91,6 +143,7 @@ export class ScriptedCamera {
         const handler = this.#script[item.method];
         if (handler && handler(x) !== false) continue;
         this.#default(x);
+        if (item.method === 'PLAY' && channel !== undefined) this.#startRtp(s, channel);
       }
     });
   }

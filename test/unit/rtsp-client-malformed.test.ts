@@ -96,7 +96,8 @@ const CASES: Case[] = [
   { name: 'DESCRIBE 404', script: { DESCRIBE: (x) => x.reply(404) }, error: /^DESCRIBE: 404 Not Found$/ },
   { name: 'DESCRIBE 200 without a body', script: { DESCRIBE: (x) => x.reply(200, { 'Content-Type': 'application/sdp' }) }, error: /^DESCRIBE: empty answer, no SDP$/ },
   { name: 'DESCRIBE answered with HTML', script: describeWith('<html></html>', 'text/html'), error: /^DESCRIBE: answer is text\/html, not SDP$/ },
-  { name: 'SDP without v=0', script: describeWith('o=- 0 0 IN IP4 1.2.3.4\r\nm=video 0 RTP/AVP 96\r\n'), error: /^DESCRIBE: bad SDP: missing v=0$/ },
+  // Without v= but with media is a camera's lenient SDP (issue 13 item 10); without either it is not SDP.
+  { name: 'SDP with neither v=0 nor media', script: describeWith('o=- 0 0 IN IP4 1.2.3.4\r\ns=x\r\n'), error: /^DESCRIBE: bad SDP: neither v=0 nor any m= line$/ },
   { name: 'SDP with a broken m= line', script: describeWith(sdp('m=video zero RTP/AVP 96')), error: /^DESCRIBE: bad SDP: bad m= line/ },
   { name: 'SDP with a line that is not SDP', script: describeWith('v=0\r\nhello world\r\n'), error: /^DESCRIBE: bad SDP: not an SDP line: "hello world"/ },
   {

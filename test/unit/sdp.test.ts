@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSdp, resolveControl, writeSdp, parseFmtp } from '../../src/rtsp/sdp.js';
 import { SdpError } from '../../src/rtsp/errors.js';
-import { trackFromMedia } from '../../src/rtsp/receiver.js';
+import { formatsOf, trackFromMedia, unsupportedReason } from '../../src/rtsp/receiver.js';
+import { CAMERA_SDPS } from '../helpers/camera-sdp.js';
 import { nalType } from '../../src/codecs/h264.js';
 
 // What ffmpeg 5.1 writes in its ANNOUNCE for libx264 + libopus.
@@ -116,12 +117,11 @@ for (const [base, control, expected] of controls) {
 }
 
 const broken: Array<[string, string]> = [
-  ['no version line', 's=x\nm=video 0 RTP/AVP 96\n'],
+  ['neither a version line nor media', 's=x\nc=IN IP4 0.0.0.0\n'],
   ['version 1', 'v=1\n'],
   ['a line without =', 'v=0\nhello\n'],
   ['m= without formats', 'v=0\nm=video 0 RTP/AVP\n'],
   ['m= with a bad port', 'v=0\nm=video x RTP/AVP 96\n'],
-  ['m= with a payload type over 127', 'v=0\nm=video 0 RTP/AVP 200\n'],
 ];
 for (const [name, text] of broken) {
   test(`broken SDP (${name}) throws SdpError`, { timeout: 5000 }, () => {
@@ -151,4 +151,43 @@ test('writeSdp output parses back to the same media', { timeout: 5000 }, () => {
     ],
   );
   assert.equal(s.media[0]?.fmtpParams['sprop-parameter-sets'], 'Z0I=,aM4=');
+});
+
+// Issue 13 item 10: DESCRIBE answers of real cameras that other players accept.
+for (const shape of CAMERA_SDPS) {
+  test(`camera SDP (${shape.name}) parses and its H.264 format becomes the track`, { timeout: 5000 }, () => {
+    const s = parseSdp(shape.sdp);
+    const video = s.media.find((m) => m.kind === 'video')!;
+    const chosen = formatsOf(video).find((f) => unsupportedReason(f) === undefined);
+    assert.equal(chosen?.payloadType, shape.h264Pt);
+    assert.equal(chosen?.codec, 'H264');
+    assert.equal(trackFromMedia(chosen!)?.codec.name, 'H264');
+    assert.equal(chosen?.control, 'track1');
+    for (const other of s.media.filter((m) => m !== video)) assert.ok(unsupportedReason(other), 'the other section is skipped, with a reason');
+  });
+}
+
+test('a vendor section with non-numeric formats has no payload types and names its formats', { timeout: 5000 }, () => {
+  const m = parseSdp(CAMERA_SDPS[0]!.sdp).media[1]!;
+  assert.equal(m.kind, 'application/x-vendor');
+  assert.deepEqual(m.formats, ['smart/0/25000']);
+  assert.deepEqual(m.payloadTypes, []);
+  assert.equal(m.payloadType, -1);
+  assert.equal(m.codec, undefined);
+  assert.match(unsupportedReason(m)!, /no RTP payload type \(formats smart\/0\/25000\)/);
+});
+
+test('each payload type of a multi-codec m= line is described with its own rtpmap and fmtp', { timeout: 5000 }, () => {
+  const m = parseSdp(CAMERA_SDPS[2]!.sdp).media[0]!;
+  assert.deepEqual(m.payloadTypes, [96, 97]);
+  assert.deepEqual(formatsOf(m).map((f) => [f.payloadType, f.codec, f.fmtpParams['packetization-mode']]), [
+    [96, 'MP4V-ES', undefined],
+    [97, 'H264', '1'],
+  ]);
+  assert.match(unsupportedReason(m)!, /MP4V-ES is not carried/);
+});
+
+test('a payload type over 127 makes that section unusable, not the SDP', { timeout: 5000 }, () => {
+  const s = parseSdp('v=0\nm=video 0 RTP/AVP 200\nm=video 0 RTP/AVP 96\na=rtpmap:96 H264/90000\n');
+  assert.deepEqual(s.media.map((m) => m.payloadTypes), [[], [96]]);
 });
