@@ -24,6 +24,14 @@ function all(req: Request, key: string): string[] {
   return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
 }
 
+/**
+ * Home Assistant PUTs the same list on every offer and snapshot (it compares with the masked
+ * producers[].url and never finds its password there): the same list changes nothing.
+ */
+function sameSources(current: readonly string[] | undefined, next: readonly string[]): boolean {
+  return current !== undefined && current.length === next.length && current.every((s, i) => s === next[i]);
+}
+
 function one(req: Request, key: string): string {
   return all(req, key)[0] ?? '';
 }
@@ -73,7 +81,12 @@ export function streamsRoutes(ctx: StreamsContext): Router {
     const problem = checked(name, sources);
     if (problem) return sendError(res, 400, problem);
     try {
+      // The store writes nothing when the file already says this (config/save.ts).
       const saved = await ctx.store.setStream(name, sources);
+      if (sameSources(ctx.registry.get(name)?.sources, saved.sources)) {
+        log.debug({ stream: name }, 'stream PUT with its current sources: nothing to change');
+        return res.status(200).end();
+      }
       ctx.registry.set(name, saved.sources, saved.settings, 'api');
       log.info({ stream: name, sources: sources.map(maskCredentials) }, 'stream saved');
       res.status(200).end();
@@ -89,6 +102,7 @@ export function streamsRoutes(ctx: StreamsContext): Router {
     const problem = checked(name, sources);
     if (problem) return sendError(res, 400, problem);
     const existing = ctx.registry.get(name);
+    if (sameSources(existing?.sources, sources)) return res.status(200).end();
     ctx.registry.set(name, sources, existing?.settings ?? ctx.defaults, 'api');
     res.status(200).end();
   });

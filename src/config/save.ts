@@ -24,7 +24,9 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { isMap, parseDocument, YAMLMap, type Document } from 'yaml';
+import { spliceDelete, spliceSet } from './yaml-splice.js';
 import { log } from '../core/log.js';
 import { IN_PLACE_MARK, parseConfig } from './load.js';
 import type { Config, StreamConfig } from './schema.js';
@@ -86,42 +88,68 @@ export class ConfigStore {
 
   /** Creates or replaces streams.<name>; a stream written as a mapping keeps its other keys. */
   setStream(name: string, sources: string[]): Promise<StreamConfig> {
-    return this.#edit((doc) => {
-      const streams = sectionMap(doc, 'streams');
-      const value = sources.length === 1 ? sources[0] : sources;
-      const current = streams.get(name, true);
-      if (isMap(current)) current.set('sources', doc.createNode(sources, { flow: false }));
-      else streams.set(name, doc.createNode(value));
-    }).then((config) => config.streams[name]!);
+    return this.#edit(
+      (doc) => {
+        const streams = sectionMap(doc, 'streams');
+        const value = sources.length === 1 ? sources[0] : sources;
+        const current = streams.get(name, true);
+        if (isMap(current)) current.set('sources', doc.createNode(sources, { flow: false }));
+        else streams.set(name, doc.createNode(value));
+      },
+      (text) => {
+        const current = parseDocument(text).getIn(['streams', name], true);
+        if (isMap(current)) return spliceSet(text, ['streams', name, 'sources'], sources);
+        return spliceSet(text, ['streams', name], sources.length === 1 ? sources[0]! : sources);
+      },
+    ).then((config) => config.streams[name]!);
   }
 
   deleteStream(name: string): Promise<void> {
-    return this.#edit((doc) => {
-      sectionMap(doc, 'streams').delete(name);
-      // A preload of a stream that no longer exists would make the file invalid.
-      const preload = doc.get('preload', true);
-      if (isMap(preload)) preload.delete(name);
-    }).then(() => undefined);
+    return this.#edit(
+      (doc) => {
+        sectionMap(doc, 'streams').delete(name);
+        // A preload of a stream that no longer exists would make the file invalid.
+        const preload = doc.get('preload', true);
+        if (isMap(preload)) preload.delete(name);
+        dropIfEmpty(doc, 'preload');
+      },
+      (text) => {
+        const t = spliceDelete(text, ['streams', name]);
+        return t === undefined || !isMap(parseDocument(t).get('preload', true)) ? t : spliceDelete(t, ['preload', name]);
+      },
+    ).then(() => undefined);
   }
 
   /** preload.<name> = query (go2rtc's section), or removed when `query` is undefined. */
   setPreload(name: string, query: string | undefined): Promise<void> {
-    return this.#edit((doc) => {
-      const m = sectionMap(doc, 'preload');
-      if (query === undefined) m.delete(name);
-      else m.set(name, query);
-    }).then(() => undefined);
+    return this.#edit(
+      (doc) => {
+        const m = sectionMap(doc, 'preload');
+        if (query === undefined) m.delete(name);
+        else m.set(name, query);
+        dropIfEmpty(doc, 'preload');
+      },
+      (text) => (query === undefined ? spliceDelete(text, ['preload', name]) : spliceSet(text, ['preload', name], query)),
+    ).then(() => undefined);
   }
 
-  #edit(change: (doc: Document) => void): Promise<Config> {
+  /**
+   * `change` edits the Document (the reference result); `splice`, when it can, makes the same
+   * edit as text so the lines not changed stay byte-identical. A change that leaves the
+   * configuration as it was writes nothing (Home Assistant PUTs the same sources on every offer).
+   */
+  #edit(change: (doc: Document) => void, splice?: (text: string) => string | undefined): Promise<Config> {
     const run = async (): Promise<Config> => {
       const text = readFileSync(this.file, 'utf8');
       const doc = parseDocument(text);
       change(doc);
       // lineWidth 0: long source URLs stay on one line, as the user wrote them.
-      const next = doc.toString({ lineWidth: 0 });
+      let next = doc.toString({ lineWidth: 0 });
+      const spliced = splice?.(text);
+      if (spliced !== undefined && sameData(spliced, doc)) next = spliced;
       // Never write a file camrelay would refuse at its next start.
       const config = parseConfig(next, this.file);
+      if (unchanged(text, this.file, config)) return config;
       this.#write(next);
       return config;
     };
@@ -276,6 +304,30 @@ function saveError(file: string, where: string, e: unknown): unknown {
   if (code === 'EACCES' || code === 'EPERM') return new ConfigSaveError(file, `${where}: permission denied (camrelay runs as uid ${process.getuid?.() ?? '?'}): ${msg}`, { cause: e });
   if (code === 'ENOENT') return new ConfigSaveError(file, `${where}: file not found: ${msg}`, { cause: e });
   return new ConfigSaveError(file, `${where}: ${msg}`, { cause: e });
+}
+
+/** The spliced text means exactly what the edited Document means. */
+function sameData(text: string, doc: Document): boolean {
+  const parsed = parseDocument(text);
+  return parsed.errors.length === 0 && isDeepStrictEqual(parsed.toJS(), doc.toJS());
+}
+
+/**
+ * The file already says this (after ${} substitution: a PUT of the resolved password keeps the
+ * file's reference to the variable). A file that does not load today is never "unchanged".
+ */
+function unchanged(text: string, file: string, next: Config): boolean {
+  try {
+    return isDeepStrictEqual(parseConfig(text, file), next);
+  } catch {
+    return false;
+  }
+}
+
+/** An emptied optional section goes, as its text does in spliceDelete (streams: stays). */
+function dropIfEmpty(doc: Document, key: string): void {
+  const m = doc.get(key, true);
+  if (isMap(m) && m.items.length === 0) doc.delete(key);
 }
 
 function sectionMap(doc: Document, key: string): YAMLMap {

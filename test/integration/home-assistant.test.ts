@@ -3,6 +3,7 @@
 // to Opus; the WebRTC peer gets H.264 from the camera and Opus from the transcode, and keeps
 // getting them after the signalling socket closed.
 import { test } from 'node:test';
+import { readFileSync, statSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { GstCamera } from '../helpers/gst-camera.js';
@@ -65,6 +66,79 @@ test('Home Assistant\'s calls in order: camera video + transcoded Opus over WebR
     await waitFor('camera released and ffmpeg gone', () => app.children().length === 0 && camera.openConnections() === 0, 5000);
     assert.ok(camera.requests('TEARDOWN').length >= 1 && camera.events.length > mark);
   } finally {
+    await viewer.close();
+    await app.stop();
+    await camera.stop();
+  }
+});
+
+/**
+ * Home Assistant's _update_stream_source: GET /api/streams, then PUT [source, ffmpeg:<name>#…]
+ * unless some producers[].url equals the source. Returns whether it PUT.
+ */
+async function haUpdateStreamSource(app: CamrelayProcess, name: string, source: string): Promise<boolean> {
+  const streams = (await app.json<Record<string, { producers: { url: string }[] }>>('/api/streams')).body;
+  if (streams[name]?.producers.some((p) => p.url === source)) return false;
+  // URLSearchParams encodes as yarl does (space as +, # as %23), repeated src.
+  const qs = new URLSearchParams([['name', name], ['src', source], ['src', `ffmpeg:${name}#audio=opus#query=log_level=debug`]]);
+  const put = await request(`${app.base}/api/streams?${qs.toString()}`, { method: 'PUT' });
+  assert.equal(put.status, 200, put.text);
+  return true;
+}
+
+test('Home Assistant re-registering a password camera 5 times while a viewer watches: no write, no restart, no gap', { timeout: 120000 }, async () => {
+  const creds = { user: 'admin', password: 's3cr3t-Pw' };
+  const camera = await GstCamera.start({ pipeline: 'h264-aac', auth: { method: 'digest', ...creds } });
+  const app = await CamrelayProcess.start(testConfig({}));
+  const viewer = new Viewer();
+  const arrivals: number[] = [];
+  viewer.pc.onTrack.subscribe((t) => {
+    if (t.kind === 'video') t.onReceiveRtp.subscribe(() => arrivals.push(performance.now()));
+  });
+  let sig: Signalling | undefined;
+  try {
+    const name = 'camera.porch';
+    const source = camera.url(creds);
+    assert.equal(await haUpdateStreamSource(app, name, source), true, 'a missing stream is PUT');
+
+    // The viewer, through Home Assistant's signalling socket (kept open for the whole session).
+    sig = await new Signalling(app.port, name).open();
+    sig.send({ type: 'webrtc', value: { type: 'offer', sdp: await viewer.offer(), ice_servers: [] } });
+    const answer = await sig.next((m) => m.type === 'webrtc', 20000);
+    await viewer.answer((answer.value as { sdp: string }).sdp);
+    await waitFor('video flowing', () => viewer.video.length > 50 && viewer.sawKeyframeWithParams(), 20000);
+    const consumerIds = async () => ((await app.json<Record<string, { consumers: { id: string }[] }>>('/api/streams')).body[name]?.consumers ?? []).map((c) => c.id).sort();
+    const sessionBefore = await consumerIds();
+    const plays = camera.requests('PLAY').length;
+    const bytes = readFileSync(app.configFile);
+    const mtime = statSync(app.configFile).mtimeMs;
+    const from = performance.now();
+
+    for (let i = 0; i < 5; i++) {
+      // The listed URL is masked, so Home Assistant never finds its source and PUTs every time.
+      assert.equal(await haUpdateStreamSource(app, name, source), true, `offer/snapshot ${i + 1} PUTs again`);
+      const n = viewer.video.length;
+      await waitFor(`video after PUT ${i + 1}`, () => viewer.video.length > n + 10, 5000);
+    }
+    const n = viewer.video.length;
+    await waitFor('video after the last PUT', () => viewer.video.length > n + 50, 10000);
+
+    assert.deepEqual(readFileSync(app.configFile), bytes, 'config.yaml bytes unchanged');
+    assert.equal(statSync(app.configFile).mtimeMs, mtime, 'config.yaml not written (mtime)');
+    assert.equal(camera.requests('PLAY').length, plays, 'the camera was not asked to PLAY again');
+    assert.equal(camera.openConnections(), 1, 'one connection to the camera throughout');
+    assert.deepEqual(await consumerIds(), sessionBefore, 'the same WebRTC session');
+    assert.equal(viewer.pc.connectionState, 'connected');
+    const window = arrivals.filter((t) => t >= from);
+    let gap = 0;
+    for (let i = 1; i < window.length; i++) gap = Math.max(gap, window[i]! - window[i - 1]!);
+    assert.ok(gap < 500, `longest gap in received video RTP ${gap.toFixed(0)} ms`);
+
+    const listed = JSON.stringify((await app.json('/api/streams')).body);
+    assert.ok(!listed.includes(creds.password), 'the password is never listed');
+    assert.ok(!JSON.stringify(app.logs).includes(creds.password), 'nor logged');
+  } finally {
+    await sig?.close();
     await viewer.close();
     await app.stop();
     await camera.stop();
