@@ -143,6 +143,7 @@ function filters(spec: FfmpegSourceSpec): string[] {
   if (spec.rotate === 90) f.push('transpose=1');
   if (spec.rotate === 180) f.push('transpose=1,transpose=1');
   if (spec.rotate === 270) f.push('transpose=2');
+  if (spec.orientation) f.push(spec.orientation);
   return f;
 }
 

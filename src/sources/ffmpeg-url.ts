@@ -53,9 +53,23 @@ export interface FfmpegSourceSpec {
   bitrate?: string;
   /** `#raw=` pieces, split on whitespace, added as output options. */
   raw: string[];
+  /**
+   * Video filters from a `#raw=-vf <filters>` that is one of Home Assistant's orientations
+   * (ORIENTATION_FILTERS); such a #raw= is taken out of `raw` and becomes this, so it joins the
+   * -vf chain of #width/#height/#rotate and is the only #raw= the API accepts.
+   */
+  orientation?: string;
   /** `#query=log_level=debug` (what Home Assistant adds): ffmpeg's -loglevel for this source. */
   logLevel?: 'quiet' | 'error' | 'warning' | 'info' | 'verbose' | 'debug';
 }
+
+/**
+ * What Home Assistant's camera orientation settings put behind `#raw=-vf ` (hflip, vflip,
+ * transpose=1,vflip, transpose=2,vflip), widened to every pair of flips and quarter turns: none of
+ * these filters reads a file, takes a device or opens a URL, and nothing else can follow them.
+ */
+const ORIENTATION_STEP = '(?:hflip|vflip|transpose=[0-3])';
+const ORIENTATION_FILTERS = new RegExp(`^${ORIENTATION_STEP}(?:,${ORIENTATION_STEP})?$`);
 
 export type IsStreamName = (name: string) => boolean;
 
@@ -279,9 +293,18 @@ export function parseFfmpegUrl(url: string, isStream: IsStreamName = () => false
     raw: [],
   };
   if (hash >= 0) for (const [k, v] of fragments(body.slice(hash + 1))) applyFragment(spec, k, v);
+  if (spec.raw.length === 2 && spec.raw[0] === '-vf' && ORIENTATION_FILTERS.test(spec.raw[1]!)) {
+    spec.orientation = spec.raw[1]!;
+    spec.raw = [];
+  }
 
   const encodes = spec.video.some((c) => c !== 'copy');
-  const filters = [spec.width !== undefined && '#width', spec.height !== undefined && '#height', spec.rotate && '#rotate'].filter(Boolean);
+  const filters = [
+    spec.width !== undefined && '#width',
+    spec.height !== undefined && '#height',
+    spec.rotate && '#rotate',
+    spec.orientation && `#raw=-vf ${spec.orientation}`,
+  ].filter(Boolean);
   if (filters.length > 0 && !encodes) fail(url, `${filters.join(', ')} ${filters.length > 1 ? 'need' : 'needs'} a video encoder: add #video=h264`);
   if (spec.bitrate && !encodes) fail(url, '#bitrate needs a video encoder: add #video=h264');
   // A lavfi picture is raw video: there is nothing to copy into RTSP.

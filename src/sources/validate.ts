@@ -38,7 +38,10 @@ export function checkSourceUrl(url: string, opts: CheckOptions): FfmpegSourceSpe
   if (url.startsWith('ffmpeg:')) {
     const spec = parseFfmpegUrl(url, opts.isStream);
     if (!opts.fromNetwork) return spec;
-    if (spec.raw.length > 0) throw new SourceError('#raw= is accepted only from config.yaml, not through the API', true);
+    // Home Assistant's orientations (`#raw=-vf hflip`, …) were moved out of raw by the parser.
+    if (spec.raw.length > 0) {
+      throw new SourceError('#raw= is accepted only from config.yaml, not through the API (except -vf with hflip, vflip, transpose=0..3 or a comma-joined pair of them)', true);
+    }
     if (spec.input.kind === 'file') {
       throw new SourceError(
         `local file inputs are accepted only from config.yaml, not through the API: ${spec.input.path} (no stream has that name; ffmpeg:<name> from the API must name an existing stream)`,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { SourceError } from '../../src/core/errors.js';
 import { checkInputExists, parseFfmpegUrl } from '../../src/sources/ffmpeg-url.js';
 import { buildFfmpegArgs, loopbackStreamUrl } from '../../src/sources/ffmpeg-args.js';
+import { checkSourceUrl } from '../../src/sources/validate.js';
 
 const PUB = 'rtsp://127.0.0.1:8554/_pub/abc123';
 const HEAD = '-hide_banner -loglevel error -nostats';
@@ -253,4 +254,70 @@ test('keys from the URL never reach Object.prototype: #rotate=constructor, #cons
   // A named size is passed on as written (ffmpeg knows names like hd720), not swapped for Object.
   const named = parseFfmpegUrl('ffmpeg:virtual?video=testsrc&size=constructor#video=h264').input;
   assert.ok(named.kind === 'virtual' && named.options.some(([k, v]) => k === 'size' && v === 'constructor'));
+});
+
+// Issue 13 item 7: Home Assistant's camera orientation sources (homeassistant/components/go2rtc).
+const HA_ORIENTATIONS: [suffix: string, filter: string][] = [
+  ['#raw=-vf hflip', 'hflip'],
+  ['#raw=-vf vflip', 'vflip'],
+  ['#raw=-vf transpose=1,vflip', 'transpose=1,vflip'],
+  ['#raw=-vf transpose=2,vflip', 'transpose=2,vflip'],
+  ['#rotate=90', 'transpose=1'],
+  ['#rotate=180', 'transpose=1,transpose=1'],
+  ['#rotate=-90', 'transpose=2'],
+  ['#rotate=270', 'transpose=2'],
+];
+for (const [suffix, filter] of HA_ORIENTATIONS) {
+  test(`orientation ${suffix} from the API: accepted, transcoded with -vf ${filter}`, { timeout: 5000 }, () => {
+    const url = `ffmpeg:rtsp://127.0.0.1:554/s#video=h264#audio=copy${suffix}`;
+    const spec = checkSourceUrl(url, { isStream, fromNetwork: true })!;
+    assert.deepEqual(spec.raw, []);
+    const args = buildFfmpegArgs(spec, PUB, { streamUrl });
+    assert.equal(args.filter((a) => a === '-vf').length, 1);
+    assert.equal(args[args.indexOf('-vf') + 1], filter);
+    assert.ok(args.includes('libx264'), 'video is encoded');
+    assert.equal(args[args.indexOf('-c:a') + 1], 'copy');
+  });
+}
+
+test('every allowed orientation filter and pair is accepted from the API', { timeout: 5000 }, () => {
+  const steps = ['hflip', 'vflip', 'transpose=0', 'transpose=1', 'transpose=2', 'transpose=3'];
+  for (const a of steps) {
+    for (const b of [undefined, ...steps]) {
+      const f = b ? `${a},${b}` : a;
+      const spec = checkSourceUrl(`ffmpeg:cam2#video=h264#raw=-vf ${f}`, { isStream, fromNetwork: true })!;
+      assert.equal(spec.orientation, f);
+    }
+  }
+});
+
+test('any other #raw= is still refused from the API, and accepted from config.yaml as before', { timeout: 5000 }, () => {
+  const refused = [
+    '-vf hflip -f null',
+    '-i /etc/passwd',
+    '-vf movie=/etc/passwd',
+    '-vf hflip,vflip,hflip',
+    '-vf transpose=4',
+    '-vf hflip;movie=/etc/passwd',
+    '-vf hflip,',
+    '-af hflip',
+    '-vf  hflip -y',
+    'hflip',
+    '-vf',
+  ];
+  for (const raw of refused) {
+    const url = `ffmpeg:rtsp://127.0.0.1:554/s#video=h264#raw=${raw}`;
+    assert.throws(() => checkSourceUrl(url, { isStream, fromNetwork: true }), /#raw= is accepted only from config\.yaml/, raw);
+    assert.deepEqual(checkSourceUrl(url, { isStream, fromNetwork: false })!.raw, raw.split(/\s+/).filter(Boolean), raw);
+  }
+});
+
+test('an orientation without a video encoder is refused with the fix named', { timeout: 5000 }, () => {
+  assert.throws(() => parseFfmpegUrl('ffmpeg:rtsp://h/s#audio=copy#raw=-vf hflip'), /#raw=-vf hflip needs a video encoder: add #video=h264/);
+  assert.throws(() => parseFfmpegUrl('ffmpeg:rtsp://h/s#video=copy#raw=-vf vflip'), /needs a video encoder/);
+});
+
+test('an orientation joins the -vf chain after #width', { timeout: 5000 }, () => {
+  const args = build('ffmpeg:cam2#video=h264#width=640#raw=-vf transpose=1,vflip');
+  assert.equal(args[args.indexOf('-vf') + 1], 'scale=640:-2,transpose=1,vflip');
 });
