@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { StreamRegistry } from '../core/registry.js';
 import type { ConfigStore } from '../config/save.js';
 import { sendSaveError } from './save-error.js';
-import type { PreloadTable } from '../outputs/preload.js';
+import { normalisePreloadQuery, type PreloadTable } from '../outputs/preload.js';
 import { sendError } from './http-error.js';
 
 export interface PreloadContext {
@@ -11,11 +11,9 @@ export interface PreloadContext {
   preloads: PreloadTable;
 }
 
-/** The query string without `src`: go2rtc keeps it as the preload's media filter ("video&audio"). */
+/** The query string's media keys, normalised as go2rtc does (outputs/preload.ts). */
 function mediaQuery(originalUrl: string): string {
-  const q = new URLSearchParams(originalUrl.split('?')[1] ?? '');
-  q.delete('src');
-  return q.toString().replace(/=(?=&|$)/g, '');
+  return normalisePreloadQuery(originalUrl.split('?')[1] ?? '');
 }
 
 /** go2rtc's /api/preload: GET lists, PUT adds (and saves), DELETE removes (and saves). */

@@ -6,18 +6,61 @@ import { Backoff } from '../core/backoff.js';
 import { errorMessage } from '../core/errors.js';
 import { log } from '../core/log.js';
 import type { Consumer, ConsumerInfo } from '../core/consumer.js';
-import type { MediaRequest } from '../core/media.js';
+import type { Frame, MediaRequest, Track } from '../core/media.js';
+import { codecJson, sendMedias } from '../api/go2rtc-json.js';
 import type { Stream } from '../core/stream.js';
 import { parseMediaQuery } from '../rtsp/play-url.js';
 
+/** The media keys go2rtc keeps in a preload query, in the order camrelay writes them. */
+const PRELOAD_KEYS = ['video', 'audio', 'microphone'] as const;
+
+/**
+ * go2rtc's preload query normalisation: only `video`, `audio` and `microphone` stay; nothing left
+ * means `video&audio`. Written in one canonical spelling (keys in that order, `key` alone when it
+ * has no value, values' commas kept) rather than go2rtc's sorted `audio=&video=`: go2rtc itself
+ * stores `video&audio` for a bare PUT and `audio=&video=` for `?video&audio`, two spellings of one
+ * meaning; here a query read back is the same string put again (stable), and it is the form of
+ * go2rtc's docs and of camrelay's RTSP URLs.
+ */
+export function normalisePreloadQuery(query: string): string {
+  const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
+  const parts: string[] = [];
+  for (const key of PRELOAD_KEYS) {
+    for (const value of params.getAll(key)) parts.push(value === '' ? key : `${key}=${encodeURIComponent(value).replace(/%2C/gi, ',')}`);
+  }
+  return parts.length > 0 ? parts.join('&') : 'video&audio';
+}
+
 class PreloadConsumer extends Owned implements Consumer {
   readonly id = randomBytes(6).toString('base64url');
-  constructor(readonly request: MediaRequest) {
+  #bytes = 0;
+  /** Per track the stream gave it: what go2rtc lists as the consumer's senders. */
+  #sent = new Map<Track, { bytes: number; packets: number }>();
+  constructor(
+    readonly request: MediaRequest,
+    private readonly microphone: boolean,
+  ) {
     super('PreloadConsumer');
   }
-  onFrame(): void {}
+  onFrame(frame: Frame): void {
+    let n = 0;
+    for (const d of frame.data) n += d.length;
+    this.#bytes += n;
+    const s = this.#sent.get(frame.track) ?? { bytes: 0, packets: 0 };
+    s.bytes += n;
+    s.packets++;
+    this.#sent.set(frame.track, s);
+  }
   info(): ConsumerInfo {
-    return { type: 'preload', id: this.id };
+    const senders = [...this.#sent].map(([t, s]) => ({ codec: codecJson(t.kind, t.codec), bytes: s.bytes, packets: s.packets }));
+    return {
+      type: 'preload',
+      id: this.id,
+      format_name: 'preload',
+      medias: sendMedias(this.request, this.microphone),
+      ...(senders.length > 0 ? { senders } : {}),
+      bytes_send: this.#bytes,
+    };
   }
   protected onClose(): void {}
 }
@@ -37,9 +80,15 @@ class Preload extends Owned {
     this.#attach();
   }
 
+  /** go2rtc's preload entry: the consumer's JSON (what it asked for, what it got) and the query. */
+  view(): { consumer: ConsumerInfo; query: string } {
+    const consumer = this.#consumer && !this.#consumer.closed ? this.#consumer.info() : { type: 'preload', id: '', format_name: 'preload', medias: sendMedias(parseMediaQuery(this.query)) };
+    return { consumer, query: this.query };
+  }
+
   #attach(): void {
     if (this.closed || this.stream.closed) return;
-    const c = new PreloadConsumer(parseMediaQuery(this.query));
+    const c = new PreloadConsumer(parseMediaQuery(this.query), new URLSearchParams(this.query).has('microphone'));
     this.#consumer = c;
     this.stream.attach(c).then(
       () => this.#backoff.reset(),
@@ -70,7 +119,7 @@ export class PreloadTable extends Owned {
   /** Replaces any preload of that stream (the old consumer leaves before the new one counts). */
   set(stream: Stream, query: string): void {
     this.delete(stream.name);
-    const p = new Preload(stream, query);
+    const p = new Preload(stream, normalisePreloadQuery(query));
     this.#byName.set(stream.name, p);
     // A stream removed from the registry takes its preload with it.
     const drop = () => this.delete(stream.name);
@@ -90,8 +139,9 @@ export class PreloadTable extends Owned {
     return this.#byName.has(name);
   }
 
-  list(): Record<string, string> {
-    return Object.fromEntries([...this.#byName].map(([n, p]) => [n, p.query]));
+  /** go2rtc's GET /api/preload: name → {consumer, query} (python-go2rtc-client reads `query`). */
+  list(): Record<string, { consumer: ConsumerInfo; query: string }> {
+    return Object.fromEntries([...this.#byName].map(([n, p]) => [n, p.view()]));
   }
 
   protected onClose(): void {

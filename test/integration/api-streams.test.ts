@@ -71,13 +71,32 @@ test('sources we cannot run, or that would let the network reach local files, ge
   }
 });
 
+/** python-go2rtc-client's decoding of GET /api/preload: a dict of dicts, each with a string `query`. */
+function decodePreloadList(body: unknown): Record<string, { query: string }> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('ValueError: not a dict');
+  const out: Record<string, { query: string }> = {};
+  for (const [name, v] of Object.entries(body)) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('ValueError: Argument for Preload.__mashumaro_from_dict__ method should be a dict instance');
+    const q = (v as { query?: unknown }).query;
+    if (typeof q !== 'string') throw new Error(`MissingField/InvalidFieldValue: query of ${name}`);
+    out[name] = { query: q };
+  }
+  return out;
+}
+
 test('preload keeps a source running with no viewer, survives a restart, and DELETE stops it', { timeout: 60000 }, async () => {
   let app = await CamrelayProcess.start(testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264' }));
   try {
     assert.equal(app.children().length, 0);
     assert.equal((await app.json('/api/preload?src=demo&video&audio', { method: 'PUT' })).status, 200);
-    assert.deepEqual((await app.json('/api/preload')).body, { demo: 'video&audio' });
+    // As python-go2rtc-client decodes it (BasicDecoder(dict[str, Preload]), Preload.query: str):
+    // Home Assistant lists the preloads of every camera at startup.
+    assert.deepEqual(decodePreloadList((await app.json('/api/preload')).body), { demo: { query: 'video&audio' } });
     await waitFor('preloaded source running', async () => app.children().length === 1 && (await app.json<{ state: string }>('/api/streams?src=demo')).body.state === 'live', 5000);
+    const listed = (await app.json<Record<string, { consumer: { format_name: string; medias: string[]; senders?: { codec: { codec_name: string } }[] } }>>('/api/preload')).body;
+    assert.equal(listed.demo!.consumer.format_name, 'preload');
+    assert.deepEqual(listed.demo!.consumer.medias, ['video, sendonly, ANY', 'audio, sendonly, ANY']);
+    await waitFor('the preload consumer lists the H.264 it is given', async () => (await app.json<typeof listed>('/api/preload')).body.demo?.consumer.senders?.some((x) => x.codec.codec_name === 'h264'), 5000);
     assert.match(readFileSync(app.configFile, 'utf8'), /preload:\n\s+demo: video&audio/);
 
     app = await app.restart();
