@@ -4,6 +4,7 @@ import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from
 import { SourceError } from '../core/errors.js';
 import { log as rootLog, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
+import { LogThrottle } from '../core/log-throttle.js';
 import { DEFAULT_CONNECTION_OPTIONS, RtspConnection, type ConnectionHost, type ConnectionOptions } from './connection.js';
 import { RtspListenError, RtspProtocolError } from './errors.js';
 import { PublishSlot } from './publish-slot.js';
@@ -75,8 +76,6 @@ export const DEFAULT_MAX_CONNECTIONS = 256;
 const MAX_PROBATION = 32;
 /** A connection without a session may make room for a new one once it has been quiet this long. */
 const EVICT_AFTER_QUIET_MS = 1000;
-/** A refused connection is logged at most this often (a flood must not flood the log too). */
-const REFUSAL_LOG_EVERY_MS = 10_000;
 
 const PUBLISH_PREFIX = '/_publish/';
 
@@ -107,8 +106,8 @@ export class RtspServer extends Owned implements ConnectionHost {
   readonly #maxConnections: number;
   readonly #probationForLoopback: boolean;
   readonly #onRefused: ((reason: RtspRefusalReason) => void) | undefined;
-  /** Refusals since the last log line about them, and when that was. */
-  #refusals = { count: 0, loggedAt: -Infinity };
+  /** A flood of refused connections must not flood the log too. */
+  readonly #refusedLog = new LogThrottle('RTSP connection refused: rtsp.max_connections reached');
 
   constructor(opts: RtspServerOptions) {
     const address = parseListenAddress(opts.listen);
@@ -282,13 +281,7 @@ export class RtspServer extends Owned implements ConnectionHost {
     socket.on('error', () => {});
     socket.destroy();
     this.refused('max_connections');
-    const r = this.#refusals;
-    r.count++;
-    const now = performance.now();
-    if (now - r.loggedAt < REFUSAL_LOG_EVERY_MS) return;
-    this.#log.warn({ remote: socket.remoteAddress, refused: r.count, maxConnections: this.#maxConnections }, 'RTSP connection refused: rtsp.max_connections reached');
-    r.count = 0;
-    r.loggedAt = now;
+    this.#refusedLog.hit({ component: 'rtsp-server', remote: socket.remoteAddress, maxConnections: this.#maxConnections });
   }
 
   protected onClose(): Promise<void> {

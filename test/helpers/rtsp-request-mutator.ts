@@ -2,20 +2,10 @@
 // server: byte edits, truncation, duplicated and huge header fields, CR/LF/NUL injection, bad
 // numbers in the fields the server reads, and interleaved frames on channels never set up.
 // Deterministic for a seed (mulberry32), so a failing run replays with the same FUZZ_SEED.
+import { ByteMutator } from './byte-mutator.js';
 
-/** mulberry32: small, fast, good enough to pick mutations reproducibly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from './byte-mutator.js';
 
-const INTERESTING = [0x00, 0x01, 0x0a, 0x0d, 0x20, 0x24, 0x2c, 0x3a, 0x3b, 0x3d, 0x7f, 0x80, 0xff, 0x30, 0x39];
 const BAD_NUMBERS = ['0', '-1', '1.5', '0x10', '1e9', 'NaN', '', ' ', '+1', '65535', '65536', '4294967295', '4294967296', '99999999999999999999', '١٢'];
 const BAD_FIELDS: Record<string, string[]> = {
   cseq: BAD_NUMBERS,
@@ -39,17 +29,7 @@ export interface RtspMutation {
   bytes: Buffer;
 }
 
-export class RequestMutator {
-  constructor(readonly rand: () => number) {}
-
-  int(n: number): number {
-    return Math.floor(this.rand() * n);
-  }
-
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-
+export class RequestMutator extends ByteMutator {
   /** One mutated copy of a message (a request or an interleaved frame) of the corpus. */
   mutate(msg: Buffer, corpus: readonly Buffer[]): RtspMutation {
     if (msg[0] === 0x24) return this.#interleaved(msg);
@@ -61,40 +41,6 @@ export class RequestMutator {
     if (r < 8) return { kind: 'huge', bytes: this.#huge(msg) };
     if (r < 9) return { kind: 'truncate', bytes: msg.subarray(0, this.int(msg.length)) };
     return { kind: 'interleaved', bytes: this.#interleaved(Buffer.from([0x24, 0, 0, 4, 0x80, 0x60, 0, 1])).bytes };
-  }
-
-  /** 1 to 4 byte-level edits. */
-  bytes(input: Buffer, corpus: readonly Buffer[]): Buffer {
-    let b = Buffer.from(input);
-    for (let n = 1 + this.int(4); n > 0; n--) {
-      const at = this.int(b.length + 1);
-      switch (this.int(7)) {
-        case 0:
-          if (b.length) b[at % b.length]! ^= 1 << this.int(8);
-          break;
-        case 1:
-          if (b.length) b[at % b.length] = this.int(256);
-          break;
-        case 2:
-          if (b.length) b[at % b.length] = this.pick(INTERESTING);
-          break;
-        case 3:
-          b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + this.int(8) }, () => this.int(256))), b.subarray(at)]);
-          break;
-        case 4:
-          b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + this.int(16))]);
-          break;
-        case 5:
-          b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 1 + this.int(64)), b.subarray(at)]);
-          break;
-        default: {
-          const o = this.pick(corpus);
-          const from = this.int(o.length + 1);
-          b = Buffer.concat([b.subarray(0, at), o.subarray(from, from + 1 + this.int(64)), b.subarray(at)]);
-        }
-      }
-    }
-    return b;
   }
 
   #split(msg: Buffer): { head: string[]; body: Buffer } {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import WebSocket from 'ws';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { request } from '../helpers/http.js';
+import { openRawConnections } from '../helpers/raw-connections.js';
 import { metric, scrape } from '../helpers/metrics-scrape.js';
 import { Signalling } from '../helpers/signalling.js';
 import { CHROME_OFFER } from '../helpers/chrome-offer.js';
@@ -106,22 +107,6 @@ test('api.idle_timeout closes a WebSocket that answers no ping, keeps one that d
   }
 });
 
-/** Opens `n` raw connections (bounded in time); resolves once each is connected or refused. */
-async function openMany(port: number, n: number): Promise<net.Socket[]> {
-  const all: net.Socket[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    all.push(s);
-  }
-  await Promise.all(all.map((s) => new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 5000);
-    s.once('connect', () => (clearTimeout(t), resolve()));
-    s.once('close', () => (clearTimeout(t), resolve()));
-  })));
-  return all;
-}
-
 const openCount = (socks: net.Socket[]) => socks.filter((s) => !s.destroyed && s.readyState === 'open').length;
 
 test('api.max_connections: idle connections make room for new ones; when all are busy a new one is closed at accept', { timeout: 40000 }, async () => {
@@ -130,7 +115,7 @@ test('api.max_connections: idle connections make room for new ones; when all are
   const sockets: WebSocket[] = [];
   try {
     const before = await refused(app, 'max_connections');
-    idle.push(...(await openMany(app.port, 30)));
+    idle.push(...(await openRawConnections(app.port, 30)));
     // The 10 oldest made room for the 10 newest; the API still answers (it takes an idle one's place).
     await waitFor('only 20 connections left open', () => openCount(idle) <= 20, 5000);
     const t0 = Date.now();

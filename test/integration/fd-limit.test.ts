@@ -13,6 +13,7 @@ import path from 'node:path';
 import { camrelayArgs, testConfig } from '../helpers/camrelay-process.js';
 import { JsonLines, type LogLine } from '../helpers/json-lines.js';
 import { request } from '../helpers/http.js';
+import { openRawConnections } from '../helpers/raw-connections.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PRLIMIT = '/usr/bin/prlimit';
@@ -53,28 +54,13 @@ async function startLimited(api: string, rtsp = ''): Promise<Limited> {
   };
 }
 
-async function flood(port: number, n: number): Promise<net.Socket[]> {
-  const all: net.Socket[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    all.push(s);
-  }
-  await Promise.all(all.map((s) => new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 5000);
-    s.once('connect', () => (clearTimeout(t), resolve()));
-    s.once('close', () => (clearTimeout(t), resolve()));
-  })));
-  return all;
-}
-
 test('under a 256 fd limit, api.max_connections 100 keeps the API answering through 300 idle connections', { timeout: 60000, skip }, async () => {
   const app = await startLimited('max_connections: 100');
   const socks: net.Socket[] = [];
   try {
     const limit = await app.log.wait((l) => typeof l.msg === 'string' && l.msg.startsWith('open-files limit'), 1000);
     assert.equal(limit.soft, 256);
-    socks.push(...(await flood(app.port, 300)));
+    socks.push(...(await openRawConnections(app.port, 300)));
     const t0 = Date.now();
     const r = await request(`http://127.0.0.1:${app.port}/api`, { timeoutMs: 3000 });
     assert.equal(r.status, 200);
@@ -95,7 +81,7 @@ test('api.max_connections above what the fd limit allows is lowered to fit, and 
   try {
     const line = await app.log.wait((l) => typeof l.msg === 'string' && l.msg.includes('leaves no room for api.max_connections 2000'), 1000);
     assert.equal(line.api_connections_used, 128);
-    socks.push(...(await flood(app.port, 300)));
+    socks.push(...(await openRawConnections(app.port, 300)));
     const r = await request(`http://127.0.0.1:${app.port}/api`, { timeoutMs: 3000 });
     assert.equal(r.status, 200);
     assert.equal(said(app, 'out of file descriptors').length, 0);
@@ -109,7 +95,7 @@ test('fds used up by other connections (RTSP) are logged once per interval and c
   const app = await startLimited('max_connections: 50', 'max_connections: 1000');
   const socks: net.Socket[] = [];
   try {
-    socks.push(...(await flood(app.rtspPort, 300)));
+    socks.push(...(await openRawConnections(app.rtspPort, 300)));
     const line = await app.log.wait((l) => typeof l.msg === 'string' && l.msg.startsWith('out of file descriptors'), 8000);
     assert.equal(line.soft, 256);
     for (const s of socks) s.destroy();
