@@ -1,5 +1,7 @@
 import { Router, type Response } from 'express';
-import { maskJsonText } from '../core/log.js';
+import { maskCredentials, maskJsonText } from '../core/log.js';
+import { errorMessage } from '../core/errors.js';
+import { isProbeQuery, withProbe } from './probe.js';
 import { liveObjects } from '../core/objects.js';
 import type { StreamRegistry } from '../core/registry.js';
 import { streamView } from './streams-view.js';
@@ -40,7 +42,14 @@ export function infoRoutes(ctx: InfoContext): Router {
     if (typeof src === 'string') {
       const s = ctx.registry.get(src);
       if (!s) return sendError(res, 404, `stream not found: ${src}`);
-      return sendMasked(res, streamView(s));
+      const rawQuery = req.originalUrl.split('?')[1] ?? '';
+      if (!isProbeQuery(rawQuery)) return sendMasked(res, streamView(s));
+      // go2rtc's probe form: start the stream for this request and show what its sources found.
+      const remoteAddr = req.socket.remoteAddress === undefined ? undefined : `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      withProbe(s, rawQuery, { remoteAddr, userAgent: req.headers['user-agent'] }, () => sendMasked(res, streamView(s))).catch((e: unknown) => {
+        if (!res.headersSent) sendError(res, 500, maskCredentials(errorMessage(e)));
+      });
+      return;
     }
     // fromEntries defines own properties: a stream named "__proto__" (config.yaml may have one) is listed, not set as the prototype.
     sendMasked(res, Object.fromEntries(ctx.registry.all().map((s) => [s.name, streamView(s)])));
