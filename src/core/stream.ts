@@ -569,8 +569,13 @@ export class Stream extends Owned {
     this.#backoff.ranFor(ranFor);
     this.#setState('stopping');
     this.#closeRuns();
-    if (err instanceof SourceError && err.permanent) {
-      // Waiting viewers learn at once: retrying a missing file until start_timeout helps nobody.
+    if (err instanceof SourceError && err.immediate) {
+      // Waiting viewers learn at once: retrying a missing file, or a camera that refused or
+      // answered 401/403/404, until start_timeout helps nobody. Each of them asked once (an
+      // offer, a snapshot, an RTSP PLAY) and gets the reason now; a preload re-attaches on its own
+      // backoff. Consumers already playing are no waiters: they stay attached and the source is
+      // retried with backoff while they do (DESIGN: viewers stay across a reconnect). Once nobody
+      // is attached the stream goes idle below and no retry follows.
       for (const [c, a] of this.#consumers) {
         if (!a.waiter) continue;
         const w = a.waiter;

@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
-import { SourceError, errorMessage } from '../core/errors.js';
+import { SourceError, errorMessage, isUnreachable } from '../core/errors.js';
 import { maskCredentials, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
 import { AuthAnswerer, parseChallenges } from './auth.js';
@@ -81,7 +81,8 @@ export class RtspClientConnection extends Owned {
     socket.on('error', (e) => {
       // Node's own words name the cause ('connect ECONNREFUSED 127.0.0.1:554', 'read ECONNRESET').
       const tlsFailed = target.tls && tcpUp && !this.#isUp;
-      this.close(new SourceError(maskCredentials(tlsFailed ? `TLS handshake with ${where}: ${e.message}` : e.message)));
+      // Refused, reset or an unknown host: waiting viewers hear of it at once (fail fast).
+      this.close(new SourceError(maskCredentials(tlsFailed ? `TLS handshake with ${where}: ${e.message}` : e.message), false, isUnreachable(e)));
     });
     socket.on('end', () => this.close(new SourceError('camera closed the connection')));
     socket.on('close', () => this.close(new SourceError('camera closed the connection')));
@@ -122,7 +123,7 @@ export class RtspClientConnection extends Owned {
   #roundTrip(method: string, url: string, extra: Record<string, string>): Promise<RtspResponse> {
     if (this.closed) {
       const why = this.#closeReason;
-      return Promise.reject(new SourceError(`${method}: ${why ? why.message : 'connection closed'}`, why?.permanent));
+      return Promise.reject(new SourceError(`${method}: ${why ? why.message : 'connection closed'}`, why?.permanent, why?.immediate));
     }
     const cseq = ++this.#cseq;
     const headers = new RtspHeaders({ CSeq: cseq, 'User-Agent': this.opts.userAgent });
@@ -194,7 +195,7 @@ export class RtspClientConnection extends Owned {
     const err = reason ?? new SourceError('connection closed');
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
-      p.reject(err instanceof SourceError ? new SourceError(`${p.method}: ${err.message}`, err.permanent) : err);
+      p.reject(err instanceof SourceError ? new SourceError(`${p.method}: ${err.message}`, err.permanent, err.immediate) : err);
     }
     this.#pending.clear();
     const s = this.#socket;

@@ -7,6 +7,7 @@ import type { Source, SourceInfo } from '../core/source.js';
 import { ChildProcessOwner, type StopGrace } from '../process/child.js';
 import type { RtspServer, PublishSlot } from '../rtsp/server.js';
 import { parseFfmpegUrl, type FfmpegSourceSpec } from './ffmpeg-url.js';
+import { unreachableLine } from './ffmpeg-failure.js';
 import { buildFfmpegArgs, checkInputExists, loopbackStreamUrl, type FfmpegArgsOptions } from './ffmpeg-args.js';
 
 /**
@@ -101,7 +102,9 @@ export class FfmpegSource extends Owned implements Source {
   #exitError(code: number | null, sig: string | null, error?: Error): SourceError {
     if (error) return new SourceError(`ffmpeg could not run: ${error.message}`, true);
     const how = sig ? `killed by ${sig}` : `exited with code ${code}`;
-    return new SourceError(maskCredentials(`ffmpeg ${how}${this.#stderrTail()}`));
+    // An ffmpeg that exits by itself because the camera refused tells waiting viewers at once.
+    const refused = !sig && unreachableLine(this.#child?.lastStderr() ?? []) !== undefined;
+    return new SourceError(maskCredentials(`ffmpeg ${how}${this.#stderrTail()}`), false, refused);
   }
 
   info(): SourceInfo {
