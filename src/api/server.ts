@@ -22,6 +22,14 @@ export interface ApiServerOptions {
   headerTimeout: number;
 }
 
+/** go2rtc's three CORS headers for `api.origin: "*"`. */
+function allowAnyOrigin(_req: express.Request, res: express.Response, next: express.NextFunction): void {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PUT, DELETE, OPTIONS');
+  res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
+  next();
+}
+
 const refusedLog = new LogThrottle('api refused a browser request', 10_000, 'info');
 const slowLog = new LogThrottle('api.header_timeout: cut a connection that did not send its request headers in time', 10_000, 'info');
 
@@ -44,6 +52,9 @@ export class ApiServer extends Owned {
   ) {
     super('ApiServer');
     this.app.disable('x-powered-by');
+    // api.origin "*" (go2rtc's): every answer, refusals included, may be read by a page of any
+    // origin (a dashboard card served by Home Assistant on another port).
+    if (options.browser.origin === '*') this.app.use(allowAnyOrigin);
     // Before auth: a rebound page must not even learn whether the API asks for a password.
     this.app.use((req, res, next) => {
       const refusal = checkBrowserRequest(req.method, req.headers, options.browser);
@@ -52,6 +63,11 @@ export class ApiServer extends Owned {
       refusedLog.hit({ reason: refusal.reason, method: req.method, url: req.originalUrl, host: req.headers.host, origin: req.headers.origin, remote: req.socket.remoteAddress });
       sendError(res, 403, refusal.message);
     });
+    // A preflight carries no credentials and changes nothing: answered on every path, before
+    // auth (go2rtc answers some with 405 or 401, which fails the request that follows).
+    if (options.browser.origin === '*') {
+      this.app.use((req, res, next) => (req.method === 'OPTIONS' ? res.status(204).end() : next()));
+    }
     if (credentials) this.app.use(basicAuth(credentials));
     for (const r of routes) this.app.use(r);
     this.app.use(express.static(staticDir, { index: 'index.html', maxAge: 0 }));
