@@ -108,7 +108,7 @@ export class Camrelay {
       connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient, config.webrtc.timeouts.connect),
     };
     // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
-    const browser = { allowedHosts: config.api.allowedHosts, origin: '' as const };
+    const browser = { allowedHosts: config.api.allowedHosts, origin: config.api.origin };
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
     const api = new ApiServer(
