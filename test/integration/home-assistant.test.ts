@@ -1,7 +1,7 @@
 // Issue 4: a scripted client making exactly Home Assistant's calls, in order, against a real
 // RTSP camera with H.264 + AAC (gst-rtsp-server). The second source transcodes this stream's AAC
 // to Opus; the WebRTC peer gets H.264 from the camera and Opus from the transcode, and keeps
-// getting them after the signalling socket closed.
+// getting them after the signalling socket closed (as go2rtc's player closes it).
 import { test } from 'node:test';
 import { readFileSync, statSync } from 'node:fs';
 import assert from 'node:assert/strict';
@@ -47,7 +47,8 @@ test('Home Assistant\'s calls in order: camera video + transcoded Opus over WebR
     await viewer.answer(answerSdp);
     for (const l of lines) sig.send({ type: 'webrtc/candidate', value: l });
     await sig.next((m) => m.type === 'webrtc/candidate', 5000);
-    // Home Assistant closes the signalling socket as soon as it has the answer.
+    // Home Assistant keeps its socket until the browser ends the session, but go2rtc's player
+    // (dashboard cards) closes it once WebRTC plays: the session must outlive the socket.
     await sig.close();
     const after = { video: viewer.video.length, audio: viewer.audio.length };
     await waitFor('H.264 and Opus after the socket closed', () => viewer.video.length > after.video + 30 && viewer.audio.length > after.audio + 20 && viewer.sawKeyframeWithParams(), 15000);
