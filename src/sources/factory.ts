@@ -2,12 +2,20 @@ import { SourceError } from '../core/errors.js';
 import { maskCredentials } from '../core/log.js';
 import type { Source, SourceFactory } from '../core/source.js';
 import type { RtspClientOptions } from '../rtsp/client.js';
+import { parseFfmpegUrl } from './ffmpeg-url.js';
 import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
+import { needsProbe, ProbedFfmpegSource } from './pulled.js';
 import { RtspSource } from './rtsp.js';
-import { checkSourceUrl } from './validate.js';
+import { checkSourceUrl, PULLED_URL } from './validate.js';
 
-/** The URL schemes a stream's sources may use (served at /api/schemes later). */
-export const SCHEMES = ['ffmpeg', 'rtsp', 'rtsps', 'rtspx'] as const;
+/** The URL schemes a stream's sources may use, as /api/schemes lists them. */
+export const SCHEMES = ['ffmpeg', 'rtsp', 'rtsps', 'rtspx', 'http', 'https', 'rtmp', 'rtmps'] as const;
+
+/** An ffmpeg source, probing its http input first when its codecs decide the command line. */
+function ffmpegSource(url: string, ffmpegUrl: string, ffmpeg: FfmpegContext, streamName: string): Source {
+  const spec = parseFfmpegUrl(ffmpegUrl, ffmpeg.isStream);
+  return needsProbe(spec) ? new ProbedFfmpegSource(url, ffmpeg, streamName, ffmpegUrl) : new FfmpegSource(url, ffmpeg, streamName, ffmpegUrl);
+}
 
 export interface SourceTrust {
   /**
@@ -32,7 +40,9 @@ export function createSourceFactory(ffmpeg: FfmpegContext, rtsp: Partial<RtspCli
         throw new SourceError(`source from the API refused at start: ${e.message}`, true);
       }
     }
-    if (url.startsWith('ffmpeg:')) return new FfmpegSource(url, ffmpeg, streamName);
+    if (url.startsWith('ffmpeg:')) return ffmpegSource(url, url, ffmpeg, streamName);
+    // http(s) (MJPEG, HLS, MPEG-TS, FLV) and rtmp(s) cameras are pulled through ffmpeg.
+    if (PULLED_URL.test(url)) return ffmpegSource(url, `ffmpeg:${url}`, ffmpeg, streamName);
     if (/^rtsp[sx]?:\/\//i.test(url)) return new RtspSource(url, streamName, rtsp);
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
     throw new SourceError(

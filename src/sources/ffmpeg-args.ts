@@ -34,6 +34,17 @@ export interface FfmpegArgsOptions {
 const LOW_DELAY = ['-fflags', 'nobuffer', '-flags', 'low_delay'];
 // Socket I/O timeout for RTSP inputs, in microseconds: a dead camera ends ffmpeg instead of hanging it.
 const RTSP_TIMEOUT = ['-timeout', '5000000'];
+// Socket I/O timeout for http and rtmp inputs, in microseconds. Never -timeout for rtmp: there it
+// means "wait this long for an incoming connection" and makes ffmpeg listen instead of connect.
+const RW_TIMEOUT = ['-rw_timeout', '5000000'];
+/**
+ * The protocols ffmpeg may open for an http or rtmp input, nested ones included: an HLS playlist's
+ * segments and keys are opened under the same list, so a playlist naming `file:/etc/passwd`,
+ * `data:`, `udp://` or a pipe is refused by ffmpeg instead of read (httpproxy: http_proxy from
+ * the environment; crypto: AES-128 HLS).
+ */
+export const HTTP_PROTOCOLS = 'http,https,tls,tcp,crypto,httpproxy';
+export const RTMP_PROTOCOLS = 'rtmp,rtmps,tls,tcp';
 // One keyframe a second whatever the frame rate, so a late joiner waits at most that long.
 const KEYFRAME_EVERY_SECOND = 'expr:gte(t,n_forced*1)';
 
@@ -80,7 +91,8 @@ function inputArgs(spec: FfmpegSourceSpec, input: FfmpegInput, opts: FfmpegArgsO
       return args;
     }
     case 'url':
-      if (input.protocol === 'http') return [...LOW_DELAY, '-i', input.url];
+      if (input.protocol === 'http') return ['-protocol_whitelist', HTTP_PROTOCOLS, ...LOW_DELAY, ...RW_TIMEOUT, '-i', input.url];
+      if (input.protocol === 'rtmp') return ['-protocol_whitelist', RTMP_PROTOCOLS, ...LOW_DELAY, ...RW_TIMEOUT, '-i', input.url];
       return [...allowedMediaTypes(wanted(spec)), ...LOW_DELAY, ...RTSP_TIMEOUT, '-rtsp_flags', 'prefer_tcp', '-i', input.url];
     case 'stream': {
       if (!opts.streamUrl) throw new SourceError(`cannot read stream "${input.name}": no RTSP server to read it from`, true);

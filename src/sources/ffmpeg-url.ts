@@ -36,7 +36,8 @@ export type FfmpegInput =
   /** V4L2 device; `options` are ffmpeg input options in command-line order. */
   | { kind: 'device'; path: string; options: [string, string][] }
   | VirtualInput
-  | { kind: 'url'; url: string; protocol: 'rtsp' | 'http' }
+  /** A network input; `protocol` is 'http' for http(s) (HLS, MJPEG, MPEG-TS, FLV) and 'rtmp' for rtmp(s). */
+  | { kind: 'url'; url: string; protocol: 'rtsp' | 'http' | 'rtmp' }
   /** Another camrelay stream, read back from our own RTSP server. */
   | { kind: 'stream'; name: string };
 
@@ -261,7 +262,18 @@ function parseInput(url: string, s: string, isStream: IsStreamName): FfmpegInput
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s)?.[1]?.toLowerCase();
   if (scheme !== undefined) {
     if (scheme === 'rtsp' || scheme === 'rtsps') return { kind: 'url', url: s, protocol: 'rtsp' };
-    if (['http', 'https', 'rtmp', 'rtmps'].includes(scheme)) return { kind: 'url', url: s, protocol: 'http' };
+    if (['http', 'https', 'rtmp', 'rtmps'].includes(scheme)) {
+      let host = '';
+      try {
+        host = new URL(s).hostname;
+      } catch {
+        // Left empty: refused below with the reason.
+      }
+      if (!host) fail(url, `not a valid ${scheme} URL`);
+      if (/\s/.test(s)) fail(url, `a ${scheme} URL must not contain spaces (write them %20)`);
+    }
+    if (scheme === 'http' || scheme === 'https') return { kind: 'url', url: s, protocol: 'http' };
+    if (scheme === 'rtmp' || scheme === 'rtmps') return { kind: 'url', url: s, protocol: 'rtmp' };
     fail(url, `unsupported input scheme "${scheme}://"`);
   }
   // Stream names cannot contain '/', so anything with one is a path.

@@ -25,6 +25,8 @@ export const ENV_REFUSAL = '"${" is not allowed in a source from the API: enviro
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 const CAMERA_URL = /^(rtsps?|rtspx):\/\/[^\s]+$/i;
+/** Sources camrelay pulls through ffmpeg as if written `ffmpeg:<url>` (sources/pulled.ts). */
+export const PULLED_URL = /^(https?|rtmps?):\/\//i;
 
 /** Returns the parsed spec of an `ffmpeg:` source (undefined for a camera URL); throws a permanent SourceError. */
 export function checkSourceUrl(url: string, opts: CheckOptions): FfmpegSourceSpec | undefined {
@@ -53,6 +55,8 @@ export function checkSourceUrl(url: string, opts: CheckOptions): FfmpegSourceSpe
     }
     return spec;
   }
+  // An http/rtmp camera is `ffmpeg:<url>`: the same parse and the same rules from the API.
+  if (PULLED_URL.test(url)) return checkSourceUrl(`ffmpeg:${url}`, opts);
   if (CAMERA_URL.test(url)) {
     try {
       new URL(url.replace(/#.*$/, ''));

@@ -156,3 +156,29 @@ test("ffmpeg stops cleanly on 'q', before any signal", { timeout: 30000 }, async
   assert.deepEqual(await c.exited, { code: 0, signal: null });
   assert.ok(Date.now() - t0 < 4000);
 });
+
+// Issue 13 item 4: an http input may only open network protocols, even where an HLS playlist
+// names its segments: a playlist from the network naming a local file gets nothing from it.
+// (Debian's ffmpeg 5.1 HLS demuxer already limits a network playlist's segments to its default
+// list and to media extensions; ours is narrower and does not depend on the build.)
+test('an HLS playlist over http naming a file: segment cannot make ffmpeg read the file', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'camrelay-hls-'));
+  const segment = join(dir, 'seg0.ts');
+  const made = await run(['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=160x90:rate=10', '-t', '2', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'mpegts', '-y', segment], 'segment');
+  assert.equal(made.exit.code, 0);
+  const playlist = `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\nfile:${segment}\n#EXT-X-ENDLIST\n`;
+  const server = (await import('node:http')).createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'application/vnd.apple.mpegurl' }).end(playlist));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/live.m3u8`;
+  try {
+    const args = buildFfmpegArgs(parseFfmpegUrl(`ffmpeg:${url}#video=copy`), 'unused', { output: { nullSeconds: 1 } });
+    assert.ok(args.includes('-protocol_whitelist'));
+    const ours = await run(args, 'hls');
+    assert.notEqual(ours.exit.code, 0, 'ffmpeg must not play the local segment');
+    // Our list, not the HLS demuxer's own default (which also lets udp, rtp and data: through).
+    assert.match(ours.stderr.join('\n'), /Protocol 'file' not on whitelist 'http,https,tls,tcp,crypto,httpproxy'/);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -7,6 +7,7 @@ import { SourceError } from '../../src/core/errors.js';
 import { checkInputExists, parseFfmpegUrl } from '../../src/sources/ffmpeg-url.js';
 import { buildFfmpegArgs, loopbackStreamUrl } from '../../src/sources/ffmpeg-args.js';
 import { checkSourceUrl } from '../../src/sources/validate.js';
+import { codecFragments, ffprobeBin, needsProbe } from '../../src/sources/pulled.js';
 
 const PUB = 'rtsp://127.0.0.1:8554/_pub/abc123';
 const HEAD = '-hide_banner -loglevel error -nostats';
@@ -117,7 +118,7 @@ test('exact command lines', { timeout: 5000 }, () => {
     ],
     [
       'ffmpeg:http://cam/mjpeg#video=h264',
-      words(`${HEAD} -fflags nobuffer -flags low_delay -i http://cam/mjpeg ${H264} -an ${OUT}`),
+      words(`${HEAD} -protocol_whitelist http,https,tls,tcp,crypto,httpproxy -fflags nobuffer -flags low_delay -rw_timeout 5000000 -i http://cam/mjpeg ${H264} -an ${OUT}`),
     ],
   ];
   for (const [url, expected] of table) assert.deepEqual(build(url), expected, url);
@@ -320,4 +321,50 @@ test('an orientation without a video encoder is refused with the fix named', { t
 test('an orientation joins the -vf chain after #width', { timeout: 5000 }, () => {
   const args = build('ffmpeg:cam2#video=h264#width=640#raw=-vf transpose=1,vflip');
   assert.equal(args[args.indexOf('-vf') + 1], 'scale=640:-2,transpose=1,vflip');
+});
+
+// Issue 13 item 4: http(s) and rtmp(s) inputs.
+test('http and rtmp inputs: protocol allow-list and -rw_timeout, never -timeout for rtmp', { timeout: 5000 }, () => {
+  assert.deepEqual(
+    build('ffmpeg:rtmp://cam:1935/live/x'),
+    words(`${HEAD} -protocol_whitelist rtmp,rtmps,tls,tcp -fflags nobuffer -flags low_delay -rw_timeout 5000000 -i rtmp://cam:1935/live/x -c copy ${OUT}`),
+  );
+  assert.deepEqual(
+    build('ffmpeg:https://cam/live.m3u8'),
+    words(`${HEAD} -protocol_whitelist http,https,tls,tcp,crypto,httpproxy -fflags nobuffer -flags low_delay -rw_timeout 5000000 -i https://cam/live.m3u8 -c copy ${OUT}`),
+  );
+  for (const url of ['ffmpeg:rtmp://cam/live/x', 'ffmpeg:rtmps://cam/live/x#video=h264', 'ffmpeg:rtmp://cam/live/x#audio=opus']) assert.ok(!build(url).includes('-timeout'), url);
+});
+
+test('plain http(s) and rtmp(s) sources are checked as ffmpeg:<url>, with the same rules from the API', { timeout: 5000 }, () => {
+  const net = { isStream, fromNetwork: true };
+  for (const url of ['http://cam/video.mjpg', 'https://u:p@cam:8443/live.m3u8', 'rtmp://cam/live/x', 'rtmps://cam/live/x', 'http://cam/x.mjpg#video=h264']) {
+    const spec = checkSourceUrl(url, net)!;
+    assert.equal(spec.input.kind, 'url', url);
+  }
+  assert.throws(() => checkSourceUrl('http://cam/x#video=h264#raw=-i /etc/passwd', net), /#raw= is accepted only from config\.yaml/);
+  assert.throws(() => checkSourceUrl('http://:80/x', net), /not a valid http URL/);
+  assert.throws(() => checkSourceUrl('http://cam/a b.mjpg', net), /must not contain spaces/);
+  assert.throws(() => checkSourceUrl('ffmpeg:rtmp://#video=h264', net), /not a valid rtmp URL/);
+  assert.throws(() => checkSourceUrl('http://cam/${HOME}', net), /environment variables/);
+});
+
+test('which http inputs are probed, and what the probe found makes of them', { timeout: 5000 }, () => {
+  const p = (url: string) => needsProbe(parseFfmpegUrl(url, isStream));
+  assert.equal(p('ffmpeg:http://cam/video.mjpg'), true);
+  assert.equal(p('ffmpeg:https://cam/video.cgi?x=1#query=log_level=debug'), true);
+  assert.equal(p('ffmpeg:https://cam/live/index.M3U8?token=1'), false, 'HLS is copied without a probe');
+  assert.equal(p('ffmpeg:http://cam/video.mjpg#video=h264'), false, 'the user chose');
+  assert.equal(p('ffmpeg:http://cam/video.mjpg#audio=opus'), false, 'the user chose');
+  assert.equal(p('ffmpeg:rtmp://cam/live/x'), false, 'rtmp is copied without a probe');
+  assert.equal(p('ffmpeg:rtsp://cam/x'), false);
+  assert.equal(codecFragments('h264', 'aac'), '');
+  assert.equal(codecFragments('hevc', undefined), '');
+  assert.equal(codecFragments('mjpeg', undefined), '#video=h264');
+  assert.equal(codecFragments('mjpeg', 'pcm_mulaw'), '#video=h264#audio=copy');
+  assert.equal(codecFragments('h264', 'mp3'), '#video=copy#audio=opus');
+  assert.equal(codecFragments(undefined, 'mp3'), '#audio=opus');
+  assert.equal(ffprobeBin('/usr/bin/ffmpeg'), '/usr/bin/ffprobe');
+  assert.equal(ffprobeBin('/opt/ffmpeg-6/bin/ffmpeg.exe'), '/opt/ffmpeg-6/bin/ffprobe.exe');
+  assert.equal(ffprobeBin('/opt/my-transcoder'), 'ffprobe');
 });

@@ -1,0 +1,159 @@
+// http(s) and rtmp(s) cameras (plain `http://…` sources, and `ffmpeg:http://…` without #video or
+// #audio, which is how Home Assistant hands over its generic cameras). They run through ffmpeg,
+// copying what camrelay can serve and encoding only what it cannot: an MJPEG camera becomes
+// H.264, an MP3 or PCM audio track Opus. What the camera sends is learnt with ffprobe right before
+// ffmpeg starts (same protocol allow-list and I/O timeout), except for
+//   - HLS playlists (.m3u8), which carry H.264/H.265 with AAC: copied without a probe (a probe
+//     would download a segment first);
+//   - rtmp(s), whose FLV carries H.264 and AAC: copied without a probe (an RTMP server that
+//     serves a single client, as `ffmpeg -listen 1` does, would be used up by the probe).
+import { SourceError, errorMessage } from '../core/errors.js';
+import { log, maskCredentials, type Logger } from '../core/log.js';
+import type { Track } from '../core/media.js';
+import { Owned } from '../core/owned.js';
+import type { Source, SourceInfo } from '../core/source.js';
+import { ChildProcessOwner } from '../process/child.js';
+import { HTTP_PROTOCOLS } from './ffmpeg-args.js';
+import { unreachableLine } from './ffmpeg-failure.js';
+import { parseFfmpegUrl, type FfmpegSourceSpec } from './ffmpeg-url.js';
+import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
+
+const PROBE_TIMEOUT_MS = 10_000;
+/** Probe answers remembered per URL, so a camera restarted by backoff is not probed each time. */
+const CACHE_MAX = 256;
+const cache = new Map<string, string>();
+
+// ffprobe codec names that camrelay serves as they are (the rest is encoded).
+const COPY_VIDEO = new Set(['h264', 'hevc']);
+const COPY_AUDIO = new Set(['aac', 'opus', 'pcm_alaw', 'pcm_mulaw']);
+
+/** Whether `spec` is a network input whose codecs must be learnt before its command line is made. */
+export function needsProbe(spec: FfmpegSourceSpec): boolean {
+  const input = spec.input;
+  if (input.kind !== 'url' || input.protocol !== 'http') return false;
+  if (spec.video.length > 0 || spec.audio.length > 0) return false;
+  try {
+    if (new URL(input.url).pathname.toLowerCase().endsWith('.m3u8')) return false;
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+/** The fragments to add to a source for the codecs ffprobe found: '' when everything can be copied. */
+export function codecFragments(video: string | undefined, audio: string | undefined): string {
+  const encodeVideo = video !== undefined && !COPY_VIDEO.has(video);
+  const encodeAudio = audio !== undefined && !COPY_AUDIO.has(audio);
+  if (!encodeVideo && !encodeAudio) return '';
+  const v = video === undefined ? '' : encodeVideo ? '#video=h264' : '#video=copy';
+  const a = audio === undefined ? '' : encodeAudio ? '#audio=opus' : '#audio=copy';
+  return v + a;
+}
+
+/** ffprobe next to the configured ffmpeg (`/opt/ff/ffmpeg` → `/opt/ff/ffprobe`). */
+export function ffprobeBin(ffmpegBin: string): string {
+  return /ffmpeg(\.exe)?$/i.test(ffmpegBin) ? ffmpegBin.replace(/ffmpeg(\.exe)?$/i, 'ffprobe$1') : 'ffprobe';
+}
+
+interface ProbeStream {
+  codec_type?: string;
+  codec_name?: string;
+}
+
+/** The first video and audio codec of an http input, by ffprobe. Rejects with a SourceError. */
+async function probe(ctx: FfmpegContext, input: string, signal: AbortSignal, logger: Logger): Promise<{ video?: string; audio?: string }> {
+  const args = ['-hide_banner', '-v', 'error', '-protocol_whitelist', HTTP_PROTOCOLS, '-rw_timeout', '5000000', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', '-i', input];
+  const child = new ChildProcessOwner({ bin: ffprobeBin(ctx.bin), args, label: 'ffprobe', grace: ctx.grace, stdout: 'pipe' });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  child.stdout?.on('data', (d: Buffer) => {
+    // A few streams' worth of JSON; more is not an answer we want to hold.
+    if ((size += d.length) <= 64 * 1024) chunks.push(d);
+  });
+  const stop = () => child.close();
+  signal.addEventListener('abort', stop, { once: true });
+  const timer = setTimeout(stop, PROBE_TIMEOUT_MS);
+  try {
+    const exit = await child.exited;
+    if (signal.aborted) throw new SourceError('source stopped before it started');
+    const stderr = child.lastStderr();
+    if (exit.error) throw new SourceError(`ffprobe could not run: ${exit.error.message}`, true);
+    if (exit.code !== 0) {
+      const why = exit.signal ? `ffprobe found nothing within ${PROBE_TIMEOUT_MS / 1000} s` : `ffprobe exited with code ${exit.code}`;
+      const tail = stderr.length ? `: ${stderr.slice(-3).join(' | ')}` : '';
+      throw new SourceError(maskCredentials(`${why}${tail}`), false, unreachableLine(stderr) !== undefined);
+    }
+    let streams: ProbeStream[] = [];
+    try {
+      streams = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { streams?: ProbeStream[] }).streams ?? [];
+    } catch (e) {
+      throw new SourceError(`ffprobe answered something that is not JSON: ${errorMessage(e)}`);
+    }
+    const found = {
+      video: streams.find((s) => s.codec_type === 'video')?.codec_name,
+      audio: streams.find((s) => s.codec_type === 'audio')?.codec_name,
+    };
+    logger.debug(found, 'probed http input');
+    return found;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', stop);
+    child.close();
+    await child.done;
+  }
+}
+
+/**
+ * An `ffmpeg:` source over an http input whose codecs are learnt first (needsProbe). start()
+ * probes, then runs an FfmpegSource with the fragments the codecs call for; it owns that source.
+ */
+export class ProbedFfmpegSource extends Owned implements Source {
+  #inner: FfmpegSource | undefined;
+  #log: Logger;
+  #input: string;
+
+  constructor(
+    readonly url: string,
+    private readonly ctx: FfmpegContext,
+    private readonly streamName: string,
+    /** The ffmpeg: URL before the probe's fragments. */
+    private readonly ffmpegUrl: string,
+  ) {
+    const spec = parseFfmpegUrl(ffmpegUrl, ctx.isStream);
+    super('ProbedFfmpegSource');
+    this.#input = spec.input.kind === 'url' ? spec.input.url : '';
+    this.#log = log.child({ stream: streamName, source: 'ffmpeg' });
+  }
+
+  async start(signal: AbortSignal): Promise<Track[]> {
+    if (this.closed || signal.aborted) throw new SourceError('source stopped before it started');
+    let extra = cache.get(this.ffmpegUrl);
+    if (extra === undefined) {
+      const found = await probe(this.ctx, this.#input, signal, this.#log);
+      extra = codecFragments(found.video, found.audio);
+      if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+      cache.set(this.ffmpegUrl, extra);
+    }
+    if (this.closed || signal.aborted) throw new SourceError('source stopped before it started');
+    if (extra) this.#log.info({ fragments: extra }, 'camera sends codecs camrelay cannot serve as they are: encoding them');
+    const inner = new FfmpegSource(this.url, this.ctx, this.streamName, this.ffmpegUrl + extra);
+    this.#inner = inner;
+    inner.on('frame', (f) => {
+      if (!this.closed) this.emit('frame', f);
+    });
+    inner.once('close', (err?: Error) => {
+      if (err) this.close(err);
+    });
+    return inner.start(signal);
+  }
+
+  info(): SourceInfo {
+    return this.#inner?.info() ?? { url: maskCredentials(this.url), type: 'ffmpeg' };
+  }
+
+  protected onClose(): Promise<void> {
+    const inner = this.#inner;
+    inner?.close();
+    return inner ? inner.done : Promise.resolve();
+  }
+}

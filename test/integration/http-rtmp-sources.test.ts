@@ -1,0 +1,70 @@
+// Issue 13 item 4: http(s) and rtmp(s) cameras, configured through the API as Home Assistant does
+// it, play over WebRTC: an MJPEG-over-HTTP camera is encoded to H.264, an RTMP camera's H.264 is
+// copied (and its AAC becomes Opus through Home Assistant's second source); /api/schemes lists them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { MjpegHttpCamera, RtmpCamera } from '../helpers/http-rtmp-cameras.js';
+import { Viewer } from '../helpers/werift-viewer.js';
+import { waitFor } from '../helpers/wait.js';
+
+const q = (params: [string, string][]) => params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+
+test('GET /api/schemes lists http, https, rtmp and rtmps next to rtsp and ffmpeg', { timeout: 30000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({}));
+  try {
+    const r = await app.json<string[]>('/api/schemes');
+    assert.equal(r.status, 200);
+    for (const s of ['rtsp', 'rtsps', 'ffmpeg', 'http', 'https', 'rtmp', 'rtmps']) assert.ok(r.body.includes(s), s);
+  } finally {
+    await app.stop();
+  }
+});
+
+for (const form of ['plain', 'ffmpeg:'] as const) {
+  test(`an MJPEG-over-HTTP camera (${form} source from the API) plays over WebRTC as H.264`, { timeout: 60000 }, async () => {
+    const camera = await MjpegHttpCamera.start();
+    const app = await CamrelayProcess.start(testConfig({}));
+    const viewer = new Viewer();
+    try {
+      const src = form === 'plain' ? camera.url() : `ffmpeg:${camera.url()}`;
+      const put = await app.json<{ error?: string } | undefined>(`/api/streams?${q([['name', 'garage'], ['src', src], ['src', 'ffmpeg:garage#audio=opus#query=log_level=debug']])}`, { method: 'PUT' });
+      assert.equal(put.status, 200, put.body?.error);
+      await viewer.connect(app.base, 'garage', 'sdp');
+      await waitFor('the viewer gets an H.264 keyframe with SPS and PPS', () => viewer.sawKeyframeWithParams(), 30000);
+      const info = (await app.json<{ producers: { url: string }[] }>('/api/streams?src=garage')).body;
+      assert.equal(info.producers[0]!.url, src);
+      const spawned = app.logs.find((l) => l.msg === 'spawning ffmpeg' && Array.isArray(l.args) && (l.args as string[]).includes(camera.url()));
+      assert.ok(spawned, 'ffmpeg reads the camera');
+      const args = spawned.args as string[];
+      assert.equal(args[args.indexOf('-c:v') + 1], 'libx264', 'MJPEG is encoded to H.264');
+      assert.equal(args[args.indexOf('-protocol_whitelist') + 1], 'http,https,tls,tcp,crypto,httpproxy');
+    } finally {
+      await viewer.close().catch(() => undefined);
+      await app.stop();
+      await camera.close();
+    }
+  });
+}
+
+test('an RTMP camera (rtmp:// from the API) plays over WebRTC: H.264 copied, AAC made Opus by the second source', { timeout: 60000 }, async () => {
+  const camera = await RtmpCamera.start();
+  const app = await CamrelayProcess.start(testConfig({}, 'log: { level: debug }'));
+  const viewer = new Viewer();
+  try {
+    const put = await app.json<{ error?: string } | undefined>(`/api/streams?${q([['name', 'drive'], ['src', camera.url()], ['src', 'ffmpeg:drive#audio=opus']])}`, { method: 'PUT' });
+    assert.equal(put.status, 200, put.body?.error);
+    await viewer.connect(app.base, 'drive', 'sdp');
+    await waitFor('the viewer gets an H.264 keyframe and Opus audio', () => viewer.sawKeyframeWithParams() && viewer.audio.length > 20, 30000);
+    const spawned = app.logs.find((l) => l.msg === 'spawning ffmpeg' && Array.isArray(l.args) && (l.args as string[]).includes(camera.url()));
+    assert.ok(spawned, 'ffmpeg reads the camera');
+    const args = spawned.args as string[];
+    assert.ok(args.includes('-rw_timeout') && !args.includes('-timeout'), 'an rtmp input gets -rw_timeout, never -timeout (which makes ffmpeg listen)');
+    assert.equal(args[args.indexOf('-protocol_whitelist') + 1], 'rtmp,rtmps,tls,tcp');
+    assert.ok(!args.includes('libx264'), 'H.264 is copied');
+  } finally {
+    await viewer.close().catch(() => undefined);
+    await app.stop();
+    await camera.close();
+  }
+});
