@@ -99,7 +99,7 @@ export const DEFAULTS = {
   webrtcListen: ':8555',
   webrtcBackend: 'auto' as WebRtcBackendChoice,
   connectTimeout: 15_000,
-  disconnectTimeout: 10_000,
+  disconnectTimeout: 3_500,
   maxConnectingPerClient: 8,
   api: { maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, snapshotCache: 1_000 },
   rtsp: { maxConnections: 256, headerTimeout: 10_000 },

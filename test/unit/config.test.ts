@@ -117,7 +117,7 @@ test('good documents', { timeout: 5000 }, () => {
         assert.deepEqual(c, {
           api: { listen: ':1984', ...API_BOUNDS },
           rtsp: { listen: ':8554', ...RTSP_BOUNDS },
-          webrtc: { listen: ':8555', candidates: [], iceServers: [], timeouts: { connect: 15_000, disconnect: 10_000 }, maxConnectingPerClient: 8 },
+          webrtc: { listen: ':8555', candidates: [], iceServers: [], timeouts: { connect: 15_000, disconnect: 3_500 }, maxConnectingPerClient: 8 },
           ffmpeg: { stopGrace: { quit: 300, term: 500 } },
           log: { level: 'info' },
           streams: {},
