@@ -68,3 +68,22 @@ test('an RTMP camera (rtmp:// from the API) plays over WebRTC: H.264 copied, AAC
     await camera.close();
   }
 });
+
+test('a refused http or rtmp camera fails the viewer at once with the reason (the probe says it too)', { timeout: 60000 }, async () => {
+  const app = await CamrelayProcess.start(testConfig({}));
+  try {
+    for (const src of ['http://127.0.0.1:9/x.mjpg', 'ffmpeg:https://127.0.0.1:9/live.m3u8', 'rtmp://127.0.0.1:9/live/x']) {
+      assert.equal((await app.json(`/api/streams?${q([['name', 'dead'], ['src', src]])}`, { method: 'PUT' })).status, 200, src);
+      const viewer = new Viewer();
+      const t0 = Date.now();
+      try {
+        await assert.rejects(viewer.connect(app.base, 'dead', 'sdp'), /Connection refused/, src);
+        assert.ok(Date.now() - t0 < 2000, `${src}: error after ${Date.now() - t0} ms`);
+      } finally {
+        await viewer.close().catch(() => undefined);
+      }
+    }
+  } finally {
+    await app.stop();
+  }
+});
