@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig, type LogLine } from '../helpers/camrelay-process.js';
 import { ChromiumRelayViewer } from '../helpers/chromium-relay-viewer.js';
 import { chromiumSkip } from '../helpers/chromium.js';
+import { GstCamera } from '../helpers/gst-camera.js';
 import { waitFor } from '../helpers/wait.js';
 
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#video=h264#audio=opus';
@@ -17,16 +18,16 @@ const STALL_MS = 1500;
 const BACKENDS = ['node-datachannel', 'werift'] as const;
 
 /** testConfig without its short test timeouts: the shipped defaults apply. */
-function shippedTimeouts(): string {
-  const c = testConfig({ demo: DEMO });
+function shippedTimeouts(streams: Record<string, string> = { demo: DEMO }): string {
+  const c = testConfig(streams);
   const short = 'timeouts: { connect: 3s, disconnect: 2s }';
   assert.ok(c.includes(short), 'testConfig still sets the short timeouts this file removes');
   return c.replace(short, '');
 }
 
-async function start(backend: string): Promise<CamrelayProcess> {
+async function start(backend: string, streams?: Record<string, string>): Promise<CamrelayProcess> {
   process.env.CAMRELAY_TEST_WEBRTC_BACKEND = backend;
-  const app = await CamrelayProcess.start(shippedTimeouts());
+  const app = await CamrelayProcess.start(shippedTimeouts(streams));
   const l = await app.waitLog((x) => x.msg === 'webrtc backend', 2000);
   assert.equal(l.backend, backend);
   return app;
@@ -87,6 +88,36 @@ for (const backend of BACKENDS) {
     } finally {
       await v?.close();
       assert.equal(await app.stop(), 0);
+    }
+  });
+}
+
+/** Camera down this long: well past the disconnect timeout, while camrelay sends the viewer nothing. */
+const CAMERA_DOWN_MS = 6000;
+
+for (const backend of BACKENDS) {
+  test(`${backend}: a viewer stays attached while the camera is down for ${CAMERA_DOWN_MS} ms (nothing sent, so no reports back), and plays again after`, { timeout: 90000, skip: chromiumSkip }, async () => {
+    const camera = await GstCamera.start({ pipeline: 'h264' });
+    const app = await start(backend, { cam: camera.url() });
+    let v: ChromiumRelayViewer | undefined;
+    try {
+      v = await ChromiumRelayViewer.play(app.base, 'cam');
+      const viewer = v;
+      await waitFor('video decoded', async () => (await viewer.videoWidth()) > 0, 20000, 100);
+      const mark = app.logs.length;
+      await camera.kill();
+      const t0 = Date.now();
+      await app.waitLog((l) => l.msg === 'source failed' && l.stream === 'cam', 10000, mark);
+      await waitFor('the camera stays down', () => Date.now() > t0 + CAMERA_DOWN_MS, CAMERA_DOWN_MS + 1000, 100);
+      const before = await v.framesDecoded();
+      await camera.restart();
+      await waitFor('frames again after the camera came back', async () => (await viewer.framesDecoded()) > before + 25, 40000, 200);
+      const closed = app.logs.slice(mark).filter((l) => l.msg === 'webrtc session closed' && l.stream === 'cam');
+      assert.deepEqual(closed, [], 'the viewer was kept across the reconnect');
+    } finally {
+      await v?.close();
+      assert.equal(await app.stop(), 0);
+      await camera.stop();
     }
   });
 }
