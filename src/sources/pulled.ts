@@ -61,9 +61,7 @@ interface ProbeStream {
 }
 
 /** The first video and audio codec of an http input, by ffprobe. Rejects with a SourceError. */
-async function probe(ctx: FfmpegContext, input: string, signal: AbortSignal, logger: Logger): Promise<{ video?: string; audio?: string }> {
-  const args = ['-hide_banner', '-v', 'error', '-protocol_whitelist', HTTP_PROTOCOLS, '-rw_timeout', '5000000', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', '-i', input];
-  const child = new ChildProcessOwner({ bin: ffprobeBin(ctx.bin), args, label: 'ffprobe', grace: ctx.grace, stdout: 'pipe' });
+async function probe(child: ChildProcessOwner, signal: AbortSignal, logger: Logger): Promise<{ video?: string; audio?: string }> {
   const chunks: Buffer[] = [];
   let size = 0;
   child.stdout?.on('data', (d: Buffer) => {
@@ -72,16 +70,21 @@ async function probe(ctx: FfmpegContext, input: string, signal: AbortSignal, log
   });
   const stop = () => child.close();
   signal.addEventListener('abort', stop, { once: true });
-  const timer = setTimeout(stop, PROBE_TIMEOUT_MS);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.close();
+  }, PROBE_TIMEOUT_MS);
   try {
     const exit = await child.exited;
-    if (signal.aborted) throw new SourceError('source stopped before it started');
     const stderr = child.lastStderr();
+    const tail = stderr.length ? `: ${stderr.slice(-3).join(' | ')}` : '';
+    if (timedOut) throw new SourceError(maskCredentials(`ffprobe learnt nothing from the camera within ${PROBE_TIMEOUT_MS / 1000} s${tail}`));
+    if (signal.aborted || child.closed) throw new SourceError('source stopped before it started');
     if (exit.error) throw new SourceError(`ffprobe could not run: ${exit.error.message}`, true);
     if (exit.code !== 0) {
-      const why = exit.signal ? `ffprobe found nothing within ${PROBE_TIMEOUT_MS / 1000} s` : `ffprobe exited with code ${exit.code}`;
-      const tail = stderr.length ? `: ${stderr.slice(-3).join(' | ')}` : '';
-      throw new SourceError(maskCredentials(`${why}${tail}`), false, unreachableLine(stderr) !== undefined);
+      const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+      throw new SourceError(maskCredentials(`ffprobe ${how}${tail}`), false, unreachableLine(stderr) !== undefined);
     }
     let streams: ProbeStream[] = [];
     try {
@@ -109,6 +112,8 @@ async function probe(ctx: FfmpegContext, input: string, signal: AbortSignal, log
  */
 export class ProbedFfmpegSource extends Owned implements Source {
   #inner: FfmpegSource | undefined;
+  /** ffprobe while start() waits for it: close() must end it and wait for it too. */
+  #probe: ChildProcessOwner | undefined;
   #log: Logger;
   #input: string;
 
@@ -129,7 +134,15 @@ export class ProbedFfmpegSource extends Owned implements Source {
     if (this.closed || signal.aborted) throw new SourceError('source stopped before it started');
     let extra = cache.get(this.ffmpegUrl);
     if (extra === undefined) {
-      const found = await probe(this.ctx, this.#input, signal, this.#log);
+      const args = ['-hide_banner', '-v', 'error', '-protocol_whitelist', HTTP_PROTOCOLS, '-rw_timeout', '5000000', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', '-i', this.#input];
+      const child = new ChildProcessOwner({ bin: ffprobeBin(this.ctx.bin), args, label: 'ffprobe', grace: this.ctx.grace, stdout: 'pipe' });
+      this.#probe = child;
+      let found: { video?: string; audio?: string };
+      try {
+        found = await probe(child, signal, this.#log);
+      } finally {
+        this.#probe = undefined;
+      }
       extra = codecFragments(found.video, found.audio);
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
       cache.set(this.ffmpegUrl, extra);
@@ -152,8 +165,8 @@ export class ProbedFfmpegSource extends Owned implements Source {
   }
 
   protected onClose(): Promise<void> {
-    const inner = this.#inner;
-    inner?.close();
-    return inner ? inner.done : Promise.resolve();
+    const owned = [this.#probe, this.#inner].filter((o): o is ChildProcessOwner | FfmpegSource => o !== undefined);
+    for (const o of owned) o.close();
+    return Promise.all(owned.map((o) => o.done)).then(() => undefined);
   }
 }

@@ -87,3 +87,33 @@ test('a refused http or rtmp camera fails the viewer at once with the reason (th
     await app.stop();
   }
 });
+
+test('an http camera that never sends a frame: deleting its stream while ffprobe waits ends ffprobe and leaves nothing', { timeout: 60000 }, async () => {
+  const sockets = new Set<import('node:net').Socket>();
+  const silent = (await import('node:http')).createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'multipart/x-mixed-replace; boundary=x' });
+    res.flushHeaders();
+  });
+  silent.on('connection', (s) => sockets.add(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}/x.mjpg`;
+  const app = await CamrelayProcess.start(testConfig({}));
+  const viewer = new Viewer();
+  try {
+    assert.equal((await app.json(`/api/streams?${q([['name', 'silent'], ['src', url]])}`, { method: 'PUT' })).status, 200);
+    const connecting = viewer.connect(app.base, 'silent', 'sdp').catch((e: unknown) => e);
+    await waitFor('ffprobe runs against the camera', () => app.children().length === 1 && sockets.size > 0, 10000);
+    assert.equal((await app.json(`/api/streams?${q([['src', 'silent']])}`, { method: 'DELETE' })).status, 200);
+    await waitFor('ffprobe is gone', () => app.children().length === 0, 3000);
+    assert.ok((await connecting) instanceof Error, 'the viewer gets an error, not video');
+    await waitFor('no source object left', async () => {
+      const o = await app.objects();
+      return !o.ProbedFfmpegSource && !o.FfmpegSource && !o.ChildProcess;
+    }, 3000);
+  } finally {
+    await viewer.close().catch(() => undefined);
+    await app.stop();
+    silent.closeAllConnections();
+    silent.close();
+  }
+});
