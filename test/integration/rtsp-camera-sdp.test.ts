@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { CAMERA_SDPS } from '../helpers/camera-sdp.js';
 import { encodeH264Clip } from '../helpers/h264-clip.js';
+import { rawExchange } from '../helpers/rtsp-raw.js';
 import { ScriptedCamera } from '../helpers/scripted-camera.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
@@ -34,6 +35,15 @@ for (const shape of CAMERA_SDPS) {
       if (shape.sdp.includes('m=application/')) {
         assert.ok(skipped.some((l) => l.level === 20 && String(l.media).startsWith('application/x-vendor')), 'the vendor section is skipped at debug');
       }
+      // Strict in what we send: camrelay's own DESCRIBE answer for this camera is a full SDP
+      // with one H.264 payload type, whatever the camera wrote.
+      const url = `rtsp://127.0.0.1:${app.rtspPort}/cam`;
+      const x = await rawExchange(app.rtspPort, `DESCRIBE ${url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n`, 5000, (r) => r.length > 0);
+      assert.equal(x.responses[0]?.status, 200);
+      const served = x.responses[0]!.body.toString();
+      assert.match(served, /^v=0\r\no=[^\r]+\r\ns=[^\r]+\r\nc=[^\r]+\r\nt=0 0\r\n/);
+      assert.deepEqual(served.match(/^m=.*$/gm)?.map((l) => l.trim()), ['m=video 0 RTP/AVP 96']);
+      assert.match(served, /a=rtpmap:96 H264\/90000/);
       assert.ok(!logs.some((l) => l.level >= 50), `no error logged: ${JSON.stringify(logs.filter((l) => l.level >= 50))}`);
     } finally {
       await viewer.close().catch(() => undefined);
