@@ -53,6 +53,8 @@ export class WsConnection extends Owned {
    * pagehide; go2rtc clients (Home Assistant) never see this extra message.
    */
   #announceSession: boolean;
+  /** The type of the message being handled: an error it causes starts with it (go2rtc's rule). */
+  #type = 'ws';
 
   constructor(
     ws: WebSocket,
@@ -71,10 +73,11 @@ export class WsConnection extends Owned {
     this.#socketClosed = new Promise((resolve) => ws.once('close', () => resolve()));
     ws.on('message', (data: RawData) => {
       this.#lastHeard = performance.now();
+      this.#type = 'ws';
       try {
         this.#onMessage(data);
       } catch (e) {
-        this.#failed('ws', e);
+        this.#failed(this.#type, e);
       }
     });
     // Browsers and aiohttp answer pings by themselves: only a peer that is gone (or a socket held
@@ -118,6 +121,7 @@ export class WsConnection extends Owned {
       if (err.fatal) this.close(new Error(err.message), 1007);
       return;
     }
+    this.#type = msg.kind === 'candidate' ? 'webrtc/candidate' : msg.type;
     switch (msg.kind) {
       case 'offer':
         if (this.#opening) this.#sendError(msg.type, 'an offer is already being answered on this socket');
