@@ -203,7 +203,8 @@ export class Stream extends Owned {
   /**
    * Adds a consumer and resolves with the tracks it gets (one per kind it asked for and the
    * stream has) once the sources that can provide them run. Rejects (and detaches the consumer)
-   * on start timeout or a permanent source error. The consumer is dropped when it emits 'close'.
+   * on start timeout or a permanent or immediate source error (SourceError). The consumer is
+   * dropped when it emits 'close'.
    */
   attach(consumer: Consumer): Promise<Track[]> {
     if (this.closed) return Promise.reject(new StreamClosedError(this.name, 'stream was removed'));
