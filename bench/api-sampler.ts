@@ -2,14 +2,16 @@
 // measured is camrelay's answer and not the bench's event loop, busy with a burst of responses.
 // Each GET has its own connection (agent: false): a fresh client, as after Home Assistant's
 // watchdog lost its keep-alive socket, waits for the accept as well as for the answer.
-// argv: <base url> <pause ms between GETs>. Sends {t, ms, status} over IPC per GET, where t is
-// the epoch ms at which the request was sent.
+// argv: <base url> <pause ms between GETs> <loops>: that many loops of GETs, staggered, each
+// pausing after every answer. Sends {t, ms, status} over IPC per GET, where t is the epoch ms at
+// which the request was sent.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 
-const [base, pauseArg] = process.argv.slice(2);
+const [base, pauseArg, loopsArg] = process.argv.slice(2);
 if (!base || !process.send) throw new Error('usage: fork api-sampler.ts <base url> <pause ms> (with an IPC channel)');
 const pause = Number(pauseArg ?? 10);
+const loops = Math.max(1, Math.min(16, Number(loopsArg ?? 1)));
 
 export interface ApiSample {
   /** Epoch ms the request was sent. */
@@ -36,12 +38,17 @@ function once(): Promise<ApiSample> {
 
 let running = true;
 process.on('disconnect', () => (running = false));
-process.send({ ready: true });
-// Bounded: at most an hour of samples, ending when the bench goes away.
-for (let i = 0; running && i < 360_000; i++) {
-  const s = await once();
-  if (!running) break;
-  process.send(s);
-  await new Promise((r) => setTimeout(r, pause));
+async function loop(offset: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, offset));
+  // Bounded: at most an hour of samples, ending when the bench goes away.
+  for (let i = 0; running && i < 360_000; i++) {
+    const s = await once();
+    if (!running) break;
+    process.send!(s);
+    await new Promise((r) => setTimeout(r, pause));
+  }
 }
+
+process.send({ ready: true });
+await Promise.all(Array.from({ length: loops }, (_, i) => loop((i * pause) / loops)));
 process.exit(0);

@@ -34,10 +34,12 @@ export interface WindowCost {
   owner: { key: string; ms: number }[];
   /** Busy time with child_process on the stack (spawning ffmpeg: fork and exec are synchronous). */
   spawnMs: number;
+  /** With `focus` on the stack: its total, and self time by function (name file:line). */
+  focus?: { fn: string; ms: number; leaves: { key: string; ms: number }[] };
 }
 
 /** Cost of the samples stamped inside [fromUs, toUs] (process.hrtime clock, in µs). */
-export function windowCost(file: string, fromUs: number, toUs: number, top = 16): WindowCost {
+export function windowCost(file: string, fromUs: number, toUs: number, top = 16, focus?: string): WindowCost {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -46,6 +48,8 @@ export function windowCost(file: string, fromUs: number, toUs: number, top = 16)
   const incl = new Map<string, number>();
   const owner = new Map<string, number>();
   let spawn = 0;
+  let focusUs = 0;
+  const focusLeaves = new Map<string, number>();
   let t = p.startTime;
   let busy = 0;
   let gc = 0;
@@ -65,7 +69,9 @@ export function windowCost(file: string, fromUs: number, toUs: number, top = 16)
     self.set(place, (self.get(place) ?? 0) + us);
     const seen = new Set<string>();
     let own: string | undefined;
+    let focused = false;
     for (let id: number | undefined = leaf.id, depth = 0; id !== undefined && depth < 500; id = parent.get(id), depth++) {
+      if (focus && byId.get(id)!.callFrame.functionName === focus) focused = true;
       const k = inclusiveKey(byId.get(id)!);
       if (!k) continue;
       seen.add(k);
@@ -73,6 +79,12 @@ export function windowCost(file: string, fromUs: number, toUs: number, top = 16)
     }
     for (const k of seen) incl.set(k, (incl.get(k) ?? 0) + us);
     own ??= place;
+    if (focused) {
+      focusUs += us;
+      const { functionName, url, lineNumber } = leaf.callFrame;
+      const k = `${functionName || '(anonymous)'}${url ? ` ${url.startsWith('node:') ? url : (pkgOf(url) ?? srcOf(url) ?? url)}${lineNumber > 0 ? `:${lineNumber + 1}` : ''}` : ''}`;
+      focusLeaves.set(k, (focusLeaves.get(k) ?? 0) + us);
+    }
     owner.set(own, (owner.get(own) ?? 0) + us);
     if (seen.has('node:child_process') || seen.has('node:internal/child_process')) spawn += us;
   }
@@ -90,6 +102,7 @@ export function windowCost(file: string, fromUs: number, toUs: number, top = 16)
     inclusive: ms(incl).map(([key, v]) => ({ key, ms: v })),
     owner: ms(owner).map(([key, v]) => ({ key, ms: v })),
     spawnMs: spawn / 1000,
+    focus: focus ? { fn: focus, ms: focusUs / 1000, leaves: ms(focusLeaves).map(([key, v]) => ({ key, ms: v })) } : undefined,
   };
 }
 

@@ -8,6 +8,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../test/helpers/wait.js';
@@ -17,13 +19,14 @@ import { CACHE, describeClip } from './clip.js';
 import { fmt, median, sleep, type BenchContext } from './context.js';
 import { monotonicMicros, newestProfile } from './cpu-profile.js';
 import { windowCost, type WindowCost } from './profile-window.js';
-import { threadCpuSeconds } from './proc.js';
 import { machineLine, percentile, table } from './report.js';
 
 const BURST = 150;
 /** camrelay's default api.max_snapshots, which the bench config leaves as it is. */
 const CAP = 4;
-const SAMPLER_PAUSE_MS = 10;
+const SAMPLER_PAUSE_MS = 20;
+/** GET loops in the sampler process, so that a short burst still gets samples. */
+const SAMPLER_LOOPS = 4;
 
 interface Answer {
   status: number;
@@ -44,8 +47,11 @@ interface Burst {
   apiFailed: number;
   /** Distinct JPEGs among the 200s (by size in bytes; identical requests must share one). */
   distinctJpegs: number;
-  /** camrelay's main-thread CPU (/proc, user + system) from the first request sent to the last 503 received. */
+  /** camrelay's main-thread CPU (schedstat) from the first request sent to the last 503 received. */
   refusedCpuMs: number;
+  /** Over the whole burst: camrelay's main thread on a CPU, and runnable but waiting for one. */
+  cpuMs: number;
+  waitMs: number;
   /** ffmpeg processes first seen before the last 503 arrived (their spawns are in that CPU). */
   spawnedBeforeLast503: number;
 }
@@ -84,6 +90,19 @@ function ffmpegChildren(pid: number): number[] {
   return out;
 }
 
+/**
+ * A thread's time on a CPU and time runnable but waiting for one (ns in /proc/<pid>/task/<tid>/schedstat;
+ * the main thread's tid is the pid). The wait says how much of a slow answer was the machine's load.
+ */
+function mainThreadSched(pid: number): { cpuMs: number; waitMs: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return { cpuMs: run! / 1e6, waitMs: wait! / 1e6 };
+  } catch {
+    return { cpuMs: NaN, waitMs: NaN };
+  }
+}
+
 class Sampler {
   readonly samples: ApiSample[] = [];
   private constructor(readonly child: ChildProcess) {
@@ -93,7 +112,7 @@ class Sampler {
   }
 
   static async start(base: string): Promise<Sampler> {
-    const child = fork(path.join(import.meta.dirname, 'api-sampler.ts'), [base, String(SAMPLER_PAUSE_MS)], {
+    const child = fork(path.join(import.meta.dirname, 'api-sampler.ts'), [base, String(SAMPLER_PAUSE_MS), String(SAMPLER_LOOPS)], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -142,29 +161,46 @@ async function idle(ctx: BenchContext, relay: Camrelay): Promise<void> {
   await waitFor('the stream to be idle and every snapshot ffmpeg gone', () => ctx.camera.openConnections() === 0 && ffmpegChildren(relay.pid).length === 0, 20000);
 }
 
-/** 150 requests at once, `query(i)` each; children polled every 5 ms until the last answer. */
-async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | undefined, query: (i: number) => string): Promise<Burst & { fromUs: number; refusedUs: number }> {
-  await idle(ctx, relay);
+type BurstRun = Burst & { fromUs: number; refusedUs: number };
+
+/**
+ * 150 requests at once, `query(i)` each; children polled every 5 ms until the last answer.
+ * `renice`: each new ffmpeg is set to nice 19 as soon as the poll sees it (an experiment: what
+ * running the decoders at low priority would leave to camrelay's main thread).
+ */
+async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | undefined, query: (i: number) => string, fromIdle = true, renice = false): Promise<BurstRun> {
+  if (fromIdle) await idle(ctx, relay);
   let maxChildren = 0;
   const firstSeen = new Map<number, number>();
   const poll = setInterval(() => {
     const kids = ffmpegChildren(relay.pid);
     maxChildren = Math.max(maxChildren, kids.length);
-    for (const k of kids) if (!firstSeen.has(k)) firstSeen.set(k, performance.now());
+    for (const k of kids) {
+      if (firstSeen.has(k)) continue;
+      firstSeen.set(k, performance.now());
+      if (renice) {
+        try {
+          os.setPriority(k, 19);
+        } catch {
+          /* exited already */
+        }
+      }
+    }
   }, 5);
-  const cpu0 = threadCpuSeconds(relay.pid, relay.pid) ?? NaN;
+  const sched0 = mainThreadSched(relay.pid);
   let cpuAtRefused = NaN;
   const fromUs = monotonicMicros();
   const t0 = performance.now();
   const answers = await Promise.all(
     Array.from({ length: BURST }, (_, i) =>
       get(`${relay.base}/api/frame.jpeg?src=cam${query(i)}`).then((a) => {
-        if (a.status === 503) cpuAtRefused = threadCpuSeconds(relay.pid, relay.pid) ?? NaN;
+        if (a.status === 503) cpuAtRefused = mainThreadSched(relay.pid).cpuMs;
         return a;
       }),
     ),
   );
   clearInterval(poll);
+  const sched1 = mainThreadSched(relay.pid);
   const t1 = Math.max(...answers.map((a) => a.at));
   const refused = answers.filter((a) => a.status === 503);
   const lastRefused = refused.length ? Math.max(...refused.map((a) => a.at)) : NaN;
@@ -179,11 +215,97 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
     api: samples.filter((s) => s.status === 200).map((s) => s.ms),
     apiFailed: samples.filter((s) => s.status !== 200).length,
     distinctJpegs: new Set(answers.filter((a) => a.status === 200).map((a) => a.bytes)).size,
-    refusedCpuMs: (cpuAtRefused - cpu0) * 1000,
+    refusedCpuMs: cpuAtRefused - sched0.cpuMs,
+    cpuMs: sched1.cpuMs - sched0.cpuMs,
+    waitMs: sched1.waitMs - sched0.waitMs,
     spawnedBeforeLast503: [...firstSeen.values()].filter((t) => t <= lastRefused).length,
     fromUs,
     refusedUs: fromUs + (lastRefused - t0) * 1000,
   };
+}
+
+/**
+ * An RTSP "camera" that accepts and never answers: snapshots of a stream on it wait for a
+ * keyframe that never comes, so they hold decoder slots without spawning anything.
+ */
+class SilentCamera {
+  readonly #sockets = new Set<net.Socket>();
+  private constructor(readonly server: net.Server) {
+    server.on('connection', (s) => {
+      this.#sockets.add(s);
+      // Read (and drop) what camrelay sends, or its FIN would never be seen and 'close' never come.
+      s.resume();
+      s.on('error', () => undefined);
+      s.once('close', () => this.#sockets.delete(s));
+    });
+  }
+
+  static async start(): Promise<SilentCamera> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new SilentCamera(server);
+  }
+
+  get url(): string {
+    return `rtsp://127.0.0.1:${(this.server.address() as net.AddressInfo).port}/held`;
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  /** Ends camrelay's connections (it retries them while snapshots wait, until api's start timeout). */
+  release(): void {
+    for (const s of this.#sockets) s.destroy();
+  }
+
+  close(): Promise<void> {
+    this.release();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Snapshots of the silent stream holding decoder slots; they end at camrelay's start timeout (10 s). */
+interface Holds {
+  silent: SilentCamera;
+  answers: Promise<Answer>[];
+  next: number;
+}
+
+/**
+ * Every decoder slot held by snapshots of the silent stream, then 150 varied requests on `cam`:
+ * all refused, and no ffmpeg is spawned meanwhile, so the burst is the cost of refusing alone.
+ * Holds are kept for the next held burst (they end by themselves only after 10 s); a probe of
+ * one more size tells whether all slots are still taken, and takes one if not.
+ */
+async function heldBurst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | undefined, holds: Holds, run: number): Promise<BurstRun> {
+  await idle(ctx, relay);
+  for (let i = 0; ; i++) {
+    if (i >= 3 * CAP) throw new Error(`the decoder slots were not all taken after ${i} snapshots of the silent stream`);
+    const probe = get(`${relay.base}/api/frame.jpeg?src=held&width=${16 + 2 * holds.next++}`);
+    const first = await Promise.race([probe, sleep(1000).then(() => undefined)]);
+    if (first?.status === 503) break;
+    if (!first) holds.answers.push(probe);
+    if (i === 0) await waitFor('camrelay to connect to the silent camera', () => holds.silent.connections > 0, 10000);
+  }
+  return burst(ctx, relay, sampler, (i) => `&width=${2000 + 2 * (i + BURST * run)}`, false);
+}
+
+async function releaseHolds(holds: Holds): Promise<void> {
+  holds.silent.release();
+  await Promise.all(holds.answers.splice(0));
+}
+
+let block = 0;
+
+/**
+ * Widths for a varied burst: 150 sizes not asked in the 3 bursts before (api.snapshot_cache
+ * answers a size again for 1 s), all near 320 for the first requests, the ones that get the
+ * decoders, so that every burst decodes to about the same size.
+ */
+function variedQuery(): (i: number) => string {
+  const j = block++ % 4;
+  return (i) => `&width=${320 + 2 * (4 * i + j)}`;
 }
 
 function latency(xs: number[]): Latency {
@@ -196,13 +318,18 @@ export interface SnapshotsResult {
   baseline: Latency[];
   varied: Burst[];
   identical: Burst[];
+  /** 150 varied with every decoder slot held by the silent stream: refusals only. */
+  held: Burst[];
+  /** 150 varied, each ffmpeg reniced to 19 by the bench as it appears. */
+  niced: Burst[];
   refusedMetric?: number;
   profile?: {
     bursts: number;
     requests: number;
     refused: number;
-    /** ffmpeg decoders spawned inside the windows. */
+    /** ffmpeg decoders spawned in the varied bursts' windows, and the sampled time spawning took there. */
     spawned: number;
+    spawnMs: number;
     /** camrelay's main-thread CPU in the windows, from /proc. */
     cpuMs: number;
     cost: WindowCost;
@@ -215,8 +342,9 @@ export const SNAPSHOTS_KEY = 'snapshots';
 export async function runSnapshots(ctx: BenchContext): Promise<string> {
   const runs = ctx.quick ? 2 : 5;
   const baselineMs = ctx.quick ? 2000 : 5000;
-  const result: SnapshotsResult = { runs, baselineMs, baseline: [], varied: [], identical: [] };
-  const relay = await Camrelay.start({ streams: { cam: ctx.camera.url() } });
+  const result: SnapshotsResult = { runs, baselineMs, baseline: [], varied: [], identical: [], held: [], niced: [] };
+  const silent = await SilentCamera.start();
+  const relay = await Camrelay.start({ streams: { cam: ctx.camera.url(), held: silent.url } });
   let sampler: Sampler | undefined;
   try {
     const first = await get(`${relay.base}/api/frame.jpeg?src=cam`);
@@ -227,27 +355,46 @@ export async function runSnapshots(ctx: BenchContext): Promise<string> {
       const from = Date.now();
       await sleep(baselineMs);
       result.baseline.push(latency(sampler.between(from, Date.now()).map((s) => s.ms)));
-      // Sizes never asked before in this camrelay, so that no answer comes from the JPEG cache
-      // (api.snapshot_cache) of an earlier burst.
-      const v = await burst(ctx, relay, sampler, (i) => `&width=${400 + 2 * (i + BURST * r)}`);
+      const v = await burst(ctx, relay, sampler, variedQuery());
       result.varied.push(v);
       ctx.log(`snapshots ${r + 1}/${runs}: varied ${statusText(v)}, ${v.maxChildren} ffmpeg, ${fmt(v.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(v.api, 50))} max ${fmt(Math.max(...v.api))} ms (${v.api.length})`);
-      const s = await burst(ctx, relay, sampler, () => `&width=${320 - 2 * r}`);
+      const n = await burst(ctx, relay, sampler, variedQuery(), true, true);
+      result.niced.push(n);
+      ctx.log(`snapshots ${r + 1}/${runs}: varied, decoders niced ${statusText(n)}, ${n.maxChildren} ffmpeg, ${fmt(n.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(n.api, 50))} max ${fmt(Math.max(...n.api))} ms (${n.api.length})`);
+      // Below every varied width, and a new one per run: no answer from the cache of an earlier burst.
+      const s = await burst(ctx, relay, sampler, () => `&width=${300 - 2 * r}`);
       result.identical.push(s);
       ctx.log(`snapshots ${r + 1}/${runs}: identical ${statusText(s)}, ${s.maxChildren} ffmpeg, ${fmt(s.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(s.api, 50))} max ${fmt(Math.max(...s.api))} ms (${s.api.length})`);
+    }
+    const holds: Holds = { silent, answers: [], next: 0 };
+    try {
+      for (let r = 0; r < runs; r++) {
+        const h = await heldBurst(ctx, relay, sampler, holds, r);
+        result.held.push(h);
+        ctx.log(`snapshots ${r + 1}/${runs}: held ${statusText(h)}, ${h.maxChildren} ffmpeg, ${fmt(h.totalMs, 0)} ms, main thread ${fmt(h.refusedCpuMs, 0)} ms CPU, GET /api p50 ${fmt(percentile(h.api, 50))} max ${fmt(Math.max(...h.api))} ms (${h.api.length})`);
+      }
+    } finally {
+      await releaseHolds(holds);
     }
     result.refusedMetric = metricValue(await relay.metrics(), 'camrelay_api_refused_total{reason="snapshot_decoders"}');
   } finally {
     await sampler?.stop();
     await relay.stop();
   }
-  result.profile = await profiled(ctx, ctx.quick ? 2 : 5);
+  try {
+    result.profile = await profiled(ctx, silent, ctx.quick ? 2 : 5);
+  } finally {
+    await silent.close();
+  }
   ctx.shared.set(SNAPSHOTS_KEY, result);
   return report(ctx, result);
 }
 
-/** Varied bursts on camrelay under --cpu-prof, no sampler; the window is each burst's refusal phase. */
-async function profiled(ctx: BenchContext, bursts: number): Promise<SnapshotsResult['profile']> {
+/**
+ * camrelay under --cpu-prof, no sampler. Held bursts (refusals only): their windows, first
+ * request to last 503, are the cost tables. Varied bursts: the ffmpeg spawns in theirs.
+ */
+async function profiled(ctx: BenchContext, silent: SilentCamera, bursts: number): Promise<SnapshotsResult['profile']> {
   const dir = path.join(CACHE, 'profiles', 'snapshots');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -256,19 +403,31 @@ async function profiled(ctx: BenchContext, bursts: number): Promise<SnapshotsRes
   let refused = 0;
   let spawned = 0;
   let cpuMs = 0;
-  const relay = await Camrelay.start({ streams: { cam: ctx.camera.url() }, cpuProfDir: dir });
+  const variedWindows: [number, number][] = [];
+  const relay = await Camrelay.start({ streams: { cam: ctx.camera.url(), held: silent.url }, cpuProfDir: dir });
   try {
     // Warm: the first requests of a process run cold code (module init, JIT).
-    await idle(ctx, relay);
-    await burst(ctx, relay, undefined, (i) => `&width=${200 + 2 * i}`);
+    await burst(ctx, relay, undefined, variedQuery());
     for (let b = 0; b < bursts; b++) {
-      const r = await burst(ctx, relay, undefined, (i) => `&width=${1000 + 2 * (i + BURST * b)}`);
-      if (!Number.isFinite(r.refusedByMs)) continue;
-      windows.push([r.fromUs, r.refusedUs]);
-      requests += BURST;
-      refused += r.statuses.get(503) ?? 0;
-      spawned += r.spawnedBeforeLast503;
-      cpuMs += r.refusedCpuMs;
+      const v = await burst(ctx, relay, undefined, variedQuery());
+      if (Number.isFinite(v.refusedByMs)) {
+        variedWindows.push([v.fromUs, v.refusedUs]);
+        spawned += v.spawnedBeforeLast503;
+      }
+    }
+    const holds: Holds = { silent, answers: [], next: 0 };
+    try {
+      await heldBurst(ctx, relay, undefined, holds, 7);
+      for (let b = 0; b < bursts; b++) {
+        const h = await heldBurst(ctx, relay, undefined, holds, b);
+        if (!Number.isFinite(h.refusedByMs)) continue;
+        windows.push([h.fromUs, h.refusedUs]);
+        requests += BURST;
+        refused += h.statuses.get(503) ?? 0;
+        cpuMs += h.refusedCpuMs;
+      }
+    } finally {
+      await releaseHolds(holds);
     }
   } finally {
     await relay.stop();
@@ -278,8 +437,18 @@ async function profiled(ctx: BenchContext, bursts: number): Promise<SnapshotsRes
     ctx.log(`  snapshots: no profile (${file ? 'no burst had a 503' : `none written in ${dir}`})`);
     return undefined;
   }
-  const costs = windows.map(([a, b]) => windowCost(file, a, b, 60));
-  return { bursts: windows.length, requests, refused, spawned, cpuMs, cost: mergeCosts(costs), file: path.relative(path.resolve(CACHE, '..', '..'), file) };
+  const cost = mergeCosts(windows.map(([a, b]) => windowCost(file, a, b, 60, 'sendError')));
+  const varied = mergeCosts(variedWindows.map(([a, b]) => windowCost(file, a, b, 60)));
+  return {
+    bursts: windows.length,
+    requests,
+    refused,
+    spawned,
+    spawnMs: varied.spawnMs,
+    cpuMs,
+    cost,
+    file: path.relative(path.resolve(CACHE, '..', '..'), file),
+  };
 }
 
 function mergeCosts(cs: WindowCost[]): WindowCost {
@@ -297,6 +466,11 @@ function mergeCosts(cs: WindowCost[]): WindowCost {
     inclusive: add(cs.map((c) => c.inclusive.map((x) => ({ k: x.key, ms: x.ms })))).map(([key, ms]) => ({ key, ms })),
     owner: add(cs.map((c) => c.owner.map((x) => ({ k: x.key, ms: x.ms })))).map(([key, ms]) => ({ key, ms })),
     spawnMs: cs.reduce((a, c) => a + c.spawnMs, 0),
+    focus: cs[0]?.focus && {
+      fn: cs[0].focus.fn,
+      ms: cs.reduce((a, c) => a + (c.focus?.ms ?? 0), 0),
+      leaves: add(cs.map((c) => (c.focus?.leaves ?? []).map((x) => ({ k: x.key, ms: x.ms })))).map(([key, ms]) => ({ key, ms })),
+    },
   };
 }
 
@@ -336,13 +510,21 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)} (gst-rtsp-server), pulled by camrelay over RTSP, so every ffmpeg child of camrelay is a snapshot decoder. ` +
       `camrelay is the bundle (\`node dist/main.js\`) with the shipped defaults: api.max_snapshots ${CAP}, api.max_connections 256, api.snapshot_cache 1 s. ${r.runs} runs; each figure is the median of the runs' figures, "max of runs" the largest of all.`,
     `Each burst starts from an idle stream (no camera connection, no ffmpeg) and sends ${BURST} \`GET /api/frame.jpeg?src=cam&width=…\` at once, each on its own connection. ` +
-      `Varied: ${BURST} widths never asked before (no answer from the JPEG cache): each needs a decoder. Identical: one width for all ${BURST}: they share one decode. ` +
-      `GET /api is timed by a separate Node process (\`bench/api-sampler.ts\`): a fresh connection per GET, from sending to the end of the answer, one GET every ${SAMPLER_PAUSE_MS} ms after the previous one ended; the samples sent between the burst's first request and its last answer are the burst's. ` +
+      `Varied: ${BURST} widths not asked in the burst before (no answer from the JPEG cache), those of the first requests near 320: each needs a decoder. Identical: one width for all ${BURST}: they share one decode. ` +
+      `GET /api is timed by a separate Node process (\`bench/api-sampler.ts\`): a fresh connection per GET, from sending to the end of the answer, ${SAMPLER_LOOPS} loops, each sending a GET ${SAMPLER_PAUSE_MS} ms after its previous one ended; the samples sent between the burst's first request and its last answer are the burst's. ` +
+      `Decoders at nice 19: as varied, but the bench sets each new ffmpeg child to nice 19 as soon as its 5 ms poll sees it (an experiment: what spawning the decoders at low priority would give). ` +
+      `Decoders held: ${CAP} snapshots of a second stream whose RTSP camera accepts the connection and never answers hold every decoder slot (a probe of one more size is refused first), so all ${BURST} are refused and no ffmpeg is spawned during the burst: the cost of refusing alone. ` +
       `Idle: the same sampler for ${r.baselineMs / 1000} s before each run, no snapshot running. ffmpeg children of camrelay are counted from /proc every 5 ms. "503 done" is when the last 503 had arrived, from the first request sent.`,
     '',
     table(
       ['', 'GET /api samples', 'p50 ms', 'p95 ms', 'max ms', 'max of runs ms', 'ffmpeg max', 'ffmpeg max of runs', '200', '503', 'other', '503 done ms', 'burst ms'],
-      [row('idle (no burst)', r.baseline), row(`${BURST} varied`, lat(r.varied), r.varied), row(`${BURST} identical`, lat(r.identical), r.identical)],
+      [
+        row('idle (no burst)', r.baseline),
+        row(`${BURST} varied`, lat(r.varied), r.varied),
+        row(`${BURST} varied, decoders at nice 19`, lat(r.niced), r.niced),
+        row(`${BURST} identical`, lat(r.identical), r.identical),
+        row(`${BURST} varied, ${CAP} decoders held`, lat(r.held), r.held),
+      ],
     ),
     '',
   ];
@@ -353,10 +535,22 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
       (failedApi ? ` ${failedApi} GET /api sample(s) during bursts got no 200.` : ''),
     '',
   );
-  const v = r.varied;
+  const cpuRow = (label: string, bs: Burst[]) => [
+    label,
+    bs.some((b) => Number.isFinite(b.refusedCpuMs)) ? med(bs.map((b) => b.refusedCpuMs)) : '–',
+    bs.some((b) => Number.isFinite(b.refusedCpuMs)) ? fmt(median(bs.map((b) => (1000 * b.refusedCpuMs) / BURST).filter(Number.isFinite)), 0) : '–',
+    bs.some((b) => Number.isFinite(b.refusedCpuMs)) ? medInt(bs.map((b) => b.spawnedBeforeLast503)) : '–',
+    med(bs.map((b) => b.cpuMs)),
+    med(bs.map((b) => b.waitMs)),
+    medInt(bs.map((b) => b.totalMs)),
+  ];
   out.push(
-    `Varied bursts, until the last 503 (the bundle, the runs above): camrelay's main thread used ${medInt(v.map((b) => b.refusedCpuMs))} ms of CPU (median; /proc, 10 ms ticks; runs: ${v.map((b) => fmt(b.refusedCpuMs, 0)).join(', ')}), ` +
-      `${fmt(median(v.map((b) => (1000 * b.refusedCpuMs) / BURST)), 0)} µs per request, with ${medInt(v.map((b) => b.spawnedBeforeLast503))} decoder spawn(s) in that time (runs: ${v.map((b) => b.spawnedBeforeLast503).join(', ')}).`,
+    `camrelay's main thread in the same bursts, from /proc/<pid>/task/<pid>/schedstat (medians): time on a CPU until the last 503, per request of the burst, ffmpeg spawns until then; and over the whole burst, time on a CPU and time runnable but waiting for a core (the machine's load, ffmpeg decoders included).`,
+    '',
+    table(
+      ['', 'CPU to last 503 ms', 'µs per request', 'spawns to last 503', 'CPU whole burst ms', 'waiting for a core ms', 'burst ms'],
+      [cpuRow(`${BURST} varied`, r.varied), cpuRow(`${BURST} varied, decoders at nice 19`, r.niced), cpuRow(`${BURST} identical`, r.identical), cpuRow(`${BURST} varied, ${CAP} decoders held`, r.held)],
+    ),
     '',
   );
   const p = r.profile;
@@ -372,10 +566,10 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     out.push(
       `### Main-thread cost of a refused snapshot`,
       '',
-      `camrelay from src/ through tsx under \`node --cpu-prof\` (1 ms sampling), no GET /api sampler; one warm-up burst, then ${p.bursts} varied bursts. Window of each: from its first request sent to its last 503 answered: ${p.requests} requests, ${p.refused} refused; ${p.spawned} ffmpeg decoder(s) were spawned inside the windows. ` +
+      `camrelay from src/ through tsx under \`node --cpu-prof\` (1 ms sampling), no GET /api sampler; a warm-up varied burst, ${p.bursts} varied bursts, a warm-up held burst, ${p.bursts} held bursts. The tables are the held bursts' windows, each from its first request sent to its last 503 answered: ${p.requests} requests, ${p.refused} refused. ` +
         `In the windows (${fmt(c.windowMs, 0)} ms in all, ${c.samples} samples) the profile has the main thread busy ${fmt(c.busyMs, 0)} ms (${fmt((100 * c.busyMs) / Math.max(1e-9, c.windowMs), 0)}%; garbage collection ${fmt(c.gcMs, 0)} ms); /proc says it used ${fmt(p.cpuMs, 0)} ms of CPU (the rest is waiting for a core). ` +
-        `Spawning ffmpeg (child_process on the stack) took ${fmt(c.spawnMs, 0)} ms of it: **${p.spawned ? fmt(c.spawnMs / p.spawned) : '–'} ms per decoder, in one synchronous call**. ` +
-        `Everything else, ${fmt(rest, 0)} ms, is the requests' handling: **${per(rest)} µs per request sampled, ${Number.isFinite(scale) ? fmt((1000 * rest * scale) / p.requests, 0) : '–'} µs of CPU** (scaled to /proc). Profile: \`${p.file}\`.`,
+        `Spawning (child_process on the stack) took ${fmt(c.spawnMs, 0)} ms of it; the rest, ${fmt(rest, 0)} ms, is the requests' handling: **${per(rest)} µs per refused request sampled, ${Number.isFinite(scale) ? fmt((1000 * rest * scale) / p.requests, 0) : '–'} µs of CPU** (scaled to /proc). ` +
+        `In the varied bursts' windows (first request to last 503) ${p.spawned} ffmpeg decoder(s) were spawned, with child_process on the stack for ${fmt(p.spawnMs, 0)} ms: **${p.spawned ? fmt(p.spawnMs / p.spawned) : '–'} ms of main thread per decoder, in one synchronous spawn() call** (sampled time). Profile: \`${p.file}\`.`,
       '',
       'By owner: each sample given to the nearest camrelay function or package on its stack (Node\'s own code counts for whoever called it; samples with neither, such as accepting connections and parsing requests, by the Node module sampled):',
       '',
@@ -385,6 +579,14 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
       '',
       table(['function / package / module', 'ms', 'µs per request', '% of busy'], rows(c.inclusive.filter((x) => !x.key.startsWith('node:internal/process/') && !x.key.startsWith('node:internal/timers')), 24)),
     );
+    if (c.focus && c.focus.ms > 0) {
+      out.push(
+        '',
+        `Inside \`${c.focus.fn}\` (src/api/http-error.ts: \`res.status(503).json({ error })\`, the 503 answer): ${fmt(c.focus.ms)} ms, ${per(c.focus.ms)} µs per request; self time by function (\`writev\` is the socket write system call, sampled as wall time):`,
+        '',
+        table(['function', 'ms', 'µs per request', `% of ${c.focus.fn}`], c.focus.leaves.slice(0, 10).map((x) => [x.key, fmt(x.ms), per(x.ms), fmt((100 * x.ms) / c.focus!.ms, 0)])),
+      );
+    }
   }
   return out.join('\n');
 }
