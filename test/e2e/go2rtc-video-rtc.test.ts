@@ -2,8 +2,10 @@
 // WebRTC Camera card and other dashboards embed) in headless Chromium, in its default mode
 // webrtc,mse,hls,mjpeg, pointed at camrelay's /api/ws. The page and the module come from another
 // loopback server, as a dashboard card served by Home Assistant on its own port, so camrelay runs
-// with api.origin "*" (go2rtc's key for that case). go2rtc's file is not part of camrelay: the test reads it from
-// $GO2RTC_VIDEO_RTC_JS (default /tmp/team/video-rtc.js) and is skipped without it.
+// with api.origin "*" (go2rtc's key for that case). go2rtc's file is not part of camrelay (we do
+// not ship other projects' code): the test reads it from $GO2RTC_VIDEO_RTC_JS (a copy of go2rtc's
+// www/video-rtc.js) and is skipped, saying so, without it. test/helpers/go2rtc-player.ts drives a
+// peer the same way in every run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,8 +15,10 @@ import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { Chromium, chromiumSkip } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/wait.js';
 
-const PLAYER = process.env.GO2RTC_VIDEO_RTC_JS ?? '/tmp/team/video-rtc.js';
-const skip = chromiumSkip || (existsSync(PLAYER) ? false : `go2rtc's video-rtc.js not found at ${PLAYER} (set GO2RTC_VIDEO_RTC_JS)`);
+const PLAYER = process.env.GO2RTC_VIDEO_RTC_JS ?? '';
+const skip =
+  chromiumSkip ||
+  (PLAYER && existsSync(PLAYER) ? false : `set GO2RTC_VIDEO_RTC_JS to a copy of go2rtc's www/video-rtc.js to run this (${PLAYER ? `not found: ${PLAYER}` : 'unset'})`);
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#video=h264#audio=opus';
 
 const page = (wsUrl: string) => `<!doctype html><body><script type="module">
