@@ -270,6 +270,8 @@ interface Holds {
   silent: SilentCamera;
   answers: Promise<Answer>[];
   next: number;
+  /** Probes answered 503 (they count in camrelay's refusal metric too). */
+  refusedProbes: number;
 }
 
 /**
@@ -284,7 +286,10 @@ async function heldBurst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | 
     if (i >= 3 * CAP) throw new Error(`the decoder slots were not all taken after ${i} snapshots of the silent stream`);
     const probe = get(`${relay.base}/api/frame.jpeg?src=held&width=${16 + 2 * holds.next++}`);
     const first = await Promise.race([probe, sleep(1000).then(() => undefined)]);
-    if (first?.status === 503) break;
+    if (first?.status === 503) {
+      holds.refusedProbes++;
+      break;
+    }
     if (!first) holds.answers.push(probe);
     if (i === 0) await waitFor('camrelay to connect to the silent camera', () => holds.silent.connections > 0, 10000);
   }
@@ -323,6 +328,8 @@ export interface SnapshotsResult {
   /** 150 varied, each ffmpeg reniced to 19 by the bench as it appears. */
   niced: Burst[];
   refusedMetric?: number;
+  /** 503s the bench received from that camrelay (bursts and probes). */
+  refusedByBench?: number;
   profile?: {
     bursts: number;
     requests: number;
@@ -366,7 +373,7 @@ export async function runSnapshots(ctx: BenchContext): Promise<string> {
       result.identical.push(s);
       ctx.log(`snapshots ${r + 1}/${runs}: identical ${statusText(s)}, ${s.maxChildren} ffmpeg, ${fmt(s.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(s.api, 50))} max ${fmt(Math.max(...s.api))} ms (${s.api.length})`);
     }
-    const holds: Holds = { silent, answers: [], next: 0 };
+    const holds: Holds = { silent, answers: [], next: 0, refusedProbes: 0 };
     try {
       for (let r = 0; r < runs; r++) {
         const h = await heldBurst(ctx, relay, sampler, holds, r);
@@ -376,6 +383,7 @@ export async function runSnapshots(ctx: BenchContext): Promise<string> {
     } finally {
       await releaseHolds(holds);
     }
+    result.refusedByBench = [...result.varied, ...result.niced, ...result.identical, ...result.held].reduce((a, b) => a + (b.statuses.get(503) ?? 0), 0) + holds.refusedProbes;
     result.refusedMetric = metricValue(await relay.metrics(), 'camrelay_api_refused_total{reason="snapshot_decoders"}');
   } finally {
     await sampler?.stop();
@@ -415,7 +423,7 @@ async function profiled(ctx: BenchContext, silent: SilentCamera, bursts: number)
         spawned += v.spawnedBeforeLast503;
       }
     }
-    const holds: Holds = { silent, answers: [], next: 0 };
+    const holds: Holds = { silent, answers: [], next: 0, refusedProbes: 0 };
     try {
       await heldBurst(ctx, relay, undefined, holds, 7);
       for (let b = 0; b < bursts; b++) {
@@ -531,7 +539,7 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
   const shared = r.identical.map((b) => b.distinctJpegs);
   out.push(
     `Identical bursts: ${shared.every((n) => n === 1) ? 'every 200 carried the same JPEG (one size in bytes) in every run' : `distinct JPEG sizes per run: ${shared.join(', ')}`}. ` +
-      `camrelay_api_refused_total{reason="snapshot_decoders"} at the end: ${r.refusedMetric ?? '–'} (503s counted by the bench: ${r.varied.reduce((a, b) => a + (b.statuses.get(503) ?? 0), 0) + r.identical.reduce((a, b) => a + (b.statuses.get(503) ?? 0), 0)}).` +
+      `camrelay_api_refused_total{reason="snapshot_decoders"} at the end: ${r.refusedMetric ?? '–'} (503s the bench received, bursts and probes: ${r.refusedByBench ?? '–'}).` +
       (failedApi ? ` ${failedApi} GET /api sample(s) during bursts got no 200.` : ''),
     '',
   );
