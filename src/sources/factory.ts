@@ -4,17 +4,18 @@ import type { Source, SourceFactory } from '../core/source.js';
 import type { RtspClientOptions } from '../rtsp/client.js';
 import { parseFfmpegUrl } from './ffmpeg-url.js';
 import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
-import { needsProbe, ProbedFfmpegSource } from './pulled.js';
+import { codecPlan, ProbedFfmpegSource } from './pulled.js';
 import { RtspSource } from './rtsp.js';
 import { checkSourceUrl, PULLED_URL } from './validate.js';
 
 /** The URL schemes a stream's sources may use, as /api/schemes lists them. */
 export const SCHEMES = ['ffmpeg', 'rtsp', 'rtsps', 'rtspx', 'http', 'https', 'rtmp', 'rtmps'] as const;
 
-/** An ffmpeg source, probing its http input first when its codecs decide the command line. */
+/** An ffmpeg source; for an http input without #video/#audio, with the codecs it calls for (pulled.ts). */
 function ffmpegSource(url: string, ffmpegUrl: string, ffmpeg: FfmpegContext, streamName: string): Source {
-  const spec = parseFfmpegUrl(ffmpegUrl, ffmpeg.isStream);
-  return needsProbe(spec) ? new ProbedFfmpegSource(url, ffmpeg, streamName, ffmpegUrl) : new FfmpegSource(url, ffmpeg, streamName, ffmpegUrl);
+  const plan = codecPlan(parseFfmpegUrl(ffmpegUrl, ffmpeg.isStream));
+  if (plan === 'probe') return new ProbedFfmpegSource(url, ffmpeg, streamName, ffmpegUrl);
+  return new FfmpegSource(url, ffmpeg, streamName, plan === 'copy' ? ffmpegUrl : ffmpegUrl + plan.fragments);
 }
 
 export interface SourceTrust {

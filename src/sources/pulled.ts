@@ -1,10 +1,13 @@
 // http(s) and rtmp(s) cameras (plain `http://…` sources, and `ffmpeg:http://…` without #video or
 // #audio, which is how Home Assistant hands over its generic cameras). They run through ffmpeg,
 // copying what camrelay can serve and encoding only what it cannot: an MJPEG camera becomes
-// H.264, an MP3 or PCM audio track Opus. What the camera sends is learnt with ffprobe right before
-// ffmpeg starts (same protocol allow-list and I/O timeout), except for
-//   - HLS playlists (.m3u8), which carry H.264/H.265 with AAC: copied without a probe (a probe
-//     would download a segment first);
+// H.264, an MP3 or PCM audio track Opus. AAC from MPEG-TS (HLS, TS over HTTP) is ADTS without
+// the global header ffmpeg's RTSP muxer needs ("AAC with no global headers is currently not
+// supported", also with -bsf:a aac_adtstoasc), so it is encoded to Opus too. What the camera sends
+// is learnt with ffprobe right before ffmpeg starts (same protocol allow-list and I/O timeout),
+// except for
+//   - HLS playlists (.m3u8), which carry H.264/H.265 with AAC in MPEG-TS: video copied and audio
+//     encoded to Opus without a probe (a probe would download a segment first);
 //   - rtmp(s), whose FLV carries H.264 and AAC: copied without a probe (an RTMP server that
 //     serves a single client, as `ffmpeg -listen 1` does, would be used up by the probe).
 import { SourceError, errorMessage } from '../core/errors.js';
@@ -27,23 +30,32 @@ const cache = new Map<string, string>();
 const COPY_VIDEO = new Set(['h264', 'hevc']);
 const COPY_AUDIO = new Set(['aac', 'opus', 'pcm_alaw', 'pcm_mulaw']);
 
-/** Whether `spec` is a network input whose codecs must be learnt before its command line is made. */
-export function needsProbe(spec: FfmpegSourceSpec): boolean {
-  const input = spec.input;
-  if (input.kind !== 'url' || input.protocol !== 'http') return false;
-  if (spec.video.length > 0 || spec.audio.length > 0) return false;
+// Containers whose AAC carries its AudioSpecificConfig out of band (copyable into RTSP).
+const GLOBAL_HEADER_FORMATS = /\b(flv|mov|mp4|matroska|webm)\b/;
+
+function isHls(url: string): boolean {
   try {
-    if (new URL(input.url).pathname.toLowerCase().endsWith('.m3u8')) return false;
+    return new URL(url).pathname.toLowerCase().endsWith('.m3u8');
   } catch {
     return false;
   }
-  return true;
+}
+
+/**
+ * What an `ffmpeg:` source's codecs depend on: 'copy' (the command line as written), 'probe'
+ * (an http input without #video/#audio: learn its codecs first), or fragments to add at once.
+ */
+export function codecPlan(spec: FfmpegSourceSpec): 'copy' | 'probe' | { fragments: string } {
+  const input = spec.input;
+  if (input.kind !== 'url' || input.protocol !== 'http') return 'copy';
+  if (spec.video.length > 0 || spec.audio.length > 0) return 'copy';
+  return isHls(input.url) ? { fragments: '#video=copy#audio=opus' } : 'probe';
 }
 
 /** The fragments to add to a source for the codecs ffprobe found: '' when everything can be copied. */
-export function codecFragments(video: string | undefined, audio: string | undefined): string {
+export function codecFragments(video: string | undefined, audio: string | undefined, format = ''): string {
   const encodeVideo = video !== undefined && !COPY_VIDEO.has(video);
-  const encodeAudio = audio !== undefined && !COPY_AUDIO.has(audio);
+  const encodeAudio = audio !== undefined && (!COPY_AUDIO.has(audio) || (audio === 'aac' && !GLOBAL_HEADER_FORMATS.test(format)));
   if (!encodeVideo && !encodeAudio) return '';
   const v = video === undefined ? '' : encodeVideo ? '#video=h264' : '#video=copy';
   const a = audio === undefined ? '' : encodeAudio ? '#audio=opus' : '#audio=copy';
@@ -61,7 +73,13 @@ interface ProbeStream {
 }
 
 /** The first video and audio codec of an http input, by ffprobe. Rejects with a SourceError. */
-async function probe(child: ChildProcessOwner, signal: AbortSignal, logger: Logger): Promise<{ video?: string; audio?: string }> {
+interface Probed {
+  video?: string;
+  audio?: string;
+  format?: string;
+}
+
+async function probe(child: ChildProcessOwner, signal: AbortSignal, logger: Logger): Promise<Probed> {
   const chunks: Buffer[] = [];
   let size = 0;
   child.stdout?.on('data', (d: Buffer) => {
@@ -86,15 +104,17 @@ async function probe(child: ChildProcessOwner, signal: AbortSignal, logger: Logg
       const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
       throw new SourceError(maskCredentials(`ffprobe ${how}${tail}`), false, unreachableLine(stderr) !== undefined);
     }
-    let streams: ProbeStream[] = [];
+    let answer: { streams?: ProbeStream[]; format?: { format_name?: string } };
     try {
-      streams = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { streams?: ProbeStream[] }).streams ?? [];
+      answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof answer;
     } catch (e) {
       throw new SourceError(`ffprobe answered something that is not JSON: ${errorMessage(e)}`);
     }
-    const found = {
+    const streams = answer.streams ?? [];
+    const found: Probed = {
       video: streams.find((s) => s.codec_type === 'video')?.codec_name,
       audio: streams.find((s) => s.codec_type === 'audio')?.codec_name,
+      format: answer.format?.format_name,
     };
     logger.debug(found, 'probed http input');
     return found;
@@ -107,7 +127,7 @@ async function probe(child: ChildProcessOwner, signal: AbortSignal, logger: Logg
 }
 
 /**
- * An `ffmpeg:` source over an http input whose codecs are learnt first (needsProbe). start()
+ * An `ffmpeg:` source over an http input whose codecs are learnt first (codecPlan 'probe'). start()
  * probes, then runs an FfmpegSource with the fragments the codecs call for; it owns that source.
  */
 export class ProbedFfmpegSource extends Owned implements Source {
@@ -134,16 +154,16 @@ export class ProbedFfmpegSource extends Owned implements Source {
     if (this.closed || signal.aborted) throw new SourceError('source stopped before it started');
     let extra = cache.get(this.ffmpegUrl);
     if (extra === undefined) {
-      const args = ['-hide_banner', '-v', 'error', '-protocol_whitelist', HTTP_PROTOCOLS, '-rw_timeout', '5000000', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', '-i', this.#input];
+      const args = ['-hide_banner', '-v', 'error', '-protocol_whitelist', HTTP_PROTOCOLS, '-rw_timeout', '5000000', '-show_entries', 'stream=codec_type,codec_name:format=format_name', '-of', 'json', '-i', this.#input];
       const child = new ChildProcessOwner({ bin: ffprobeBin(this.ctx.bin), args, label: 'ffprobe', grace: this.ctx.grace, stdout: 'pipe' });
       this.#probe = child;
-      let found: { video?: string; audio?: string };
+      let found: Probed;
       try {
         found = await probe(child, signal, this.#log);
       } finally {
         this.#probe = undefined;
       }
-      extra = codecFragments(found.video, found.audio);
+      extra = codecFragments(found.video, found.audio, found.format);
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
       cache.set(this.ffmpegUrl, extra);
     }

@@ -123,3 +123,52 @@ export class RtmpCamera {
     await this.exited;
   }
 }
+
+/**
+ * An HLS camera: ffmpeg writes a live playlist of one-second H.264 + AAC segments into a temporary
+ * directory, and a loopback HTTP server serves that directory.
+ */
+export class HlsCamera {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly server: http.Server,
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async start(): Promise<HlsCamera> {
+    const { mkdtempSync, readFile } = await import('node:fs').then((m) => ({ mkdtempSync: m.mkdtempSync, readFile: m.promises.readFile }));
+    const { tmpdir } = await import('node:os');
+    const { join, basename } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'camrelay-hlscam-'));
+    const args = ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=320x180:rate=15', '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '15', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-f', 'hls', '-hls_time', '1', '-hls_list_size', '4', '-hls_flags', 'delete_segments', join(dir, 'live.m3u8')];
+    const child = spawn('/usr/bin/ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const server = http.createServer((req, res) => {
+      const name = basename(new URL(req.url ?? '/', 'http://x').pathname);
+      readFile(join(dir, name)).then(
+        (body) => res.writeHead(200, { 'Content-Type': name.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp2t' }).end(body),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const cam = new HlsCamera(child, server, dir, (server.address() as net.AddressInfo).port);
+    const { existsSync } = await import('node:fs');
+    await waitFor('the first HLS segments are written', () => existsSync(join(dir, 'live.m3u8')), 15000);
+    return cam;
+  }
+
+  url(): string {
+    return `http://127.0.0.1:${this.port}/live.m3u8`;
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((r) => (this.child.exitCode !== null || this.child.signalCode !== null ? r(undefined) : this.child.once('exit', r)));
+    this.child.kill('SIGKILL');
+    await exited;
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+    const { rmSync } = await import('node:fs');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

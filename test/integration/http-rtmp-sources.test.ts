@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
-import { MjpegHttpCamera, RtmpCamera } from '../helpers/http-rtmp-cameras.js';
+import { HlsCamera, MjpegHttpCamera, RtmpCamera } from '../helpers/http-rtmp-cameras.js';
+import { request } from '../helpers/http.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -39,6 +40,10 @@ for (const form of ['plain', 'ffmpeg:'] as const) {
       const args = spawned.args as string[];
       assert.equal(args[args.indexOf('-c:v') + 1], 'libx264', 'MJPEG is encoded to H.264');
       assert.equal(args[args.indexOf('-protocol_whitelist') + 1], 'http,https,tls,tcp,crypto,httpproxy');
+      // Home Assistant's snapshots of that camera.
+      const jpeg = await request(`${app.base}/api/frame.jpeg?src=garage`);
+      assert.equal(jpeg.status, 200);
+      assert.equal(jpeg.headers['content-type'], 'image/jpeg');
     } finally {
       await viewer.close().catch(() => undefined);
       await app.stop();
@@ -115,5 +120,25 @@ test('an http camera that never sends a frame: deleting its stream while ffprobe
     await app.stop();
     silent.closeAllConnections();
     silent.close();
+  }
+});
+
+test('an HLS camera (ffmpeg:http://….m3u8, Home Assistant\'s generic camera) plays over WebRTC: H.264 copied, its ADTS AAC encoded to Opus', { timeout: 60000 }, async () => {
+  const camera = await HlsCamera.start();
+  const app = await CamrelayProcess.start(testConfig({}));
+  const viewer = new Viewer();
+  try {
+    const src = `ffmpeg:${camera.url()}`;
+    const put = await app.json<{ error?: string } | undefined>(`/api/streams?${q([['name', 'generic'], ['src', src], ['src', 'ffmpeg:generic#audio=opus#query=log_level=debug']])}`, { method: 'PUT' });
+    assert.equal(put.status, 200, put.body?.error);
+    await viewer.connect(app.base, 'generic', 'sdp');
+    await waitFor('the viewer gets an H.264 keyframe and Opus audio', () => viewer.sawKeyframeWithParams() && viewer.audio.length > 20, 30000);
+    const spawned = app.logs.find((l) => l.msg === 'spawning ffmpeg' && Array.isArray(l.args) && (l.args as string[]).includes(camera.url()));
+    assert.ok(spawned, 'ffmpeg reads the playlist');
+    assert.ok(!(spawned.args as string[]).includes('libx264'), 'H.264 is copied');
+  } finally {
+    await viewer.close().catch(() => undefined);
+    await app.stop();
+    await camera.close();
   }
 });

@@ -7,7 +7,7 @@ import { SourceError } from '../../src/core/errors.js';
 import { checkInputExists, parseFfmpegUrl } from '../../src/sources/ffmpeg-url.js';
 import { buildFfmpegArgs, loopbackStreamUrl } from '../../src/sources/ffmpeg-args.js';
 import { checkSourceUrl } from '../../src/sources/validate.js';
-import { codecFragments, ffprobeBin, needsProbe } from '../../src/sources/pulled.js';
+import { codecFragments, codecPlan, ffprobeBin } from '../../src/sources/pulled.js';
 
 const PUB = 'rtsp://127.0.0.1:8554/_pub/abc123';
 const HEAD = '-hide_banner -loglevel error -nostats';
@@ -350,15 +350,18 @@ test('plain http(s) and rtmp(s) sources are checked as ffmpeg:<url>, with the sa
 });
 
 test('which http inputs are probed, and what the probe found makes of them', { timeout: 5000 }, () => {
-  const p = (url: string) => needsProbe(parseFfmpegUrl(url, isStream));
-  assert.equal(p('ffmpeg:http://cam/video.mjpg'), true);
-  assert.equal(p('ffmpeg:https://cam/video.cgi?x=1#query=log_level=debug'), true);
-  assert.equal(p('ffmpeg:https://cam/live/index.M3U8?token=1'), false, 'HLS is copied without a probe');
-  assert.equal(p('ffmpeg:http://cam/video.mjpg#video=h264'), false, 'the user chose');
-  assert.equal(p('ffmpeg:http://cam/video.mjpg#audio=opus'), false, 'the user chose');
-  assert.equal(p('ffmpeg:rtmp://cam/live/x'), false, 'rtmp is copied without a probe');
-  assert.equal(p('ffmpeg:rtsp://cam/x'), false);
-  assert.equal(codecFragments('h264', 'aac'), '');
+  const p = (url: string) => codecPlan(parseFfmpegUrl(url, isStream));
+  assert.equal(p('ffmpeg:http://cam/video.mjpg'), 'probe');
+  assert.equal(p('ffmpeg:https://cam/video.cgi?x=1#query=log_level=debug'), 'probe');
+  assert.deepEqual(p('ffmpeg:https://cam/live/index.M3U8?token=1'), { fragments: '#video=copy#audio=opus' }, 'HLS: video copied, ADTS AAC encoded, no probe');
+  assert.equal(p('ffmpeg:http://cam/video.mjpg#video=h264'), 'copy', 'the user chose');
+  assert.equal(p('ffmpeg:http://cam/video.mjpg#audio=opus'), 'copy', 'the user chose');
+  assert.equal(p('ffmpeg:rtmp://cam/live/x'), 'copy', 'rtmp is copied without a probe');
+  assert.equal(p('ffmpeg:rtsp://cam/x'), 'copy');
+  assert.equal(codecFragments('h264', 'aac', 'flv'), '');
+  assert.equal(codecFragments('h264', 'aac', 'mov,mp4,m4a,3gp,3g2,mj2'), '');
+  assert.equal(codecFragments('h264', 'aac', 'mpegts'), '#video=copy#audio=opus', 'ADTS AAC cannot be copied into RTSP');
+  assert.equal(codecFragments('h264', 'opus', 'mpegts'), '');
   assert.equal(codecFragments('hevc', undefined), '');
   assert.equal(codecFragments('mjpeg', undefined), '#video=h264');
   assert.equal(codecFragments('mjpeg', 'pcm_mulaw'), '#video=h264#audio=copy');
