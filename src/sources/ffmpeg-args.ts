@@ -146,6 +146,20 @@ function audioCodecArgs(t: AudioTarget, s: string): string[] {
   }
 }
 
+/**
+ * HLS in MPEG-TS carries AAC as ADTS, without the global header ffmpeg's RTSP muxer needs ("AAC
+ * with no global headers is currently not supported", with -bsf:a aac_adtstoasc too): its audio
+ * cannot be copied into RTSP.
+ */
+export function carriesAdts(input: FfmpegInput): boolean {
+  if (input.kind !== 'url' || input.protocol !== 'http') return false;
+  try {
+    return new URL(input.url).pathname.toLowerCase().endsWith('.m3u8');
+  } catch {
+    return false;
+  }
+}
+
 function filters(spec: FfmpegSourceSpec): string[] {
   const f: string[] = [];
   if (spec.width !== undefined || spec.height !== undefined) {
@@ -175,9 +189,12 @@ export function buildFfmpegArgs(spec: FfmpegSourceSpec, publishUrl: string, opts
     args.push(...videoCodecArgs(codec, multi ? `v:${i}` : 'v'));
   });
   if (spec.bitrate) args.push('-b:v', spec.bitrate, '-maxrate:v', spec.bitrate, '-bufsize:v', spec.bitrate);
+  const adts = carriesAdts(spec.input);
   spec.audio.forEach((target, i) => {
     if (multi) args.push('-map', `${audioInput}:a:0?`);
-    args.push(...audioCodecArgs(target, multi ? `a:${i}` : 'a'));
+    // Home Assistant's orientations write #audio=copy, also for HLS cameras: same codec, made anew.
+    const t: AudioTarget = adts && target.codec === 'copy' ? { codec: 'aac' } : target;
+    args.push(...audioCodecArgs(t, multi ? `a:${i}` : 'a'));
   });
 
   if (spec.video.length === 0 && spec.audio.length === 0) args.push('-c', 'copy');

@@ -16,7 +16,7 @@ import type { Track } from '../core/media.js';
 import { Owned } from '../core/owned.js';
 import type { Source, SourceInfo } from '../core/source.js';
 import { ChildProcessOwner } from '../process/child.js';
-import { HTTP_PROTOCOLS } from './ffmpeg-args.js';
+import { carriesAdts, HTTP_PROTOCOLS } from './ffmpeg-args.js';
 import { unreachableLine } from './ffmpeg-failure.js';
 import { parseFfmpegUrl, type FfmpegSourceSpec } from './ffmpeg-url.js';
 import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
@@ -33,14 +33,6 @@ const COPY_AUDIO = new Set(['aac', 'opus', 'pcm_alaw', 'pcm_mulaw']);
 // Containers whose AAC carries its AudioSpecificConfig out of band (copyable into RTSP).
 const GLOBAL_HEADER_FORMATS = /\b(flv|mov|mp4|matroska|webm)\b/;
 
-function isHls(url: string): boolean {
-  try {
-    return new URL(url).pathname.toLowerCase().endsWith('.m3u8');
-  } catch {
-    return false;
-  }
-}
-
 /**
  * What an `ffmpeg:` source's codecs depend on: 'copy' (the command line as written), 'probe'
  * (an http input without #video/#audio: learn its codecs first), or fragments to add at once.
@@ -49,7 +41,7 @@ export function codecPlan(spec: FfmpegSourceSpec): 'copy' | 'probe' | { fragment
   const input = spec.input;
   if (input.kind !== 'url' || input.protocol !== 'http') return 'copy';
   if (spec.video.length > 0 || spec.audio.length > 0) return 'copy';
-  return isHls(input.url) ? { fragments: '#video=copy#audio=opus' } : 'probe';
+  return carriesAdts(input) ? { fragments: '#video=copy#audio=opus' } : 'probe';
 }
 
 /** The fragments to add to a source for the codecs ffprobe found: '' when everything can be copied. */

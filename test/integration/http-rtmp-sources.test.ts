@@ -136,6 +136,17 @@ test('an HLS camera (ffmpeg:http://….m3u8, Home Assistant\'s generic camera) p
     const spawned = app.logs.find((l) => l.msg === 'spawning ffmpeg' && Array.isArray(l.args) && (l.args as string[]).includes(camera.url()));
     assert.ok(spawned, 'ffmpeg reads the playlist');
     assert.ok(!(spawned.args as string[]).includes('libx264'), 'H.264 is copied');
+
+    // Home Assistant's generic camera with FLIP: #audio=copy on HLS is AAC made anew (ADTS cannot be copied into RTSP).
+    const flipped = `ffmpeg:${camera.url()}#video=h264#audio=copy#raw=-vf vflip`;
+    assert.equal((await app.json(`/api/streams?${q([['name', 'flipped'], ['src', flipped], ['src', 'ffmpeg:flipped#audio=opus#query=log_level=debug']])}`, { method: 'PUT' })).status, 200);
+    const second = new Viewer();
+    try {
+      await second.connect(app.base, 'flipped', 'sdp');
+      await waitFor('the flipped stream gives H.264 and Opus', () => second.sawKeyframeWithParams() && second.audio.length > 20, 30000);
+    } finally {
+      await second.close().catch(() => undefined);
+    }
   } finally {
     await viewer.close().catch(() => undefined);
     await app.stop();

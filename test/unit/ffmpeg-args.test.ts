@@ -334,6 +334,11 @@ test('http and rtmp inputs: protocol allow-list and -rw_timeout, never -timeout 
     words(`${HEAD} -protocol_whitelist http,https,tls,tcp,crypto,httpproxy -fflags nobuffer -flags low_delay -rw_timeout 5000000 -i https://cam/live.m3u8 -c copy ${OUT}`),
   );
   for (const url of ['ffmpeg:rtmp://cam/live/x', 'ffmpeg:rtmps://cam/live/x#video=h264', 'ffmpeg:rtmp://cam/live/x#audio=opus']) assert.ok(!build(url).includes('-timeout'), url);
+  // HLS's ADTS AAC cannot be copied into RTSP: Home Assistant's #audio=copy becomes AAC made anew.
+  const hls = build('ffmpeg:https://cam/live.m3u8#video=h264#audio=copy#raw=-vf vflip');
+  assert.equal(hls[hls.indexOf('-c:a') + 1], 'aac');
+  const ts = build('ffmpeg:http://cam/live.ts#video=h264#audio=copy');
+  assert.equal(ts[ts.indexOf('-c:a') + 1], 'copy');
 });
 
 test('plain http(s) and rtmp(s) sources are checked as ffmpeg:<url>, with the same rules from the API', { timeout: 5000 }, () => {
