@@ -19,6 +19,7 @@ import { CACHE, describeClip } from './clip.js';
 import { fmt, median, sleep, type BenchContext } from './context.js';
 import { monotonicMicros, newestProfile } from './cpu-profile.js';
 import { windowCost, type WindowCost } from './profile-window.js';
+import { cpuSeconds } from './proc.js';
 import { machineLine, percentile, table } from './report.js';
 
 const BURST = 150;
@@ -53,7 +54,9 @@ interface Burst {
   cpuMs: number;
   waitMs: number;
   /** ffmpeg processes first seen before the last 503 arrived (their spawns are in that CPU). */
-  spawnedBeforeLast503: number;
+  spawnedBeforeLast503: number;  /** CPU the ffmpeg children used (last /proc read of each), and the machine's busy share of its cores, over the burst. */
+  ffmpegCpuMs: number;
+  machineBusyPercent: number;
 }
 
 interface Latency {
@@ -88,6 +91,13 @@ function ffmpegChildren(pid: number): number[] {
     }
   }
   return out;
+}
+
+/** All cores' busy and total jiffies from /proc/stat (busy: not idle, not iowait). */
+function machineJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
 }
 
 /**
@@ -172,10 +182,14 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
   if (fromIdle) await idle(ctx, relay);
   let maxChildren = 0;
   const firstSeen = new Map<number, number>();
+  const kidCpu = new Map<number, number>();
+  const machine0 = machineJiffies();
   const poll = setInterval(() => {
     const kids = ffmpegChildren(relay.pid);
     maxChildren = Math.max(maxChildren, kids.length);
     for (const k of kids) {
+      const c = cpuSeconds(k);
+      if (c !== undefined) kidCpu.set(k, c);
       if (firstSeen.has(k)) continue;
       firstSeen.set(k, performance.now());
       if (renice) {
@@ -201,6 +215,7 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
   );
   clearInterval(poll);
   const sched1 = mainThreadSched(relay.pid);
+  const machine1 = machineJiffies();
   const t1 = Math.max(...answers.map((a) => a.at));
   const refused = answers.filter((a) => a.status === 503);
   const lastRefused = refused.length ? Math.max(...refused.map((a) => a.at)) : NaN;
@@ -218,6 +233,8 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
     refusedCpuMs: cpuAtRefused - sched0.cpuMs,
     cpuMs: sched1.cpuMs - sched0.cpuMs,
     waitMs: sched1.waitMs - sched0.waitMs,
+    ffmpegCpuMs: 1000 * [...kidCpu.values()].reduce((a, b) => a + b, 0),
+    machineBusyPercent: (100 * (machine1.busy - machine0.busy)) / Math.max(1, machine1.total - machine0.total),
     spawnedBeforeLast503: [...firstSeen.values()].filter((t) => t <= lastRefused).length,
     fromUs,
     refusedUs: fromUs + (lastRefused - t0) * 1000,
@@ -321,6 +338,8 @@ export interface SnapshotsResult {
   runs: number;
   baselineMs: number;
   baseline: Latency[];
+  /** All cores' busy % during each idle window: the load other than the bursts. */
+  baselineBusy: number[];
   varied: Burst[];
   identical: Burst[];
   /** 150 varied with every decoder slot held by the silent stream: refusals only. */
@@ -349,7 +368,7 @@ export const SNAPSHOTS_KEY = 'snapshots';
 export async function runSnapshots(ctx: BenchContext): Promise<string> {
   const runs = ctx.quick ? 2 : 5;
   const baselineMs = ctx.quick ? 2000 : 5000;
-  const result: SnapshotsResult = { runs, baselineMs, baseline: [], varied: [], identical: [], held: [], niced: [] };
+  const result: SnapshotsResult = { runs, baselineMs, baseline: [], baselineBusy: [], varied: [], identical: [], held: [], niced: [] };
   const silent = await SilentCamera.start();
   const relay = await Camrelay.start({ streams: { cam: ctx.camera.url(), held: silent.url } });
   let sampler: Sampler | undefined;
@@ -360,8 +379,11 @@ export async function runSnapshots(ctx: BenchContext): Promise<string> {
     for (let r = 0; r < runs; r++) {
       await idle(ctx, relay);
       const from = Date.now();
+      const j0 = machineJiffies();
       await sleep(baselineMs);
+      const j1 = machineJiffies();
       result.baseline.push(latency(sampler.between(from, Date.now()).map((s) => s.ms)));
+      result.baselineBusy.push((100 * (j1.busy - j0.busy)) / Math.max(1, j1.total - j0.total));
       const v = await burst(ctx, relay, sampler, variedQuery());
       result.varied.push(v);
       ctx.log(`snapshots ${r + 1}/${runs}: varied ${statusText(v)}, ${v.maxChildren} ffmpeg, ${fmt(v.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(v.api, 50))} max ${fmt(Math.max(...v.api))} ms (${v.api.length})`);
@@ -550,13 +572,17 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     bs.some((b) => Number.isFinite(b.refusedCpuMs)) ? medInt(bs.map((b) => b.spawnedBeforeLast503)) : '–',
     med(bs.map((b) => b.cpuMs)),
     med(bs.map((b) => b.waitMs)),
+    medInt(bs.map((b) => b.ffmpegCpuMs)),
+    medInt(bs.map((b) => b.machineBusyPercent)),
     medInt(bs.map((b) => b.totalMs)),
   ];
   out.push(
-    `camrelay's main thread in the same bursts, from /proc/<pid>/task/<pid>/schedstat (medians): time on a CPU until the last 503, per request of the burst, ffmpeg spawns until then; and over the whole burst, time on a CPU and time runnable but waiting for a core (the machine's load, ffmpeg decoders included).`,
+    `During the idle windows (camrelay idle but for the sampler's GETs) all cores were ${fmt(median(r.baselineBusy), 0)}% busy (median; runs: ${r.baselineBusy.map((x) => fmt(x, 0)).join(', ')}): the machine's load apart from the bursts.`,
+    '',
+    `camrelay's main thread in the same bursts, from /proc/<pid>/task/<pid>/schedstat (medians): time on a CPU until the last 503, per request of the burst, ffmpeg spawns until then; and over the whole burst, time on a CPU and time runnable but waiting for a core (the machine's load, ffmpeg decoders included); the CPU camrelay's ffmpeg children used (/proc, 10 ms ticks, last read of each while polled; a decoder's last few ms can be missed) and how busy all cores were (/proc/stat).`,
     '',
     table(
-      ['', 'CPU to last 503 ms', 'µs per request', 'spawns to last 503', 'CPU whole burst ms', 'waiting for a core ms', 'burst ms'],
+      ['', 'CPU to last 503 ms', 'µs per request', 'spawns to last 503', 'CPU whole burst ms', 'waiting for a core ms', 'ffmpeg CPU ms', `machine busy % (${os.cpus().length} cores)`, 'burst ms'],
       [cpuRow(`${BURST} varied`, r.varied), cpuRow(`${BURST} varied, decoders at nice 19`, r.niced), cpuRow(`${BURST} identical`, r.identical), cpuRow(`${BURST} varied, ${CAP} decoders held`, r.held)],
     ),
     '',
