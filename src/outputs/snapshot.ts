@@ -54,6 +54,9 @@ export function scaleFilter(width?: number, height?: number): string[] {
   return ['-vf', `scale=${width ?? -2}:${height ?? -2}`];
 }
 
+/** Niceness of snapshot decoders (0 is camrelay's own). */
+export const SNAPSHOT_NICE = 10;
+
 export async function keyframeToJpeg(frame: Frame, opts: SnapshotOptions): Promise<Buffer> {
   const demuxer = frame.track.codec.name === 'H265' ? 'hevc' : 'h264';
   const child = new ChildProcessOwner({
@@ -61,7 +64,10 @@ export async function keyframeToJpeg(frame: Frame, opts: SnapshotOptions): Promi
     label: 'ffmpeg-snapshot',
     grace: opts.grace,
     stdout: 'pipe',
-    args: ['-hide_banner', '-loglevel', 'error', '-f', demuxer, '-i', 'pipe:0', '-frames:v', '1', ...scaleFilter(opts.width, opts.height), '-q:v', '4', '-f', 'image2', '-c:v', 'mjpeg', 'pipe:1'],
+    // A snapshot may wait a few ms; the event loop and the streams' own children may not.
+    nice: SNAPSHOT_NICE,
+    // One thread per decode: several decoders at once then share the cores instead of each taking all.
+    args: ['-hide_banner', '-loglevel', 'error', '-threads', '1', '-f', demuxer, '-i', 'pipe:0', '-frames:v', '1', ...scaleFilter(opts.width, opts.height), '-q:v', '4', '-f', 'image2', '-c:v', 'mjpeg', 'pipe:1'],
   });
   try {
     const chunks: Buffer[] = [];

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { Owned } from '../core/owned.js';
+import { errorMessage } from '../core/errors.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
 
 /** ms to wait after each stop step before the next, harsher one. */
@@ -27,6 +29,12 @@ export interface ChildOptions {
   /** 'pipe' when the caller reads the output (an MJPEG or snapshot encoder); default 'ignore'. */
   stdout?: 'pipe' | 'ignore';
   env?: NodeJS.ProcessEnv;
+  /**
+   * Niceness for work that may wait (snapshot decoders): on a small box a burst of them must not
+   * take the cores from camrelay's own event loop and the streams' children. Set before the child
+   * reads its input, so the threads it starts later inherit it.
+   */
+  nice?: number;
 }
 
 // A line longer than this is cut: a child printing without newlines must not grow our memory.
@@ -82,6 +90,14 @@ export class ChildProcessOwner extends Owned {
     }
     this.#child = child;
     this.#log = log.child({ child: opts.label, pid: this.#child.pid });
+    if (opts.nice !== undefined && child.pid !== undefined) {
+      try {
+        setPriority(child.pid, opts.nice);
+      } catch (e) {
+        // Raising niceness is always allowed; a process already gone (ESRCH) needs nothing.
+        this.#log.debug({ err: errorMessage(e) }, 'could not lower the child\'s priority');
+      }
+    }
     this.#log.debug({ cmd: maskCredentials([opts.bin, ...opts.args].join(' ')) }, 'child started');
     // Writing `q` to a process that already exited or never reads stdin gives EPIPE: expected.
     this.#child.stdin?.on('error', () => {});

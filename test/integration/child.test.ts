@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { pino } from 'pino';
 import { ChildProcessOwner, type ChildExit } from '../../src/process/child.js';
@@ -194,4 +194,24 @@ test('nothing is left: no live ChildProcess objects, handles or timers', { timeo
     () => handles().join() === BASELINE.join(),
     1000,
   );
+});
+
+test('a child started with nice runs below camrelay, threads it starts later included', { timeout: 10000 }, async () => {
+  // Node starts its worker threads after it reads stdin here: the niceness must reach them too.
+  const script = "process.stdin.once('data', () => { new (require('node:worker_threads').Worker)('setInterval(() => {}, 1000)', { eval: true }); console.error('worker'); }); setInterval(() => {}, 1000);";
+  const c = new ChildProcessOwner({ bin: NODE, args: ['-e', script], label: 'node-nice', grace: GRACE, nice: 10 });
+  try {
+    const pid = c.pid!;
+    const niceOf = (stat: string): number => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    assert.equal(niceOf(readFileSync(`/proc/${pid}/stat`, 'utf8')), 10, 'the process itself');
+    const started = stderrLine(c, /^worker$/);
+    c.stdin!.write('go\n');
+    await started;
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    assert.ok(tasks.length > 1, 'threads started');
+    for (const t of tasks) assert.equal(niceOf(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')), 10, `thread ${t}`);
+  } finally {
+    c.close();
+    await c.done;
+  }
 });
