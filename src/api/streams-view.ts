@@ -70,6 +70,7 @@ export function streamView(s: Stream): Record<string, unknown> {
       Object.assign(base, { id: `${s.name}/${index}` }, infos.get(src), producerFields(src, infos.get(src)!), {
         url: maskCredentials(url),
         medias: recvMedias(own),
+        bytes_recv: s.bytesFrom(src),
         receivers: own.map((t) => ({ codec: codecJson(t.kind, t.codec) })),
       });
       for (const k of Object.keys(base)) if (base[k] === undefined) delete base[k];

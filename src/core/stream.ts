@@ -87,6 +87,8 @@ interface Run {
   videoSeq: number;
   /** Frames of every kind received so far: all the stall watch reads (see StallWatch). */
   frames: number;
+  /** Media bytes received so far (frame payloads, without RTP headers). */
+  bytes: number;
 }
 
 export interface BackoffEvent {
@@ -161,6 +163,11 @@ export class Stream extends Owned {
   /** The running sources (the first is the primary). */
   get running(): Source[] {
     return [...this.#runs.values()].sort((a, b) => a.index - b.index).map((r) => r.source);
+  }
+  /** Media bytes a running source has delivered since it started (go2rtc's bytes_recv). */
+  bytesFrom(src: Source): number | undefined {
+    for (const r of this.#runs.values()) if (r.source === src) return r.bytes;
+    return undefined;
   }
   /** The primary source while it runs. */
   get source(): Source | undefined {
@@ -369,6 +376,7 @@ export class Stream extends Owned {
       pushed: pushed !== undefined,
       videoSeq: 0,
       frames: 0,
+      bytes: 0,
     };
     this.#runs.set(index, run);
     this.#log.info({ source: maskCredentials(url), index }, 'source starting');
@@ -379,6 +387,7 @@ export class Stream extends Owned {
     src.on('frame', (f: Frame) => {
       if (this.#runs.get(index) !== run) return;
       run.frames++;
+      for (const d of f.data) run.bytes += d.length;
       if (f.track.kind === 'video') {
         run.gop.push(f);
         run.videoSeq++;

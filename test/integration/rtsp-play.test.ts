@@ -165,10 +165,13 @@ test('three ffmpeg readers share one source; it stops within 500 ms of the last 
   try {
     await waitFor('every reader past 40 frames', () => readers.every((r) => framesOf(r) >= 40), 15_000, 50);
     assert.equal(app.children().length, 1, 'exactly one ffmpeg source child');
-    const { body } = await app.json<{ demo: { consumers: { type: string; remote_addr: string; bytes_send: number }[] } }>('/api/streams');
+    const { body } = await app.json<{ demo: { producers: { bytes_recv?: number }[]; consumers: { type: string; remote_addr: string; bytes_send: number }[] } }>('/api/streams');
     const rtsp = body.demo.consumers.filter((c) => c.type === 'rtsp');
     assert.equal(rtsp.length, 3);
     assert.ok(rtsp.every((c) => /^127\.0\.0\.1:\d+$/.test(c.remote_addr) && c.bytes_send > 10_000), JSON.stringify(rtsp));
+    // go2rtc's clients read bytes_recv on producers as the bytes the camera (here ffmpeg) sent.
+    const sent = Math.min(...rtsp.map((c) => c.bytes_send));
+    assert.ok((body.demo.producers[0]?.bytes_recv ?? 0) > sent * 0.5, `producer bytes_recv ${body.demo.producers[0]?.bytes_recv} for consumers that got ${sent}`);
     const counts = readers.map(framesOf);
     for (const r of readers.slice(0, 2)) {
       r.child.kill('SIGKILL');
