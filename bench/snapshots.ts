@@ -175,10 +175,9 @@ type BurstRun = Burst & { fromUs: number; refusedUs: number };
 
 /**
  * 150 requests at once, `query(i)` each; children polled every 5 ms until the last answer.
- * `renice`: each new ffmpeg is set to nice 19 as soon as the poll sees it (an experiment: what
- * running the decoders at low priority would leave to camrelay's main thread).
+ * camrelay itself starts its decoders at nice 10 (src/outputs/snapshot.ts).
  */
-async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | undefined, query: (i: number) => string, fromIdle = true, renice = false): Promise<BurstRun> {
+async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | undefined, query: (i: number) => string, fromIdle = true): Promise<BurstRun> {
   if (fromIdle) await idle(ctx, relay);
   let maxChildren = 0;
   const firstSeen = new Map<number, number>();
@@ -192,13 +191,6 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
       if (c !== undefined) kidCpu.set(k, c);
       if (firstSeen.has(k)) continue;
       firstSeen.set(k, performance.now());
-      if (renice) {
-        try {
-          os.setPriority(k, 19);
-        } catch {
-          /* exited already */
-        }
-      }
     }
   }, 5);
   const sched0 = mainThreadSched(relay.pid);
@@ -344,8 +336,6 @@ export interface SnapshotsResult {
   identical: Burst[];
   /** 150 varied with every decoder slot held by the silent stream: refusals only. */
   held: Burst[];
-  /** 150 varied, each ffmpeg reniced to 19 by the bench as it appears. */
-  niced: Burst[];
   refusedMetric?: number;
   /** 503s the bench received from that camrelay (bursts and probes). */
   refusedByBench?: number;
@@ -368,7 +358,7 @@ export const SNAPSHOTS_KEY = 'snapshots';
 export async function runSnapshots(ctx: BenchContext): Promise<string> {
   const runs = ctx.quick ? 2 : 5;
   const baselineMs = ctx.quick ? 2000 : 5000;
-  const result: SnapshotsResult = { runs, baselineMs, baseline: [], baselineBusy: [], varied: [], identical: [], held: [], niced: [] };
+  const result: SnapshotsResult = { runs, baselineMs, baseline: [], baselineBusy: [], varied: [], identical: [], held: [] };
   const silent = await SilentCamera.start();
   const relay = await Camrelay.start({ streams: { cam: ctx.camera.url(), held: silent.url } });
   let sampler: Sampler | undefined;
@@ -387,9 +377,6 @@ export async function runSnapshots(ctx: BenchContext): Promise<string> {
       const v = await burst(ctx, relay, sampler, variedQuery());
       result.varied.push(v);
       ctx.log(`snapshots ${r + 1}/${runs}: varied ${statusText(v)}, ${v.maxChildren} ffmpeg, ${fmt(v.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(v.api, 50))} max ${fmt(Math.max(...v.api))} ms (${v.api.length})`);
-      const n = await burst(ctx, relay, sampler, variedQuery(), true, true);
-      result.niced.push(n);
-      ctx.log(`snapshots ${r + 1}/${runs}: varied, decoders niced ${statusText(n)}, ${n.maxChildren} ffmpeg, ${fmt(n.totalMs, 0)} ms, GET /api p50 ${fmt(percentile(n.api, 50))} max ${fmt(Math.max(...n.api))} ms (${n.api.length})`);
       // Below every varied width, and a new one per run: no answer from the cache of an earlier burst.
       const s = await burst(ctx, relay, sampler, () => `&width=${300 - 2 * r}`);
       result.identical.push(s);
@@ -405,7 +392,7 @@ export async function runSnapshots(ctx: BenchContext): Promise<string> {
     } finally {
       await releaseHolds(holds);
     }
-    result.refusedByBench = [...result.varied, ...result.niced, ...result.identical, ...result.held].reduce((a, b) => a + (b.statuses.get(503) ?? 0), 0) + holds.refusedProbes;
+    result.refusedByBench = [...result.varied, ...result.identical, ...result.held].reduce((a, b) => a + (b.statuses.get(503) ?? 0), 0) + holds.refusedProbes;
     result.refusedMetric = metricValue(await relay.metrics(), 'camrelay_api_refused_total{reason="snapshot_decoders"}');
   } finally {
     await sampler?.stop();
@@ -542,7 +529,7 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     `Each burst starts from an idle stream (no camera connection, no ffmpeg) and sends ${BURST} \`GET /api/frame.jpeg?src=cam&width=…\` at once, each on its own connection. ` +
       `Varied: ${BURST} widths not asked in the burst before (no answer from the JPEG cache), those of the first requests near 320: each needs a decoder. Identical: one width for all ${BURST}: they share one decode. ` +
       `GET /api is timed by a separate Node process (\`bench/api-sampler.ts\`): a fresh connection per GET, from sending to the end of the answer, ${SAMPLER_LOOPS} loops, each sending a GET ${SAMPLER_PAUSE_MS} ms after its previous one ended; the samples sent between the burst's first request and its last answer are the burst's. ` +
-      `Decoders at nice 19: as varied, but the bench sets each new ffmpeg child to nice 19 as soon as its 5 ms poll sees it (an experiment: what spawning the decoders at low priority would give). ` +
+      `camrelay starts its snapshot decoders at nice 10 with one decoding thread each (src/outputs/snapshot.ts). ` +
       `Decoders held: ${CAP} snapshots of a second stream whose RTSP camera accepts the connection and never answers hold every decoder slot (a probe of one more size is refused first), so all ${BURST} are refused and no ffmpeg is spawned during the burst: the cost of refusing alone. ` +
       `Idle: the same sampler for ${r.baselineMs / 1000} s before each run, no snapshot running. ffmpeg children of camrelay are counted from /proc every 5 ms. "503 done" is when the last 503 had arrived, from the first request sent.`,
     '',
@@ -551,7 +538,6 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
       [
         row('idle (no burst)', r.baseline),
         row(`${BURST} varied`, lat(r.varied), r.varied),
-        row(`${BURST} varied, decoders at nice 19`, lat(r.niced), r.niced),
         row(`${BURST} identical`, lat(r.identical), r.identical),
         row(`${BURST} varied, ${CAP} decoders held`, lat(r.held), r.held),
       ],
@@ -583,7 +569,7 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     '',
     table(
       ['', 'CPU to last 503 ms', 'µs per request', 'spawns to last 503', 'CPU whole burst ms', 'waiting for a core ms', 'ffmpeg CPU ms', `machine busy % (${os.cpus().length} cores)`, 'burst ms'],
-      [cpuRow(`${BURST} varied`, r.varied), cpuRow(`${BURST} varied, decoders at nice 19`, r.niced), cpuRow(`${BURST} identical`, r.identical), cpuRow(`${BURST} varied, ${CAP} decoders held`, r.held)],
+      [cpuRow(`${BURST} varied`, r.varied), cpuRow(`${BURST} identical`, r.identical), cpuRow(`${BURST} varied, ${CAP} decoders held`, r.held)],
     ),
     '',
   );

@@ -54,8 +54,8 @@ export function scaleFilter(width?: number, height?: number): string[] {
   return ['-vf', `scale=${width ?? -2}:${height ?? -2}`];
 }
 
-/** Niceness of snapshot decoders (0 is camrelay's own). */
-export const SNAPSHOT_NICE = 10;
+/** Niceness of snapshot decoders: the lowest, so a burst of them yields to everything else (0 is camrelay's own). */
+export const SNAPSHOT_NICE = 19;
 
 export async function keyframeToJpeg(frame: Frame, opts: SnapshotOptions): Promise<Buffer> {
   const demuxer = frame.track.codec.name === 'H265' ? 'hevc' : 'h264';
