@@ -31,3 +31,27 @@ export function netRows(pid: number | 'self', table: 'tcp' | 'tcp6' | 'udp' | 'u
     .slice(1)
     .map((row) => row.trim().split(/\s+/));
 }
+
+/**
+ * What the sockets of `pid` that are neither TCP nor UDP are (unix with its path, netlink, …), so
+ * that a test failing on one more of them says which.
+ */
+export function describeOtherSockets(pid: number): string[] {
+  const inodes = socketInodes(pid);
+  for (const t of ['tcp', 'tcp6', 'udp', 'udp6'] as const) for (const row of netRows(pid, t)) if (row[9]) inodes.delete(row[9]);
+  const kinds: [string, number][] = [['unix', 6], ['netlink', 9], ['raw', 9], ['raw6', 9], ['packet', 8]];
+  const out: string[] = [];
+  for (const [table, col] of kinds) {
+    let rows: string[][];
+    try {
+      rows = readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1).map((r) => r.trim().split(/\s+/));
+    } catch {
+      continue;
+    }
+    for (const r of rows) {
+      if (r[col] && inodes.delete(r[col])) out.push(`${table}:${r[col]}${table === 'unix' && r[7] ? ` ${r[7]}` : ''}`);
+    }
+  }
+  for (const i of inodes) out.push(`unknown:${i}`);
+  return out.sort();
+}

@@ -10,6 +10,7 @@ import { Viewer } from '../helpers/werift-viewer.js';
 import { waitEvent, waitFor } from '../helpers/wait.js';
 import { request } from '../helpers/http.js';
 import { Signalling as SignallingAt, type Msg } from '../helpers/signalling.js';
+import { describeOtherSockets } from '../helpers/proc-sockets.js';
 
 /** A signalling client for this file's camrelay. */
 class Signalling extends SignallingAt {
@@ -43,14 +44,15 @@ after(async () => {
 });
 
 
-async function backToBaseline(what: string, ms = 4000): Promise<void> {
+// A release of the WebRTC library after its last peer may take a moment beyond the session's close.
+async function backToBaseline(what: string, ms = 10_000): Promise<void> {
   const same = async () =>
     app.children().length === 0 &&
     JSON.stringify(app.sockets()) === JSON.stringify(baseline.sockets) &&
     JSON.stringify(nonZero(await app.objects())) === JSON.stringify(nonZero(baseline.objects));
   await waitFor(`${what}: back to baseline`, same, ms).catch(() => undefined);
   assert.equal(app.children().length, 0, `${what}: no ffmpeg left`);
-  assert.deepEqual(app.sockets(), baseline.sockets, `${what}: sockets`);
+  assert.deepEqual(app.sockets(), baseline.sockets, `${what}: sockets (other than TCP/UDP now: ${describeOtherSockets(app.pid).join(', ') || 'none'})`);
   assert.deepEqual(nonZero(await app.objects()), nonZero(baseline.objects), `${what}: live objects`);
 }
 
