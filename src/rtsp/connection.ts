@@ -57,6 +57,9 @@ export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   readerLimits: DEFAULT_READER_LIMITS,
 };
 
+/** How long a publisher's connection stays after its TEARDOWN for requests still in flight. */
+const PUBLISHER_LINGER_MS = 500;
+
 /** Requests that may wait behind one still being answered (DESCRIBE waits for the source). */
 const MAX_QUEUED = 64;
 
@@ -128,6 +131,8 @@ export class RtspConnection extends Owned {
   #headerTimer: NodeJS.Timeout | undefined;
   #lastInputAt = performance.now();
   #probationTimer: NodeJS.Timeout | undefined;
+  /** After a publisher's TEARDOWN: the connection closes when the client has had its last word. */
+  #lingerTimer: NodeJS.Timeout | undefined;
   // A Map, not an object literal: a method named 'constructor' must not find Object's.
   #handlers = new Map<string, Handler>([
     ['OPTIONS', () => ({ status: 200, headers: { Public: 'OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, ANNOUNCE, RECORD, GET_PARAMETER, SET_PARAMETER' } })],
@@ -502,10 +507,18 @@ export class RtspConnection extends Owned {
   #teardown(): Final {
     // A player's TEARDOWN ends its session at once (and with it the stream's source, if it was the
     // last consumer) but not the connection: RFC 2326 sessions outlive requests, and a client may
-    // still have a request in flight. Publishers' connections end here, as ffmpeg expects.
+    // still have a request in flight. A publisher's ends what it fed at once, and its connection
+    // after PUBLISHER_LINGER_MS: GStreamer's rtspclientsink sends PAUSE and TEARDOWN from two
+    // threads and fails if the first answer closes the socket under the second.
     if (this.#player) {
       this.#endPlayer('TEARDOWN');
       this.#tornDown = true;
+      return { status: 200 };
+    }
+    if (this.#publish) {
+      this.#publishEnded('TEARDOWN');
+      this.#tornDown = true;
+      this.#lingerTimer ??= setTimeout(() => this.close(), PUBLISHER_LINGER_MS);
       return { status: 200 };
     }
     return { status: 200, end: { why: 'TEARDOWN' } };
@@ -541,6 +554,7 @@ export class RtspConnection extends Owned {
     this.#queue = [];
     clearTimeout(this.#headerTimer);
     clearTimeout(this.#probationTimer);
+    clearTimeout(this.#lingerTimer);
     this.host.auth?.forget(this.#authOwner);
     this.#socket.destroy();
     this.#log.debug({ reason: reason?.message }, 'connection closed');
