@@ -92,7 +92,12 @@ export class Camrelay {
       }, {}, { fromApi: (name) => registry.originOf(name) === 'api' })),
     );
     for (const [name, s] of Object.entries(config.streams)) registry.set(name, s.sources, s.settings);
-    const sessions = new SessionTable<WebRtcSession>();
+    // webrtc.max_sessions counts HTTP and WebSocket sessions together (one SessionTable).
+    const sessions = new SessionTable<WebRtcSession>({
+      ...(config.webrtc.maxSessions !== undefined && { maxSessions: config.webrtc.maxSessions }),
+      onRefused: () => metrics.refused(),
+      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient, config.webrtc.timeouts.connect),
+    });
     metrics.observe({ registry, sessions });
     const webrtc: WebRtcSettings = {
       candidates: config.webrtc.candidates,
@@ -100,12 +105,6 @@ export class Camrelay {
       portRange: config.webrtc.portRange,
       timeouts: config.webrtc.timeouts,
       loopbackOnly: config.webrtc.loopbackOnly,
-    };
-    // webrtc.max_sessions counts HTTP and WebSocket sessions together (one SessionTable).
-    const limit = {
-      ...(config.webrtc.maxSessions !== undefined && { maxSessions: config.webrtc.maxSessions }),
-      onRefused: () => metrics.refused(),
-      connecting: new ConnectingTable(config.webrtc.maxConnectingPerClient, config.webrtc.timeouts.connect),
     };
     // One Host/Origin rule for HTTP and WebSocket (docs/security.md).
     const browser = { allowedHosts: config.api.allowedHosts, origin: config.api.origin };
@@ -115,7 +114,7 @@ export class Camrelay {
       config.api.listen,
       [
         infoRoutes({ registry, version: VERSION, configPath: path.resolve(opts.configPath), rtspListen: config.rtsp.listen }),
-        webrtcRoutes({ registry, sessions, settings: webrtc, backend, ...limit }),
+        webrtcRoutes({ registry, sessions, settings: webrtc, backend }),
         metricsRoutes(metrics),
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
@@ -132,7 +131,6 @@ export class Camrelay {
       sessions,
       settings: webrtc,
       backend,
-      ...limit,
       browser,
       idleTimeout: config.api.idleTimeout,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),

@@ -5,7 +5,7 @@
 // viewers at once is a test here), so an offer beyond the bound waits for a place, holding only
 // its request (or its WebSocket, one offer at a time), for up to the connect timeout, and is
 // refused when none comes. The waiting ones are bounded by what holds them: api.max_connections.
-import type { WebRtcSession } from '../outputs/webrtc/session.js';
+import type { Owned } from '../core/owned.js';
 import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import { HttpError } from './http-error.js';
@@ -16,6 +16,11 @@ const refusedLog = new LogThrottle('webrtc offer refused: webrtc.max_connecting_
 export function clientKey(addr: string | undefined): string {
   if (!addr) return 'unknown';
   return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+/** A session whose 'connected' event (or close) gives its place back. */
+export interface Connecting extends Owned {
+  info(): { readonly [key: string]: unknown };
 }
 
 interface Client {
@@ -82,7 +87,7 @@ export class ConnectingTable {
   }
 
   /** Keeps the place until `session` connects or closes, whichever comes first. */
-  follow(session: WebRtcSession, release: () => void): void {
+  follow(session: Connecting, release: () => void): void {
     if (session.closed || session.info().state === 'connected') return release();
     const done = () => {
       session.off('connected', done);

@@ -13,6 +13,7 @@ import { StallError } from '../core/stall-watch.js';
 import type { ConsumerInfo } from '../core/consumer.js';
 import type { Frame } from '../core/media.js';
 import { liveObjects } from '../core/objects.js';
+import { closeCodeOf, type CloseCode } from '../core/close-reason.js';
 import { droppedLogLines } from '../core/log.js';
 import { refusalCounts } from '../core/refusals.js';
 import { uncaughtCounts } from '../core/uncaught.js';
@@ -24,19 +25,25 @@ import type { SessionTable } from './sessions.js';
 const STATES: StreamState[] = ['idle', 'starting', 'live', 'backoff', 'stopping'];
 const KINDS = ['webrtc', 'rtsp', 'mjpeg', 'snapshot', 'preload'];
 export const CLOSE_REASONS = ['client', 'disconnect_timeout', 'connect_timeout', 'failed', 'server_shutdown', 'replaced', 'slow_consumer', 'other'] as const;
-export type CloseReason = (typeof CLOSE_REASONS)[number];
+export type CloseReasonLabel = (typeof CLOSE_REASONS)[number];
 
-/** WebRtcSession.closeReason (free text, for logs) → a bounded label for metrics. */
-export function closeReasonLabel(reason: string | undefined): CloseReason {
-  const r = reason ?? '';
-  if (r === 'closed by client' || r === 'connection closed') return 'client';
-  if (r === 'disconnect timeout') return 'disconnect_timeout';
-  if (r === 'connect timeout') return 'connect_timeout';
-  if (r === 'connection failed' || r === 'connection disconnected') return 'failed';
-  if (r.startsWith('server shut')) return 'server_shutdown';
-  if (r.startsWith('replaced by')) return 'replaced';
-  if (r.startsWith('viewer cannot keep up')) return 'slow_consumer';
-  return 'other';
+// The label values predate the codes and are scraped as they are: a viewer's own close counts as
+// `client`, any peer failure as `failed`. Codes not listed here count as `other`.
+const LABEL_OF: Partial<Record<CloseCode, CloseReasonLabel>> = {
+  client: 'client',
+  peer_closed: 'client',
+  disconnect_timeout: 'disconnect_timeout',
+  connect_timeout: 'connect_timeout',
+  peer_failed: 'failed',
+  peer_disconnected: 'failed',
+  shutdown: 'server_shutdown',
+  replaced: 'replaced',
+  slow_consumer: 'slow_consumer',
+};
+
+/** A session's close code → the bounded label of camrelay_webrtc_sessions_closed_total. */
+export function closeReasonLabel(code: CloseCode | undefined): CloseReasonLabel {
+  return (code && LABEL_OF[code]) ?? 'other';
 }
 
 /** An output whose byte counters are read at scrape time and kept once it closes. */
@@ -299,13 +306,13 @@ export class Metrics {
   #sessionAdded(s: WebRtcSession): void {
     this.#opened.inc();
     this.#track(s, s.streamName, 'webrtc');
-    s.once('close', () => this.#closed.inc({ reason: closeReasonLabel(s.closeReason) }));
+    s.once('close', () => this.#closed.inc({ reason: closeReasonLabel(s.closeCode) }));
   }
 
   #track(o: Output, stream: string, kind: string): void {
     if (o.closed) return;
     this.#live.set(o, { stream, kind });
-    o.once('close', () => {
+    o.once('close', (reason?: Error) => {
       // Not live any more when its stream was deleted first (#forget): nothing to keep.
       if (!this.#live.delete(o)) return;
       const key = keyOf(stream, kind);
@@ -314,7 +321,7 @@ export class Metrics {
       t.bytes += num(i.bytes_send);
       t.packets += num(i.packets_send);
       this.#closedOut.set(key, t);
-      if (/cannot keep up/.test(String(i.close_reason ?? ''))) this.#dropped.inc({ kind });
+      if (closeCodeOf(reason) === 'slow_consumer') this.#dropped.inc({ kind });
     });
   }
 

@@ -2,13 +2,13 @@ import express, { Router, type Request, type Response } from 'express';
 import type { StreamRegistry } from '../core/registry.js';
 import { SourceError, StartTimeoutError, errorMessage } from '../core/errors.js';
 import { log } from '../core/log.js';
+import { CloseReason } from '../core/close-reason.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import { OfferError } from '../outputs/webrtc/offer.js';
 import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
 import type { WebRtcBackend } from '../outputs/webrtc/backend.js';
 import type { SessionTable } from './sessions.js';
 import { HttpError, sendError } from './http-error.js';
-import type { ConnectingTable } from './connecting.js';
 import { openWebRtc } from './webrtc-open.js';
 
 export interface WebRtcContext {
@@ -17,12 +17,6 @@ export interface WebRtcContext {
   settings: WebRtcSettings;
   /** The WebRTC library (webrtc.backend). */
   backend: WebRtcBackend;
-  /** webrtc.max_sessions: offers beyond it are refused (undefined: no limit). */
-  maxSessions?: number;
-  /** Told of each offer refused by maxSessions (metrics). */
-  onRefused?: () => void;
-  /** webrtc.max_connecting_per_client, shared by HTTP and WebSocket offers (undefined: no limit). */
-  connecting?: ConnectingTable;
 }
 
 /** HTTP status for a failure to open a viewer session: the viewer's fault, or the camera's. */
@@ -86,7 +80,7 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
     const id = typeof req.query.id === 'string' ? req.query.id : '';
     const s = ctx.sessions.get(id);
     if (!s) return sendError(res, 404, `session not found: ${id}`);
-    s.close(new Error('closed by client'));
+    s.close(new CloseReason('client'));
     res.status(200).json({ closed: id });
   });
   return r;

@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { Owned } from '../core/owned.js';
+import { CloseReason } from '../core/close-reason.js';
 import { errorMessage as messageOf } from '../core/errors.js';
 import { log, type Logger } from '../core/log.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
@@ -149,7 +150,7 @@ export class WsConnection extends Owned {
     // A new offer on the same socket is the same viewer starting over (DESIGN rule 5): its old
     // session is closed first, but the source it watched stays for the new one.
     const keepSource = stream.hold();
-    this.#dropSession('replaced by a new offer on the same WebSocket');
+    this.#dropSession();
     const ac = new AbortController();
     this.#opening = ac;
     try {
@@ -242,12 +243,12 @@ export class WsConnection extends Owned {
   }
 
   /** Stops following the last session, and closes it: its viewer has started over. */
-  #dropSession(why: string): void {
+  #dropSession(): void {
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     const s = this.#session;
     this.#session = undefined;
-    if (s && !s.closed) s.close(new Error(why));
+    if (s && !s.closed) s.close(new CloseReason('replaced'));
   }
 
   /** `code` is the WebSocket close code sent to the client (1001 = going away, server shutdown). */

@@ -5,6 +5,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Owned } from '../core/owned.js';
+import { CloseReason } from '../core/close-reason.js';
 import { SourceError, StartTimeoutError, errorMessage } from '../core/errors.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
@@ -312,7 +313,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       const sink = this.ctx.sink;
       sink.write(chunks);
       if (sink.writableLength > this.ctx.maxSendBuffer) {
-        this.close(new Error(`player cannot keep up: ${sink.writableLength} bytes unsent (limit ${this.ctx.maxSendBuffer})`));
+        this.close(new CloseReason('slow_consumer', `player cannot keep up: ${sink.writableLength} bytes unsent (limit ${this.ctx.maxSendBuffer})`));
       }
       return;
     }
@@ -326,7 +327,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       lane.bytes += RTP_HEADER + p.payload.length;
     }
     if (udp.queuedBytes > this.ctx.maxSendBuffer) {
-      this.close(new Error(`player cannot keep up: ${udp.queuedBytes} bytes queued for UDP (limit ${this.ctx.maxSendBuffer})`));
+      this.close(new CloseReason('slow_consumer', `player cannot keep up: ${udp.queuedBytes} bytes queued for UDP (limit ${this.ctx.maxSendBuffer})`));
     }
   }
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
+import { CloseReason, closeCodeOf, type CloseCode } from '../../core/close-reason.js';
 import { log, type Logger } from '../../core/log.js';
 import { describeTrack, type Codec, type Frame, type MediaRequest, type Track } from '../../core/media.js';
 import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../../core/consumer.js';
@@ -33,6 +34,9 @@ export interface AttachableStream extends CatchUpSource {
   readonly tracks?: readonly Track[];
   name: string;
 }
+
+/** The close of a session whose peer connection reported one of these states. */
+const PEER_CLOSE = { disconnected: 'peer_disconnected', failed: 'peer_failed', closed: 'peer_closed' } as const;
 
 /** Packets the library may hold unsent before the viewer counts as unable to keep up (DESIGN rule 7). */
 const MAX_PENDING_WRITES = 2048;
@@ -77,8 +81,10 @@ class RtpLane {
 export class WebRtcSession extends Owned implements Consumer {
   readonly id = randomBytes(12).toString('base64url');
   readonly request: MediaRequest;
-  /** Why the session ended, for logs and metrics; undefined while open. */
+  /** Why the session ended, for logs and the API; undefined while open. */
   closeReason: string | undefined;
+  /** The same as a code, for metrics; undefined while open. */
+  closeCode: CloseCode | undefined;
   readonly createdAt = Date.now();
   #peer: WebRtcPeer;
   #video: RtpLane | undefined;
@@ -93,9 +99,11 @@ export class WebRtcSession extends Owned implements Consumer {
   #localCandidates: (IceCandidateInit | null)[] = [];
   #candidateListeners = new Set<(c: IceCandidateInit | null) => void>();
   #stream: AttachableStream | undefined;
+  #answering = false;
 
   private constructor(
     private readonly offer: Offer,
+    private readonly offerSdp: string,
     readonly streamName: string,
     private readonly settings: WebRtcSettings,
     private readonly meta: SessionMeta,
@@ -127,26 +135,41 @@ export class WebRtcSession extends Owned implements Consumer {
     meta: SessionMeta = {},
     backend: WebRtcBackend,
   ): Promise<{ session: WebRtcSession; answer: string }> {
-    const offer = parseOffer(offerSdp);
-    const session = new WebRtcSession(offer, stream.name, settings, meta, backend);
+    const session = WebRtcSession.create(stream, offerSdp, settings, meta, backend);
+    return { session, answer: await session.answer() };
+  }
+
+  /**
+   * The session for an offer, not yet attached: its owner (the SessionTable) holds it from here
+   * on, so that a shutdown during answer() closes it too. Throws an OfferError when the offer is
+   * not SDP (before anything is created).
+   */
+  static create(stream: AttachableStream, offerSdp: string, settings: WebRtcSettings, meta: SessionMeta, backend: WebRtcBackend): WebRtcSession {
+    const session = new WebRtcSession(parseOffer(offerSdp), offerSdp, stream.name, settings, meta, backend);
     session.#stream = stream;
-    const onAbort = () => session.close(new Error('viewer left before the answer'));
+    return session;
+  }
+
+  /** Attaches to the stream and answers the offer; closes the session before it rejects. Once only. */
+  async answer(): Promise<string> {
+    const { meta } = this;
+    const stream = this.#stream;
+    const onAbort = () => this.close(new CloseReason('viewer_left'));
     meta.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (meta.signal?.aborted) throw new Error('viewer left before the answer');
-      const tracks = await stream.attach(session);
-      session.#assertOpen();
-      const answer = await session.#negotiate(offerSdp, tracks, meta.trickle ?? false, stream.tracks);
-      session.#log.info(
-        { remote: meta.remoteAddr, video: session.#video?.description, audio: session.#audio?.description },
-        'webrtc session opened',
-      );
-      return { session, answer };
+      if (meta.signal?.aborted) throw new CloseReason('viewer_left');
+      if (!stream || this.#answering) throw new Error('webrtc session: answer() called twice or after close');
+      this.#answering = true;
+      const tracks = await stream.attach(this);
+      this.#assertOpen();
+      const answer = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream.tracks);
+      this.#log.info({ remote: meta.remoteAddr, video: this.#video?.description, audio: this.#audio?.description }, 'webrtc session opened');
+      return answer;
     } catch (e) {
-      const closedBefore = session.closed;
+      const closedBefore = this.closed;
       const err = e instanceof Error ? e : new Error(String(e));
-      session.close(err);
-      throw closedBefore ? new Error(`webrtc session closed during setup: ${session.closeReason}`) : err;
+      this.close(err);
+      throw closedBefore ? new Error(`webrtc session closed during setup: ${this.closeReason}`) : err;
     } finally {
       meta.signal?.removeEventListener('abort', onAbort);
     }
@@ -174,7 +197,7 @@ export class WebRtcSession extends Owned implements Consumer {
     }
     const answer = await peer.createAnswer();
     this.#assertOpen();
-    this.#connectTimer = setTimeout(() => this.close(new Error('connect timeout')), this.settings.timeouts.connect);
+    this.#connectTimer = setTimeout(() => this.close(new CloseReason('connect_timeout')), this.settings.timeouts.connect);
     if (trickle) {
       peer.gatheringComplete().catch((e: unknown) => this.close(e instanceof Error ? e : new Error(String(e))));
       return answer;
@@ -221,7 +244,7 @@ export class WebRtcSession extends Owned implements Consumer {
       if (!lane || !lane.accepts(frame.track)) return;
       lane.send(frame, packetizeAudioFrame(frame));
     }
-    if (this.#peer.pendingWrites > MAX_PENDING_WRITES) this.close(new Error('viewer cannot keep up: send queue full'));
+    if (this.#peer.pendingWrites > MAX_PENDING_WRITES) this.close(new CloseReason('slow_consumer', 'viewer cannot keep up: send queue full'));
   }
 
   info(): ConsumerInfo {
@@ -259,7 +282,7 @@ export class WebRtcSession extends Owned implements Consumer {
       this.#startVideo();
       this.emit('connected');
     } else if (s === 'disconnected' || s === 'failed' || s === 'closed') {
-      this.close(new Error(`connection ${s}`));
+      this.close(new CloseReason(PEER_CLOSE[s]));
     }
   }
 
@@ -274,7 +297,7 @@ export class WebRtcSession extends Owned implements Consumer {
       this.#disconnectTimer = undefined;
       const limit = this.settings.timeouts.disconnect;
       const silent = performance.now() - this.#lastInbound;
-      if (silent >= limit) this.close(new Error('disconnect timeout'));
+      if (silent >= limit) this.close(new CloseReason('disconnect_timeout'));
       else this.#armDisconnect(limit - silent);
     }, Math.max(1, Math.ceil(ms)));
   }
@@ -285,6 +308,7 @@ export class WebRtcSession extends Owned implements Consumer {
 
   protected onClose(reason?: Error): Promise<void> {
     this.closeReason = reason?.message ?? 'closed';
+    this.closeCode = closeCodeOf(reason);
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#disconnectTimer);
     this.#connectTimer = this.#disconnectTimer = undefined;
