@@ -1,17 +1,28 @@
-import { EventEmitter } from 'node:events';
 import { created, released } from './objects.js';
+import { emitIsolated, TypedEmitter, type AnyEvents, type EventMap } from './typed-emitter.js';
+
+/** The events every resource owner emits, whatever its own map says. */
+export interface OwnedEvents {
+  /** Exactly once, at the end of close(); `reason` is the error it ended with, if any. */
+  close: [reason?: Error];
+}
 
 /**
  * Base of every resource owner (DESIGN.md, ownership rules 1, 2 and 6). close() is idempotent and
  * makes the object unusable at once; `done` settles when what it owned is really gone (a child
  * process exited, a socket fully closed), which is what a parent waits for before replacing it.
+ * `E` types the owner's own events (see TypedEmitter); a listener that throws, 'close' listeners
+ * included, is logged and counted and never unwinds into close() or whoever emitted.
  */
-export abstract class Owned extends EventEmitter {
+export abstract class Owned<E extends EventMap<E> = AnyEvents> extends TypedEmitter<E & OwnedEvents> {
   #closed = false;
   #done: Promise<void> | undefined;
+  /** Settles `done` for those who asked before close() was called. */
+  #whenReleased: (() => void) | undefined;
+  #released: Promise<void> | undefined;
 
   constructor(readonly objectKind: string) {
-    super();
+    super(objectKind);
     created(objectKind);
   }
 
@@ -21,7 +32,7 @@ export abstract class Owned extends EventEmitter {
 
   /** Resolves once close() ran and the resources it released are gone. Never rejects. */
   get done(): Promise<void> {
-    return this.#done ?? new Promise((resolve) => this.once('released', resolve));
+    return this.#done ?? (this.#released ??= new Promise((resolve) => (this.#whenReleased = resolve)));
   }
 
   close(reason?: Error): void {
@@ -36,8 +47,9 @@ export abstract class Owned extends EventEmitter {
         () => undefined,
         () => undefined,
       );
-      void this.#done.then(() => this.emit('released'));
-      this.emit('close', reason);
+      const waiting = this.#whenReleased;
+      if (waiting) void this.#done.then(waiting);
+      emitIsolated(this, this.objectKind, 'close', [reason]);
     }
   }
 

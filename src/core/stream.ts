@@ -540,7 +540,13 @@ export class Stream extends Owned {
       c.onFrame(f);
     } catch (e) {
       this.#log.error({ consumer: c.id, err: errorMessage(e) }, 'consumer failed on a frame; closing it');
-      c.close(e instanceof Error ? e : new Error(String(e)));
+      try {
+        c.close(e instanceof Error ? e : new Error(String(e)));
+      } catch (closeErr) {
+        // Its close failed too: it is detached all the same (close() emitted 'close'), and the
+        // fan-out must go on to the other consumers.
+        this.#log.error({ consumer: c.id, err: errorMessage(closeErr) }, 'consumer failed while closing');
+      }
     }
   }
 

@@ -7,15 +7,26 @@
 // than MAX_IN_WINDOW errors within WINDOW_MS (something is failing in a loop).
 
 export type UncaughtKind = 'exception' | 'rejection';
+/** What the counter reports: the process-level kinds and listeners that threw inside an emit (typed-emitter.ts). */
+export type UncaughtCountKind = UncaughtKind | 'listener';
 
 /** More than this many uncaught errors within WINDOW_MS: exit. */
 export const MAX_IN_WINDOW = 20;
 export const WINDOW_MS = 60_000;
 
-const counts: Record<UncaughtKind, number> = { exception: 0, rejection: 0 };
+const counts: Record<UncaughtCountKind, number> = { exception: 0, rejection: 0, listener: 0 };
 
-export function uncaughtCounts(): Readonly<Record<UncaughtKind, number>> {
+export function uncaughtCounts(): Readonly<Record<UncaughtCountKind, number>> {
   return counts;
+}
+
+/**
+ * An event listener threw and its emitter caught it (emitIsolated). Counted with the uncaught
+ * errors, since each is a bug too, but outside UncaughtPolicy: the emitter contained it, so the
+ * process state is still known and it is no reason to exit.
+ */
+export function countListenerError(): void {
+  counts.listener++;
 }
 
 /** Whether an error's stack shows it was thrown from a close path (see the header). */
