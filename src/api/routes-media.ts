@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { StreamRegistry } from '../core/registry.js';
 import { errorMessage } from '../core/errors.js';
 import type { StopGrace } from '../process/child.js';
@@ -25,6 +25,17 @@ function size(req: Request, key: 'width' | 'height'): number | undefined {
   const n = typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : NaN;
   if (!(n >= 16 && n <= 7680)) throw new HttpError(400, `${key} must be a whole number from 16 to 7680`);
   return n;
+}
+
+/**
+ * The 503 of a full decoder pool, written straight to Node's response: a burst refuses 100+ at
+ * once, and express's json() (ETag hash, charset negotiation) was a third of each refusal's cost
+ * on the event loop. Same body and headers as sendError's, plus Retry-After.
+ */
+function refuseBusy(res: Response, e: SnapshotsBusy): void {
+  if (res.headersSent) return;
+  const body = JSON.stringify({ error: `frame.jpeg: ${e.message}` });
+  res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' }).end(body);
 }
 
 /** Snapshots (go2rtc's frame.jpeg) and multipart MJPEG (stream.mjpeg). */
@@ -58,10 +69,7 @@ export function mediaRoutes(ctx: MediaContext): Router {
       // No ETag: each would hash the whole JPEG again, for a picture that is no-cache anyway.
       res.set('Cache-Control', 'no-cache').type('image/jpeg').end(jpeg);
     } catch (e) {
-      if (e instanceof SnapshotsBusy) {
-        res.set('Retry-After', '1');
-        return sendError(res, 503, `frame.jpeg: ${e.message}`);
-      }
+      if (e instanceof SnapshotsBusy) return refuseBusy(res, e);
       sendError(res, e instanceof HttpError ? e.status : statusFor(e), `frame.jpeg: ${errorMessage(e)}`);
     }
   });

@@ -66,6 +66,7 @@ export async function keyframeToJpeg(frame: Frame, opts: SnapshotOptions): Promi
     stdout: 'pipe',
     // A snapshot may wait a few ms; the event loop and the streams' own children may not.
     nice: SNAPSHOT_NICE,
+    idle: true,
     // One thread per decode: several decoders at once then share the cores instead of each taking all.
     args: ['-hide_banner', '-loglevel', 'error', '-threads', '1', '-f', demuxer, '-i', 'pipe:0', '-frames:v', '1', ...scaleFilter(opts.width, opts.height), '-q:v', '4', '-f', 'image2', '-c:v', 'mjpeg', 'pipe:1'],
   });

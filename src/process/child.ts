@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Owned } from '../core/owned.js';
 import { errorMessage } from '../core/errors.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
+import { idlePrefix } from './idle-priority.js';
 
 /** ms to wait after each stop step before the next, harsher one. */
 export interface StopGrace {
@@ -35,6 +36,8 @@ export interface ChildOptions {
    * reads its input, so the threads it starts later inherit it.
    */
   nice?: number;
+  /** Also run it under SCHED_IDLE where the system allows (see idle-priority.ts). */
+  idle?: boolean;
 }
 
 // A line longer than this is cut: a child printing without newlines must not grow our memory.
@@ -72,8 +75,9 @@ export class ChildProcessOwner extends Owned {
     this.#ringSize = opts.stderrLines ?? 20;
     this.exited = new Promise((resolve) => (this.#settle = resolve));
     let child: ChildProcess;
+    const idle = opts.idle ? idlePrefix() : [];
     try {
-      child = spawn(opts.bin, opts.args, {
+      child = spawn(idle[0] ?? opts.bin, idle.length > 0 ? [...idle.slice(1), opts.bin, ...opts.args] : opts.args, {
         detached: true,
         stdio: ['pipe', opts.stdout ?? 'ignore', 'pipe'],
         ...(opts.env && { env: opts.env }),

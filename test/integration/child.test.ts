@@ -215,3 +215,27 @@ test('a child started with nice runs below camrelay, threads it starts later inc
     await c.done;
   }
 });
+
+test('a child started with idle runs under SCHED_IDLE, threads it starts later included, and nice as well', { timeout: 10000 }, async () => {
+  // SCHED_IDLE is policy 5 (linux/sched.h); field 41 of /proc/<pid>/stat.
+  const script = "process.stdin.once('data', () => { new (require('node:worker_threads').Worker)('setInterval(() => {}, 1000)', { eval: true }); console.error('worker'); }); setInterval(() => {}, 1000);";
+  const c = new ChildProcessOwner({ bin: NODE, args: ['-e', script], label: 'node-idle', grace: GRACE, nice: 19, idle: true });
+  try {
+    const pid = c.pid!;
+    const field = (stat: string, n: number): number => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n - 3]);
+    const started = stderrLine(c, /^worker$/);
+    c.stdin!.write('go\n');
+    await started;
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    assert.ok(tasks.length > 1, 'threads started');
+    for (const t of tasks) {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      assert.equal(field(stat, 41), 5, `thread ${t} runs under SCHED_IDLE`);
+      assert.equal(field(stat, 19), 19, `thread ${t} at nice 19`);
+    }
+    assert.equal(readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'node', 'chrt exec()ed the program in place: the pid is the program');
+  } finally {
+    c.close();
+    await c.done;
+  }
+});
