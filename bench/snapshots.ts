@@ -175,7 +175,7 @@ type BurstRun = Burst & { fromUs: number; refusedUs: number };
 
 /**
  * 150 requests at once, `query(i)` each; children polled every 5 ms until the last answer.
- * camrelay itself starts its decoders at nice 10 (src/outputs/snapshot.ts).
+ * camrelay itself starts its decoders at nice 19 under SCHED_IDLE (src/outputs/snapshot.ts, src/process/idle-priority.ts).
  */
 async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | undefined, query: (i: number) => string, fromIdle = true): Promise<BurstRun> {
   if (fromIdle) await idle(ctx, relay);
@@ -529,7 +529,7 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     `Each burst starts from an idle stream (no camera connection, no ffmpeg) and sends ${BURST} \`GET /api/frame.jpeg?src=cam&width=…\` at once, each on its own connection. ` +
       `Varied: ${BURST} widths not asked in the burst before (no answer from the JPEG cache), those of the first requests near 320: each needs a decoder. Identical: one width for all ${BURST}: they share one decode. ` +
       `GET /api is timed by a separate Node process (\`bench/api-sampler.ts\`): a fresh connection per GET, from sending to the end of the answer, ${SAMPLER_LOOPS} loops, each sending a GET ${SAMPLER_PAUSE_MS} ms after its previous one ended; the samples sent between the burst's first request and its last answer are the burst's. ` +
-      `camrelay starts its snapshot decoders at nice 10 with one decoding thread each (src/outputs/snapshot.ts). ` +
+      `camrelay starts its snapshot decoders at nice 19 under SCHED_IDLE (through chrt) with one decoding thread each (src/outputs/snapshot.ts). ` +
       `Decoders held: ${CAP} snapshots of a second stream whose RTSP camera accepts the connection and never answers hold every decoder slot (a probe of one more size is refused first), so all ${BURST} are refused and no ffmpeg is spawned during the burst: the cost of refusing alone. ` +
       `Idle: the same sampler for ${r.baselineMs / 1000} s before each run, no snapshot running. ffmpeg children of camrelay are counted from /proc every 5 ms. "503 done" is when the last 503 had arrived, from the first request sent.`,
     '',
