@@ -15,7 +15,7 @@ import { liveObjects } from '../../src/core/objects.js';
 import { DEFAULTS, validateConfig } from '../../src/config/schema.js';
 import type { IceCandidateInit, SendTrack, WebRtcPeer } from '../../src/outputs/webrtc/backend.js';
 import { NdcBackend, NdcListenError } from '../../src/outputs/webrtc/ndc-backend.js';
-import { nativeLive } from '../../src/outputs/webrtc/ndc-peer.js';
+import { nativeLive } from '../../src/outputs/webrtc/ndc-native.js';
 import { capExtraPriorities, toNdcIceServers } from '../../src/outputs/webrtc/ndc-sdp.js';
 import { selectBackend, type SelectedBackend } from '../../src/outputs/webrtc/select-backend.js';
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';

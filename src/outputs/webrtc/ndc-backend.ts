@@ -10,7 +10,8 @@ import { errorMessage } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import { parseListen } from '../../core/listen.js';
 import type { WebRtcBackend, WebRtcPeer } from './backend.js';
-import { NdcPeer, nativeLive, type NdcLib, type NdcTransport } from './ndc-peer.js';
+import { NdcPeer } from './ndc-peer.js';
+import { nativeLive, type NdcLib, type NdcTransport } from './ndc-native.js';
 import type { WebRtcSettings } from './settings.js';
 
 export interface NdcOptions {

@@ -3,19 +3,13 @@
 // - with disableAutoNegotiation the answer is ours to make: setRemoteDescription creates a track
 //   per offered m-line (reciprocated), addTrack with the same mid replaces its description, and
 //   setLocalDescription('answer') answers each m-line from its track's description.
-// - a track with no packetizer sends what it is given as RTP (SRTP-protected, any SSRC); the send
-//   happens on the calling thread, so nothing is queued in the library.
-// - every wrapper holds N-API thread-safe functions that keep Node's event loop alive: a track's
-//   until we close() it ourselves, the peer connection's until its 'closed' state was delivered.
-// - a track wrapper that is garbage-collected before its 'closed' callback ran stays in the
-//   library's list of live wrappers, and cleanup() then touches freed memory (a SIGSEGV/SIGBUS at
-//   shutdown, seen here after a few dozen viewers). So every wrapper is held in `nativeLive`
-//   until the library says it closed.
+// - a track with no packetizer sends what it is given as RTP (ndc-send-track.ts).
+// - every native wrapper must be held until the library reports it closed (ndc-native.ts).
 // - pc.bytesReceived() counts SCTP (data channel) bytes only, so it cannot tell that a media
 //   viewer is alive; see #watchLiveness for what does.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Audio, PeerConnection, Track, Video } from 'node-datachannel';
+import type { PeerConnection, Track, Video, Audio } from 'node-datachannel';
 import { Owned } from '../../core/owned.js';
 import { log } from '../../core/log.js';
 import {
@@ -23,7 +17,6 @@ import {
   withExtraCandidates,
   type IceCandidateInit,
   type PeerState,
-  type RtpOut,
   type SendTrack,
   type SendTrackSpec,
   type WebRtcPeer,
@@ -40,15 +33,9 @@ import {
   type OfferedMedia,
 } from './ndc-sdp.js';
 import type { WebRtcSettings } from './settings.js';
-
-/** The loaded library object (node-datachannel's default export). */
-export type NdcLib = (typeof import('node-datachannel'))['default'];
-
-/** Where every peer's ICE runs: one UDP socket for all of them (libjuice's UDP mux). */
-export interface NdcTransport {
-  port: number;
-  bindAddress?: string;
-}
+import { nativeLive, type NdcLib, type NdcTransport } from './ndc-native.js';
+import { NdcSendTrack } from './ndc-send-track.js';
+import { firstMediaCodec, fmtpLine, mediaDescription } from './ndc-media.js';
 
 const CNAME = 'camrelay';
 /** One msid stream for all tracks, so a browser puts audio and video in one MediaStream. */
@@ -63,79 +50,7 @@ const SEND_QUIET_MS = 1500;
 /** A native close that never reports 'closed' must not hold shutdown forever. */
 const CLOSE_GRACE_MS = 5000;
 
-/**
- * Wrappers whose native side has not reported its close yet, held so that the garbage collector
- * cannot free them first (see the header). NdcBackend empties it after the library's cleanup().
- */
-export const nativeLive = new Set<object>();
-
-/** Payload types that are not a codec of their own (repair, redundancy). */
-const NOT_MEDIA = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
-
 const STATES = new Set<PeerState>(['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed']);
-
-class NdcSendTrack implements SendTrack {
-  #open = false;
-  /**
-   * Reused for every packet: the library copies it before send returns. Version and SSRC never
-   * change, so they are written once, with each new buffer.
-   */
-  #buf = Buffer.allocUnsafeSlow(0);
-  /**
-   * The last view of #buf handed to the library, reused while packets keep that size (most
-   * FU-A fragments of a frame have the same one): no Buffer object per packet.
-   */
-  #view = this.#buf;
-
-  constructor(
-    private readonly track: Track,
-    readonly ssrc: number,
-    readonly payloadType: number,
-    private readonly peer: NdcPeer,
-  ) {
-    this.#grow(1500);
-  }
-
-  opened(): void {
-    this.#open = true;
-  }
-
-  write(p: RtpOut): void {
-    if (!this.#open || this.peer.closed) return;
-    const size = 12 + p.payload.length;
-    if (this.#buf.length < size) this.#grow(size);
-    // Byte by byte rather than writeUInt16BE/32BE: Node's shared helpers check their arguments
-    // and, called from every part of camrelay, run megamorphic; this is once per packet and viewer.
-    const b = this.#buf;
-    const seq = p.sequenceNumber;
-    const ts = p.timestamp;
-    b[1] = (p.marker ? 0x80 : 0) | this.payloadType;
-    b[2] = seq >>> 8;
-    b[3] = seq;
-    b[4] = ts >>> 24;
-    b[5] = ts >>> 16;
-    b[6] = ts >>> 8;
-    b[7] = ts;
-    b.set(p.payload, 12);
-    if (this.#view.length !== size) this.#view = b.subarray(0, size);
-    try {
-      this.track.sendMessageBinary(this.#view);
-    } catch {
-      // The native side closed the track between its 'closed' event and ours: nothing to send to.
-      this.#open = false;
-      return;
-    }
-    this.peer.wrote();
-  }
-
-  #grow(size: number): void {
-    const b = Buffer.allocUnsafeSlow(size);
-    b[0] = 0x80;
-    b.writeUInt32BE(this.ssrc >>> 0, 8);
-    this.#buf = b;
-    this.#view = b.subarray(0, 0);
-  }
-}
 
 export class NdcPeer extends Owned implements WebRtcPeer {
   #pc: PeerConnection | undefined;
@@ -226,7 +141,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     if (!offered) throw new Error(`m-line ${spec.mid} has no payload type ${spec.codec.payloadType}`);
     const fmtp = spec.codec.fmtp ? fmtpLine(spec.codec.fmtp) : offered.fmtp;
     const ssrc = randomBytes(4).readUInt32BE(0) || 1;
-    const desc = this.#description(spec.kind, spec.mid, 'SendOnly', offered.payloadType, offered.rtpmap, fmtp);
+    const desc = mediaDescription(this.lib, spec.kind, spec.mid, 'SendOnly', offered.payloadType, offered.rtpmap, fmtp);
     desc.addSSRC(ssrc, CNAME, MSID, `camrelay-${spec.kind}`);
     const track = this.#addTrack(desc);
     // Sender reports (browsers sync audio to video with them) and answers to NACKs from what was
@@ -256,9 +171,9 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     // Rejected ones (port 0) are left to libdatachannel, which answers them rejected too.
     for (const m of this.#media) {
       if ((m.kind !== 'audio' && m.kind !== 'video') || !m.mid || m.port === 0 || this.#sendMids.has(m.mid)) continue;
-      const first = m.codecs.find((c) => !NOT_MEDIA.has(c.rtpmap.split('/')[0]!.toLowerCase()));
+      const first = firstMediaCodec(m);
       if (!first) continue;
-      this.#addTrack(this.#description(m.kind, m.mid, 'Inactive', first.payloadType, first.rtpmap, first.fmtp));
+      this.#addTrack(mediaDescription(this.lib, m.kind, m.mid, 'Inactive', first.payloadType, first.rtpmap, first.fmtp));
     }
     pc.setLocalDescription('answer');
     const sdp = pc.localDescription()?.sdp;
@@ -295,20 +210,6 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     const pair = this.#state === 'connected' ? this.#pc?.getSelectedCandidatePair() : undefined;
     if (pair) this.#remote = formatAddress(pair.remote.address, pair.remote.port);
     return this.#remote;
-  }
-
-  #description(kind: string, mid: string, dir: 'SendOnly' | 'Inactive', pt: number, rtpmap: string, fmtp: string | undefined): Video | Audio {
-    if (kind === 'video') {
-      const v = new this.lib.Video(mid, dir);
-      const name = rtpmap.split('/')[0]!;
-      if (fmtp) v.addVideoCodec(pt, name, fmtp);
-      else v.addVideoCodec(pt, name);
-      return v;
-    }
-    const a = new this.lib.Audio(mid, dir);
-    if (fmtp) a.addAudioCodec(pt, rtpmap, fmtp);
-    else a.addAudioCodec(pt, rtpmap);
-    return a;
   }
 
   #addTrack(desc: Video | Audio): Track {
@@ -449,9 +350,4 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     const closed = Promise.all([this.#nativeClosed, ...this.#tracksClosed]).then(() => undefined);
     return Promise.race([closed, grace]).finally(() => clearTimeout(timer));
   }
-}
-
-function fmtpLine(fmtp: Record<string, string>): string | undefined {
-  const parts = Object.entries(fmtp).map(([k, v]) => `${k}=${v}`);
-  return parts.length ? parts.join(';') : undefined;
 }
