@@ -21,7 +21,7 @@ import { SERVABLE, describeTracks, type ServedMedia } from '../rtsp/describe.js'
 import { trackIdOf } from '../rtsp/play-url.js';
 import { PlayError, type PlayerContext, type PlayerFactory, type PlayerReply, type RtspPlayer } from '../rtsp/player.js';
 import type { TransportSpec } from '../rtsp/transport.js';
-import { RtpUdpPair } from '../rtsp/udp-pair.js';
+import { PlayerUdpPair } from '../rtsp/player-udp-pair.js';
 
 export interface AttachableStream extends CatchUpSource {
   readonly name: string;
@@ -115,7 +115,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
   closeReason: string | undefined;
   #state: State = 'describing';
   #lanes: Lane[] = [];
-  #udp: RtpUdpPair | undefined;
+  #udp: PlayerUdpPair | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reportTimer: NodeJS.Timeout | undefined;
   #lastActivity = performance.now();
@@ -339,8 +339,8 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
     return [c, c + 1];
   }
 
-  #makeUdp(): RtpUdpPair {
-    const udp = new RtpUdpPair(this.ctx.localAddress, this.ctx.remoteAddress);
+  #makeUdp(): PlayerUdpPair {
+    const udp = new PlayerUdpPair(this.ctx.localAddress, this.ctx.remoteAddress);
     // RTCP receiver reports (and ffmpeg's NAT punch packets) keep the session alive.
     udp.on('packet', () => this.touch());
     return udp;

@@ -3,7 +3,7 @@ import type { Logger } from '../core/log.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
 import { Owned } from '../core/owned.js';
 import { RtspClientConnection, type ClientConnectionOptions } from './client-connection.js';
-import { UdpPortPair } from './client-transport-udp.js';
+import { CameraUdpPair } from './camera-udp-pair.js';
 import { RtspProtocolError } from './errors.js';
 import { DEFAULT_READER_LIMITS, type RtspResponse } from './message.js';
 import { formatsOf, RtpReceiver, trackFromMedia, unsupportedReason } from './receiver.js';
@@ -71,7 +71,7 @@ export class RtspClient extends Owned {
   #conn: RtspClientConnection | undefined;
   /** Every connection made (redirects make more than one), until each is gone. */
   #conns = new Set<RtspClientConnection>();
-  #udp = new Set<UdpPortPair>();
+  #udp = new Set<CameraUdpPair>();
   #routes = new Map<number, Route>();
   #tracks: Track[] = [];
   #publicMethods = new Set<string>();
@@ -83,7 +83,7 @@ export class RtspClient extends Owned {
   #unknownChannels = new Set<number>();
   #closeReason: Error | undefined;
   /** A UDP pair being bound: close() must release it too once it exists. */
-  #opening: Promise<UdpPortPair> | undefined;
+  #opening: Promise<CameraUdpPair> | undefined;
 
   constructor(
     url: string,
@@ -250,9 +250,9 @@ export class RtspClient extends Owned {
 
   async #setup(conn: RtspClientConnection, c: Chosen, index: number, aggregate: string): Promise<void> {
     const udp = this.transport === 'udp';
-    let pair: UdpPortPair | undefined;
+    let pair: CameraUdpPair | undefined;
     if (udp) {
-      const opening = UdpPortPair.open(conn.localAddress ?? '0.0.0.0', this.log);
+      const opening = CameraUdpPair.open(conn.localAddress ?? '0.0.0.0', this.log);
       this.#opening = opening;
       try {
         pair = await opening;

@@ -40,7 +40,7 @@ export interface PlayerReply {
 }
 
 /**
- * One player's session, created at DESCRIBE and owned by the RtspConnection it came on. It may
+ * One player's session, created at DESCRIBE and owned by the RtspServerConnection it came on. It may
  * close by itself (session timeout, a player that cannot keep up, its stream removed); the
  * connection then ends too.
  */

@@ -5,13 +5,13 @@ import { SourceError } from '../core/errors.js';
 import { log as rootLog, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
 import { LogThrottle } from '../core/log-throttle.js';
-import { DEFAULT_CONNECTION_OPTIONS, RtspConnection, type ConnectionHost, type ConnectionOptions } from './connection.js';
+import { DEFAULT_CONNECTION_OPTIONS, RtspServerConnection, type ConnectionHost, type ConnectionOptions } from './server-connection.js';
 import { RtspListenError, RtspProtocolError } from './errors.js';
 import { PublishSlot } from './publish-slot.js';
 import { AuthChecker, type Credentials } from './auth.js';
 import type { PlayerContext, PlayerFactory, RtspPlayer } from './player.js';
 import { publishRefusal } from './publish-rule.js';
-import type { PublishRefused, RtspRefusalReason } from './connection.js';
+import type { PublishRefused, RtspRefusalReason } from './server-connection.js';
 
 export { PublishSlot } from './publish-slot.js';
 
@@ -65,7 +65,7 @@ export interface RtspServerOptions {
   nonceTtlMs?: number;
 }
 
-export { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from './connection.js';
+export { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from './server-connection.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 256;
 /**
@@ -91,7 +91,7 @@ export class RtspServer extends Owned implements ConnectionHost {
   readonly #listenText: string;
   readonly #connOpts: ConnectionOptions;
   #server: Server;
-  #connections = new Set<RtspConnection>();
+  #connections = new Set<RtspServerConnection>();
   #slots = new Map<string, PublishSlot>();
   /** Slots of external publishers by path; owned by their streams, listed to replace them. */
   #external = new Map<string, PublishSlot>();
@@ -194,7 +194,7 @@ export class RtspServer extends Owned implements ConnectionHost {
     return this.#players?.open(ctx);
   }
 
-  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined {
+  claimPublishPath(path: string, conn: RtspServerConnection): PublishSlot | PublishRefused | undefined {
     const slot = this.#slots.get(path);
     if (slot) return slot.claim(conn) ? slot : undefined;
     return this.#externalPublish(path, conn);
@@ -204,7 +204,7 @@ export class RtspServer extends Owned implements ConnectionHost {
     this.#onRefused?.(reason);
   }
 
-  #externalPublish(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined {
+  #externalPublish(path: string, conn: RtspServerConnection): PublishSlot | PublishRefused | undefined {
     if (!this.#publishers || path.startsWith(PUBLISH_PREFIX)) return undefined;
     let name: string;
     try {
@@ -252,7 +252,7 @@ export class RtspServer extends Owned implements ConnectionHost {
         }
       }
     }
-    const conn = new RtspConnection(socket, this, this.#connOpts, { probation });
+    const conn = new RtspServerConnection(socket, this, this.#connOpts, { probation });
     this.#connections.add(conn);
     conn.once('close', () => this.#connections.delete(conn));
   }
@@ -264,7 +264,7 @@ export class RtspServer extends Owned implements ConnectionHost {
     return n;
   }
 
-  #evictable(): RtspConnection | undefined {
+  #evictable(): RtspServerConnection | undefined {
     const now = performance.now();
     // A Set iterates in insertion order: the first match is the oldest.
     for (const c of this.#connections) if (!c.internal && c.sessionless && now - c.lastInputAt >= EVICT_AFTER_QUIET_MS) return c;

@@ -11,7 +11,7 @@ export type UdpChannel = 'rtp' | 'rtcp';
  * Owns two UDP sockets. Events: 'packet' (channel: UdpChannel) for each datagram from the
  * player's address, which is all the session needs to know (it is alive).
  */
-export class RtpUdpPair extends Owned {
+export class PlayerUdpPair extends Owned {
   #rtp: Socket | undefined;
   #rtcp: Socket | undefined;
   /** Every socket made, bound or not, so close() misses none. */
@@ -22,6 +22,7 @@ export class RtpUdpPair extends Owned {
     private readonly localAddress: string,
     private readonly remoteAddress: string,
   ) {
+    // The kind keeps its old name: /api/debug/objects shows it, and tests count it.
     super('RtpUdpPair');
   }
 

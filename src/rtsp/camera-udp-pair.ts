@@ -14,7 +14,7 @@ const RECV_BUFFER = 2 * 1024 * 1024;
 export type UdpPacketHandler = (kind: 'rtp' | 'rtcp', msg: Buffer) => void;
 
 /** Two bound UDP sockets; emits nothing itself: packets go to the handler given to listen(). */
-export class UdpPortPair extends Owned {
+export class CameraUdpPair extends Owned {
   #dropped = 0;
 
   private constructor(
@@ -22,15 +22,16 @@ export class UdpPortPair extends Owned {
     readonly rtcp: dgram.Socket,
     private readonly log: Logger,
   ) {
+    // The kind keeps its old name: /api/debug/objects shows it, and tests count it.
     super('RtspUdpPortPair');
     for (const s of [rtp, rtcp]) s.on('error', (e) => this.log.warn({ err: e.message }, 'UDP socket error'));
   }
 
   /** Binds an even/odd port pair on `address`; rejects with a SourceError after repeated clashes. */
-  static async open(address: string, log: Logger): Promise<UdpPortPair> {
+  static async open(address: string, log: Logger): Promise<CameraUdpPair> {
     try {
       const { rtp, rtcp } = await bindRtpPortPair(address, { recvBufferSize: RECV_BUFFER });
-      return new UdpPortPair(rtp, rtcp, log);
+      return new CameraUdpPair(rtp, rtcp, log);
     } catch {
       throw new SourceError(`cannot bind a UDP port pair on ${address}`);
     }

@@ -23,7 +23,7 @@ export interface ConnectionHost {
    * The slot for a publish path if it is known and unused; it is then bound to `conn`. A known
    * stream that may not be published into by this client answers why (403).
    */
-  claimPublishPath(path: string, conn: RtspConnection): PublishSlot | PublishRefused | undefined;
+  claimPublishPath(path: string, conn: RtspServerConnection): PublishSlot | PublishRefused | undefined;
   /** A bound closed this connection, or its ANNOUNCE was forbidden (for a metric). */
   refused(reason: RtspRefusalReason): void;
   /** A player for a DESCRIBE; undefined when no stream has that name. */
@@ -103,7 +103,7 @@ function reasonPhrase(status: number, detail: string): string {
  * stream). Owned by the RtspServer; owns the player it made. Malformed input closes only this
  * connection.
  */
-export class RtspConnection extends Owned {
+export class RtspServerConnection extends Owned {
   readonly id = nextId++;
   readonly remote: string;
   #socket: Socket;
@@ -158,6 +158,7 @@ export class RtspConnection extends Owned {
     private readonly opts: ConnectionOptions = DEFAULT_CONNECTION_OPTIONS,
     accept: { probation?: boolean } = {},
   ) {
+    // The kind keeps its old name: /api/debug/objects shows it, and tests count it.
     super('RtspConnection');
     this.#probation = accept.probation ?? false;
     this.#socket = socket;
