@@ -47,6 +47,18 @@ export function parseAudioSpecificConfig(hex: string): AudioSpecificConfig | und
   return { objectType, sampleRate, channels, frameLength: frameLengthFlag === 1 ? 960 : 1024 };
 }
 
+/**
+ * A 2-byte AAC-LC AudioSpecificConfig (ISO 14496-3 1.6.2.1) as hex, for an SDP that has no
+ * `config=` to pass on. Undefined for a rate or channel count it cannot express.
+ */
+export function aacLcConfig(sampleRate: number, channels: number): string | undefined {
+  const freqIndex = SAMPLE_RATES.indexOf(sampleRate);
+  if (freqIndex < 0 || channels < 1 || channels > 7) return undefined;
+  const objectType = 2; // AAC LC
+  const v = (objectType << 11) | (freqIndex << 7) | (channels << 3);
+  return v.toString(16).padStart(4, '0');
+}
+
 /** The RFC 3640 AU header layout and timing an AAC depacketizer needs. */
 export interface AacRtpConfig {
   sizeLength: number;

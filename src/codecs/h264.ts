@@ -1,4 +1,5 @@
 // H.264 NAL unit helpers (ITU-T H.264 7.3.1, RFC 6184 8.1 for sprop-parameter-sets).
+import { setsFirst } from './parameter-sets.js';
 
 export const NalType = {
   NonIdr: 1,
@@ -57,21 +58,26 @@ export function profileLevelId(sps: Buffer): string | undefined {
 }
 
 /**
+ * An access unit with SPS and PPS first (the in-band ones, else those in `known`) and without
+ * AUDs: after the reordering an AUD would no longer come first, where H.264 requires it. The
+ * input array itself when it already has that shape, so a second pass costs no copy.
+ */
+export function parameterSetsFirst<A extends readonly Buffer[]>(nals: A, known: H264Params): A | Buffer[] {
+  const inBand = findParams(nals);
+  const head = [inBand.sps ?? known.sps, inBand.pps ?? known.pps].filter((n): n is Buffer => n !== undefined);
+  return setsFirst(nals, head, (n) => {
+    const t = nalType(n);
+    return t === NalType.Sps || t === NalType.Pps || t === NalType.Aud;
+  });
+}
+
+/**
  * Records in-band SPS/PPS into `params` and, for an access unit holding an IDR, returns it with
- * SPS and PPS first so that a viewer joining at this keyframe can decode it. AUDs are dropped
- * from keyframes: after the reordering they would no longer be first, where H.264 requires them.
+ * SPS and PPS first so that a viewer joining at this keyframe can decode it.
  */
 export function withParameterSets(nals: Buffer[], params: H264Params): Buffer[] {
   const inBand = findParams(nals);
   if (inBand.sps) params.sps = inBand.sps;
   if (inBand.pps) params.pps = inBand.pps;
-  if (!isKeyframe(nals)) return nals;
-  const rest = nals.filter((n) => {
-    const t = nalType(n);
-    return t !== NalType.Sps && t !== NalType.Pps && t !== NalType.Aud;
-  });
-  const head: Buffer[] = [];
-  if (params.sps) head.push(params.sps);
-  if (params.pps) head.push(params.pps);
-  return [...head, ...rest];
+  return isKeyframe(nals) ? parameterSetsFirst(nals, params) : nals;
 }

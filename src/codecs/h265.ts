@@ -1,5 +1,6 @@
 // H.265/HEVC NAL unit helpers (ITU-T H.265 7.3.1.2, table 7-1; RFC 7798 7.1 for sprop-vps/sps/pps).
 import { parseSpropParameterSets } from './h264.js';
+import { setsFirst } from './parameter-sets.js';
 
 export const H265NalType = {
   /** IRAP pictures (BLA, IDR, CRA) are 16..21: a decoder can start at them. */
@@ -52,24 +53,24 @@ export function h265ParamsFromFmtp(fmtp: Record<string, string>): H265Params {
   return findH265Params(nals);
 }
 
+/** VPS, SPS and PPS first (in-band, else from `known`), AUDs dropped: H.264's parameterSetsFirst for H.265. */
+export function h265ParameterSetsFirst<A extends readonly Buffer[]>(nals: A, known: H265Params): A | Buffer[] {
+  const inBand = findH265Params(nals);
+  const head = [inBand.vps ?? known.vps, inBand.sps ?? known.sps, inBand.pps ?? known.pps].filter((n): n is Buffer => n !== undefined);
+  return setsFirst(nals, head, (n) => {
+    const t = h265NalType(n);
+    return t === H265NalType.Vps || t === H265NalType.Sps || t === H265NalType.Pps || t === H265NalType.Aud;
+  });
+}
+
 /**
  * Records in-band VPS/SPS/PPS into `params` and, for an access unit holding an IRAP picture,
- * returns it with VPS, SPS and PPS first so a viewer joining there can decode it. AUDs are dropped
- * from keyframes, as for H.264: after the reordering they would no longer come first.
+ * returns it with VPS, SPS and PPS first so a viewer joining there can decode it.
  */
 export function withH265ParameterSets(nals: Buffer[], params: H265Params): Buffer[] {
   const inBand = findH265Params(nals);
   if (inBand.vps) params.vps = inBand.vps;
   if (inBand.sps) params.sps = inBand.sps;
   if (inBand.pps) params.pps = inBand.pps;
-  if (!isH265Keyframe(nals)) return nals;
-  const rest = nals.filter((n) => {
-    const t = h265NalType(n);
-    return t !== H265NalType.Vps && t !== H265NalType.Sps && t !== H265NalType.Pps && t !== H265NalType.Aud;
-  });
-  const head: Buffer[] = [];
-  if (params.vps) head.push(params.vps);
-  if (params.sps) head.push(params.sps);
-  if (params.pps) head.push(params.pps);
-  return [...head, ...rest];
+  return isH265Keyframe(nals) ? h265ParameterSetsFirst(nals, params) : nals;
 }

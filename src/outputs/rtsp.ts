@@ -10,14 +10,12 @@ import { SourceError, StartTimeoutError, errorMessage } from '../core/errors.js'
 import { log, maskCredentials, type Logger } from '../core/log.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
 import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../core/consumer.js';
-import { packetizeH264Frame, type RtpPayload } from '../rtp/h264-packetizer.js';
-import { packetizeH265Frame } from '../rtp/h265-packetizer.js';
-import { packetizeAacFrame } from '../rtp/aac-packetizer.js';
-import { packetizeAudioFrame } from '../rtp/audio-packetizer.js';
+import { codecFormat } from '../codecs/table.js';
+import type { RtpPayload } from '../rtp/payload.js';
 import { writeRtpHeader } from '../rtp/packet.js';
 import { senderReport } from '../rtp/rtcp.js';
 import { RtpTimeline } from '../rtp/timeline.js';
-import { SERVABLE, describeTracks, type ServedMedia } from '../rtsp/describe.js';
+import { describeTracks, type ServedMedia } from '../rtsp/describe.js';
 import { trackIdOf } from '../rtsp/play-url.js';
 import { PlayError, type PlayerContext, type PlayerFactory, type PlayerReply, type RtspPlayer } from '../rtsp/player.js';
 import type { TransportSpec } from '../rtsp/transport.js';
@@ -68,25 +66,12 @@ const SENDER_REPORT_MS = 5000;
 
 type State = 'describing' | 'ready' | 'playing' | 'paused';
 
-function packetize(frame: Frame): readonly RtpPayload[] {
-  switch (frame.track.codec.name) {
-    case 'H264':
-      return packetizeH264Frame(frame);
-    case 'H265':
-      return packetizeH265Frame(frame);
-    case 'AAC':
-      return packetizeAacFrame(frame);
-    default:
-      return packetizeAudioFrame(frame);
-  }
-}
-
 /** For each kind the player asked for, the stream's track in its order of preference. */
 function chooseTracks(tracks: readonly Track[], request: MediaRequest): Track[] {
   const out: Track[] = [];
   for (const kind of ['video', 'audio'] as const) {
     for (const codec of request[kind] ?? []) {
-      const t = tracks.find((x) => x.kind === kind && x.codec.name === codec && SERVABLE.has(codec));
+      const t = tracks.find((x) => x.kind === kind && x.codec.name === codec && codecFormat(codec) !== undefined);
       if (t) {
         out.push(t);
         break;
@@ -259,7 +244,8 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       if (!frame.keyframe) return;
       lane.started = true;
     }
-    const payloads = packetize(frame);
+    // The lane's codec, checked above: its table entry packetizes (once per frame, for all players).
+    const payloads = codecFormat(want.name)!.packetize(frame);
     if (payloads.length === 0) return;
     const first = !lane.last;
     this.#send(lane, frame, payloads);

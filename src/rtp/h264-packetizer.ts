@@ -1,18 +1,11 @@
 // H.264 RTP payloads per RFC 6184, packetization-mode 1: a NAL unit that fits the payload budget
 // goes alone (5.6), a larger one is split into FU-A fragments (5.8). STAP-A is not used: browsers
 // take SPS and PPS as separate single-NAL packets just as well.
-import type { Frame, Track } from '../core/media.js';
-import { NalType, nalType } from '../codecs/h264.js';
+import type { Track } from '../core/media.js';
+import { NalType, nalType, parameterSetsFirst } from '../codecs/h264.js';
+import { DEFAULT_MAX_PAYLOAD, perFrame, type RtpPayload } from './payload.js';
 
-/** Shared between viewers: never modified after packetizing. */
-export interface RtpPayload {
-  readonly payload: Buffer;
-  /** Set on the last packet of an access unit (RFC 6184 5.1). */
-  readonly marker: boolean;
-}
-
-/** Payload bytes per packet: leaves room for RTP header, extensions and SRTP tag under a 1280+ path MTU. */
-export const DEFAULT_MAX_PAYLOAD = 1200;
+export { DEFAULT_MAX_PAYLOAD, type RtpPayload };
 
 /** FU indicator + FU header. */
 const FU_A_OVERHEAD = 2;
@@ -52,33 +45,13 @@ const FILLER = 12;
 
 /**
  * A keyframe a viewer can decode from: SPS and PPS from the track put in front when the access
- * unit does not carry them in band. Does not touch the track or the input array.
+ * unit does not carry them. Frames from the RTSP receiver already have them there (it puts them
+ * in front as frames enter a stream), and come back as they are; this covers frames made
+ * elsewhere. Does not touch the track or the input array.
  */
 export function withTrackParameterSets(nals: readonly Buffer[], track: Track, keyframe: boolean): readonly Buffer[] {
-  if (!keyframe) return nals;
-  let hasSps = false;
-  let hasPps = false;
-  for (const n of nals) {
-    const t = nalType(n);
-    if (t === NalType.Sps) hasSps = true;
-    else if (t === NalType.Pps) hasPps = true;
-  }
-  const head: Buffer[] = [];
-  if (!hasSps && track.params?.sps) head.push(track.params.sps);
-  if (!hasPps && track.params?.pps) head.push(track.params.pps);
-  return head.length ? [...head, ...nals] : nals;
+  return keyframe ? parameterSetsFirst(nals, track.params ?? {}) : nals;
 }
 
-// Every viewer of a stream gets the same Frame object, so the payloads are made once per frame
-// and shared; each viewer writes its own RTP header around them (DESIGN.md: packetize once).
-const cache = new WeakMap<Frame, RtpPayload[]>();
-
-/** The RTP payloads of an H.264 frame (parameter sets added on keyframes), shared between viewers. */
-export function packetizeH264Frame(frame: Frame): readonly RtpPayload[] {
-  let p = cache.get(frame);
-  if (!p) {
-    p = packetizeH264(withTrackParameterSets(frame.data, frame.track, frame.keyframe));
-    cache.set(frame, p);
-  }
-  return p;
-}
+/** The RTP payloads of an H.264 frame, shared between viewers. */
+export const packetizeH264Frame = perFrame((frame) => packetizeH264(withTrackParameterSets(frame.data, frame.track, frame.keyframe)));

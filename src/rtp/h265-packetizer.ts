@@ -1,9 +1,9 @@
 // H.265 RTP payloads per RFC 7798 without DONL (sprop-max-don-diff 0): a NAL unit that fits the
 // payload budget goes alone (4.4.1), a larger one is split into fragmentation units (4.4.3).
 // Aggregation packets are not used: parameter sets go as single NAL unit packets.
-import type { Frame, Track } from '../core/media.js';
-import { H265NalType, h265NalType } from '../codecs/h265.js';
-import { DEFAULT_MAX_PAYLOAD, type RtpPayload } from './h264-packetizer.js';
+import type { Track } from '../core/media.js';
+import { H265NalType, h265NalType, h265ParameterSetsFirst } from '../codecs/h265.js';
+import { DEFAULT_MAX_PAYLOAD, perFrame, type RtpPayload } from './payload.js';
 
 /** Filler data (H.265 table 7-1): droppable by definition. */
 const FD = 38;
@@ -44,27 +44,10 @@ export function packetizeH265(nals: readonly Buffer[], maxPayload = DEFAULT_MAX_
   return out.map((payload, i) => ({ payload, marker: i === out.length - 1 }));
 }
 
-/** A keyframe with VPS, SPS and PPS from the track in front when the access unit lacks them. */
+/** A keyframe with VPS, SPS and PPS from the track in front when the access unit lacks them (see withTrackParameterSets). */
 export function withTrackH265ParameterSets(nals: readonly Buffer[], track: Track, keyframe: boolean): readonly Buffer[] {
-  if (!keyframe) return nals;
-  const present = new Set(nals.map(h265NalType));
-  const head: Buffer[] = [];
-  const p = track.params;
-  if (!present.has(H265NalType.Vps) && p?.vps) head.push(p.vps);
-  if (!present.has(H265NalType.Sps) && p?.sps) head.push(p.sps);
-  if (!present.has(H265NalType.Pps) && p?.pps) head.push(p.pps);
-  return head.length ? [...head, ...nals] : nals;
+  return keyframe ? h265ParameterSetsFirst(nals, track.params ?? {}) : nals;
 }
 
-// As for H.264: every viewer gets the same Frame object, so its payloads are made once.
-const cache = new WeakMap<Frame, RtpPayload[]>();
-
-/** The RTP payloads of an H.265 frame (parameter sets added on keyframes), shared between viewers. */
-export function packetizeH265Frame(frame: Frame): readonly RtpPayload[] {
-  let p = cache.get(frame);
-  if (!p) {
-    p = packetizeH265(withTrackH265ParameterSets(frame.data, frame.track, frame.keyframe));
-    cache.set(frame, p);
-  }
-  return p;
-}
+/** The RTP payloads of an H.265 frame, shared between viewers. */
+export const packetizeH265Frame = perFrame((frame) => packetizeH265(withTrackH265ParameterSets(frame.data, frame.track, frame.keyframe)));

@@ -1,22 +1,8 @@
 // What a player's RTSP URL asks for: `rtsp://host:8554/<stream>[?query]`, with go2rtc's query
 // form (`?video&audio`, `?video=h264,h265`, `?audio=opus`) selecting the media and codecs.
 import { isInternalQuery } from '../core/internal.js';
-import { ALL_CODECS, type CodecName, type MediaRequest } from '../core/media.js';
-
-export { ALL_CODECS };
-
-// Names go2rtc accepts in a query, as camrelay's codecs.
-const ALIASES: Record<string, CodecName> = {
-  H264: 'H264',
-  AVC: 'H264',
-  H265: 'H265',
-  HEVC: 'H265',
-  OPUS: 'OPUS',
-  AAC: 'AAC',
-  'MPEG4-GENERIC': 'AAC',
-  PCMA: 'PCMA',
-  PCMU: 'PCMU',
-};
+import { formatByQueryName } from '../codecs/table.js';
+import { ALL_CODECS, type MediaRequest } from '../core/media.js';
 
 export interface PlayTarget {
   /** The stream name, percent-decoded. */
@@ -58,8 +44,9 @@ export function parseMediaQuery(query: string): MediaRequest {
       for (const raw of value.split(',')) {
         const n = raw.trim().toUpperCase().split('/')[0]!;
         if (n === '' || n === 'COPY' || n === 'ANY') for (const c of ALL_CODECS[kind]) codecs.add(c);
-        const c = ALIASES[n];
-        if (c && ALL_CODECS[kind].includes(c)) codecs.add(c);
+        // Names go2rtc accepts (h264, avc, hevc, mpeg4-generic, …), as camrelay's codecs.
+        const c = formatByQueryName(n);
+        if (c?.kind === kind) codecs.add(c.name);
       }
       req[kind] = [...codecs];
     }

@@ -1,4 +1,6 @@
+import { parseFmtp } from '../codecs/fmtp.js';
 import { parseSpropParameterSets } from '../codecs/h264.js';
+import { formatByEncoding, formatByStaticPayloadType } from '../codecs/table.js';
 import { SdpError } from './errors.js';
 
 // SDP (RFC 4566) as far as RTSP needs it: media sections with their first format's codec, the
@@ -53,12 +55,13 @@ export interface SdpSession {
   media: SdpMedia[];
 }
 
-/** RFC 3551 table 4 and 5: static payload types a sender may use without a=rtpmap. */
-const STATIC_PAYLOAD_TYPES: Record<number, { codec: string; clockRate: number; channels?: number }> = {
-  0: { codec: 'PCMU', clockRate: 8000, channels: 1 },
+/**
+ * RFC 3551 table 4 and 5: static payload types a sender may use without a=rtpmap. Those of codecs
+ * camrelay carries come from the codec table; the others are named so a refusal can say what.
+ */
+const OTHER_STATIC_PAYLOAD_TYPES: Record<number, { codec: string; clockRate: number; channels?: number }> = {
   3: { codec: 'GSM', clockRate: 8000, channels: 1 },
   4: { codec: 'G723', clockRate: 8000, channels: 1 },
-  8: { codec: 'PCMA', clockRate: 8000, channels: 1 },
   9: { codec: 'G722', clockRate: 8000, channels: 1 },
   10: { codec: 'L16', clockRate: 44100, channels: 2 },
   11: { codec: 'L16', clockRate: 44100, channels: 1 },
@@ -68,6 +71,13 @@ const STATIC_PAYLOAD_TYPES: Record<number, { codec: string; clockRate: number; c
   33: { codec: 'MP2T', clockRate: 90000 },
   34: { codec: 'H263', clockRate: 90000 },
 };
+
+function staticPayloadType(pt: number): { codec: string; clockRate: number; channels?: number } | undefined {
+  const f = formatByStaticPayloadType(pt);
+  // A static payload type is one channel at the codec's clock rate (RFC 3551 6).
+  if (f) return { codec: f.encoding.toUpperCase(), clockRate: f.clockRate!, channels: 1 };
+  return Object.hasOwn(OTHER_STATIC_PAYLOAD_TYPES, pt) ? OTHER_STATIC_PAYLOAD_TYPES[pt] : undefined;
+}
 
 const DIRECTIONS = new Set<string>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
 
@@ -149,18 +159,7 @@ function attributeFor(attrs: SdpAttribute[], name: string, pt: number): string |
   return undefined;
 }
 
-export function parseFmtp(params: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of params.split(';')) {
-    const p = part.trim();
-    if (!p) continue;
-    // Split at the first '=' only: base64 values end in '='.
-    const eq = p.indexOf('=');
-    if (eq < 0) out[p.toLowerCase()] = '';
-    else out[p.slice(0, eq).trim().toLowerCase()] = p.slice(eq + 1).trim();
-  }
-  return out;
-}
+export { parseFmtp };
 
 /**
  * The same media section describing another of its payload types (one m= line may list several
@@ -190,11 +189,13 @@ function describeMedia(r: RawMedia, payloadType: number): SdpMedia {
     if (Number.isInteger(clockRate) && clockRate > 0) m.clockRate = clockRate;
     const ch = Number(channels);
     if (channels !== undefined && Number.isInteger(ch) && ch > 0) m.channels = ch;
-  } else if (payloadType >= 0 && STATIC_PAYLOAD_TYPES[payloadType]) {
-    const s = STATIC_PAYLOAD_TYPES[payloadType];
-    m.codec = s.codec;
-    m.clockRate = s.clockRate;
-    if (s.channels !== undefined) m.channels = s.channels;
+  } else {
+    const s = payloadType >= 0 ? staticPayloadType(payloadType) : undefined;
+    if (s) {
+      m.codec = s.codec;
+      m.clockRate = s.clockRate;
+      if (s.channels !== undefined) m.channels = s.channels;
+    }
   }
   const fmtp = attributeFor(r.attributes, 'fmtp', payloadType);
   if (fmtp !== undefined) {
@@ -254,7 +255,8 @@ export function writeSdp(d: SdpDescription): string {
   for (const m of d.media) {
     lines.push(`m=${m.kind} 0 RTP/AVP ${m.payloadType}`);
     if (m.bandwidth) lines.push(`b=AS:${m.bandwidth}`);
-    const ch = m.channels && m.channels > 1 ? `/${m.channels}` : m.codec.toUpperCase() === 'OPUS' ? '/2' : '';
+    const channels = m.channels && m.channels > 1 ? m.channels : formatByEncoding(m.codec)?.rtpmapChannels;
+    const ch = channels ? `/${channels}` : '';
     lines.push(`a=rtpmap:${m.payloadType} ${m.codec}/${m.clockRate}${ch}`);
     if (m.fmtp) lines.push(`a=fmtp:${m.payloadType} ${m.fmtp}`);
     if (m.control) lines.push(`a=control:${m.control}`);

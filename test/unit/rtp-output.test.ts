@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { packetizeH265, packetizeH265Frame } from '../../src/rtp/h265-packetizer.js';
-import { MAX_AAC_AU, aacLcConfig, packetizeAac } from '../../src/rtp/aac-packetizer.js';
+import { MAX_AAC_AU, packetizeAac } from '../../src/rtp/aac-packetizer.js';
+import { aacLcConfig } from '../../src/codecs/aac.js';
 import { parseRtp, writeRtpHeader } from '../../src/rtp/packet.js';
 import { RtpTimeline } from '../../src/rtp/timeline.js';
 import type { Frame, Track } from '../../src/core/media.js';

@@ -2,6 +2,7 @@
 // m-lines carry (to answer their payload types as offered), the DTLS role, the shape of candidate
 // lines, and go2rtc-style ICE server URLs in libdatachannel's form.
 import type { IceServer as NdcIceServer } from 'node-datachannel';
+import { formatByStaticPayloadType } from '../../codecs/table.js';
 import type { WebRtcSettings } from './settings.js';
 
 export interface OfferedCodec {
@@ -21,8 +22,11 @@ export interface OfferedMedia {
   codecs: OfferedCodec[];
 }
 
-// RFC 3551 static payload types an offer may list without an a=rtpmap line.
-const STATIC_RTPMAP: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000' };
+/** The a=rtpmap an RFC 3551 static payload type stands for: an offer may list one without it. */
+function staticRtpmap(pt: number): string | undefined {
+  const f = formatByStaticPayloadType(pt);
+  return f ? `${f.encoding}/${f.clockRate}` : undefined;
+}
 
 /** The offer's m-lines with their payload types in offer order (no validation: the session did it). */
 export function scanOffer(sdp: string): OfferedMedia[] {
@@ -45,7 +49,7 @@ export function scanOffer(sdp: string): OfferedMedia[] {
   return media.map(({ pts, rtpmap, fmtp, ...m }) => ({
     ...m,
     codecs: pts.flatMap((pt) => {
-      const map = rtpmap.get(pt) ?? STATIC_RTPMAP[pt];
+      const map = rtpmap.get(pt) ?? staticRtpmap(pt);
       if (!map) return [];
       const f = fmtp.get(pt);
       return [{ payloadType: pt, rtpmap: map, ...(f ? { fmtp: f } : {}) }];

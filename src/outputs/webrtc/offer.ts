@@ -1,6 +1,7 @@
 // What a viewer's SDP offer accepts: the first receivable video m-line (H.264 with
-// packetization-mode=1) and the first receivable audio m-line (Opus, PCMA, PCMU), and which of
-// their payload types to answer for the tracks the stream actually has.
+// packetization-mode=1) and the first receivable audio m-line (Opus, PCMA, PCMU: the codec
+// table's webrtc entries), and which of their payload types to answer for the stream's tracks.
+import { formatByEncoding, formatByStaticPayloadType, webrtcFormats, type CodecFormat } from '../../codecs/table.js';
 import type { CodecName, MediaRequest, Track } from '../../core/media.js';
 
 /** The offer is malformed or asks for nothing we can send: the viewer's fault (HTTP 400). */
@@ -59,10 +60,10 @@ export interface Offer {
 }
 
 // G.711 has static payload types (RFC 3551) that an offer may list without an a=rtpmap line.
-const STATIC: Record<number, Omit<OfferCodec, 'payloadType' | 'fmtp'>> = {
-  0: { name: 'PCMU', clockRate: 8000, channels: 1 },
-  8: { name: 'PCMA', clockRate: 8000, channels: 1 },
-};
+function staticCodec(pt: number): OfferCodec | undefined {
+  const f = formatByStaticPayloadType(pt);
+  return f ? { payloadType: pt, fmtp: {}, name: f.encoding, clockRate: f.clockRate!, channels: 1 } : undefined;
+}
 
 const DIRECTIONS = new Set<string>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
 
@@ -80,7 +81,7 @@ export function parseOffer(sdp: string): Offer {
     const c = cur;
     c.direction = c.dir ?? sessionDirection;
     c.codecs = c.pts.flatMap((pt) => {
-      const base = c.rtpmaps.get(pt) ?? (STATIC[pt] ? { payloadType: pt, fmtp: {}, ...STATIC[pt] } : undefined);
+      const base = c.rtpmaps.get(pt) ?? staticCodec(pt);
       return base ? [{ ...base, fmtp: c.fmtps.get(pt) ?? {} }] : [];
     });
     media.push({ index: c.index, kind: c.kind, port: c.port, mid: c.mid, direction: c.direction, codecs: c.codecs, transport: c.transport });
@@ -170,16 +171,23 @@ function receivable(m: OfferMedia): boolean {
   return m.port !== 0 && (m.direction === 'recvonly' || m.direction === 'sendrecv');
 }
 
-/** H.264 we can send: packetization-mode=1 (mode 0 cannot carry a NAL unit larger than the MTU). */
-function fitH264(c: OfferCodec): boolean {
-  return c.name.toUpperCase() === 'H264' && c.clockRate === 90000 && c.fmtp['packetization-mode'] === '1';
+/**
+ * The codec we can send in an offered format, if any: one the table sends over WebRTC, at its
+ * clock rate, with what it requires (H.264: packetization-mode=1, as mode 0 cannot carry a NAL
+ * unit larger than the MTU).
+ */
+function sendable(c: OfferCodec, kind: 'video' | 'audio'): CodecFormat | undefined {
+  const f = formatByEncoding(c.name);
+  if (!f || f.kind !== kind || !f.webrtc || c.clockRate !== f.webrtc.clockRate) return undefined;
+  const r = f.webrtc.requires;
+  return !r || c.fmtp[r.key] === r.value ? f : undefined;
 }
 
-function audioName(c: OfferCodec): CodecName | undefined {
-  const n = c.name.toUpperCase();
-  if (n === 'OPUS' && c.clockRate === 48000) return 'OPUS';
-  if ((n === 'PCMA' || n === 'PCMU') && c.clockRate === 8000) return n;
-  return undefined;
+/** What the formats of `kind` we send need, for a refusal: "H264 with packetization-mode=1", "OPUS/48000, …". */
+function needs(kind: 'video' | 'audio'): string {
+  return webrtcFormats(kind)
+    .map(({ name, webrtc }) => (webrtc!.requires ? `${name} with ${webrtc!.requires.key}=${webrtc!.requires.value}` : `${name}/${webrtc!.clockRate}`))
+    .join(', ');
 }
 
 function chooseLines(media: OfferMedia[]): Offer {
@@ -187,25 +195,25 @@ function chooseLines(media: OfferMedia[]): Offer {
   const problems: string[] = [];
   const videoLine = media.find((m) => m.kind === 'video' && receivable(m));
   if (videoLine) {
-    const h264 = videoLine.codecs.filter(fitH264);
+    const h264 = videoLine.codecs.filter((c) => sendable(c, 'video')?.name === 'H264');
     if (!videoLine.mid) problems.push('its video m-line has no a=mid');
     else if (h264.length) {
       offer.video = { media: videoLine, h264 };
       offer.request.video = ['H264'];
-    } else problems.push(`its video accepts ${listCodecs(videoLine)} but not H264 with packetization-mode=1`);
+    } else problems.push(`its video accepts ${listCodecs(videoLine)} but not ${needs('video')}`);
   }
   const audioLine = media.find((m) => m.kind === 'audio' && receivable(m));
   if (audioLine) {
     const codecs: AudioChoice[] = [];
     for (const c of audioLine.codecs) {
-      const name = audioName(c);
+      const name = sendable(c, 'audio')?.name;
       if (name && !codecs.some((a) => a.name === name)) codecs.push({ name, codec: c });
     }
     if (!audioLine.mid) problems.push('its audio m-line has no a=mid');
     else if (codecs.length) {
       offer.audio = { media: audioLine, codecs };
       offer.request.audio = codecs.map((a) => a.name);
-    } else problems.push(`its audio accepts ${listCodecs(audioLine)} but none of OPUS/48000, PCMA/8000, PCMU/8000`);
+    } else problems.push(`its audio accepts ${listCodecs(audioLine)} but none of ${needs('audio')}`);
   }
   if (!offer.video && !offer.audio) {
     if (!videoLine && !audioLine) throw new OfferError('offer has no video or audio m-line we can send to (recvonly or sendrecv)');
@@ -215,13 +223,20 @@ function chooseLines(media: OfferMedia[]): Offer {
 }
 
 function listCodecs(m: OfferMedia): string {
-  const names = [...new Set(m.codecs.map((c) => `${c.name}${c.name.toUpperCase() === 'H264' ? `(packetization-mode=${c.fmtp['packetization-mode'] ?? '0'})` : ''}`))];
+  const names = [
+    ...new Set(
+      m.codecs.map((c) => {
+        const r = formatByEncoding(c.name)?.webrtc?.requires;
+        return r ? `${c.name}(${r.key}=${c.fmtp[r.key] ?? r.absent})` : c.name;
+      }),
+    ),
+  ];
   return names.length ? names.join(', ') : 'no codec';
 }
 
 /** What to send on the video m-line for this track, or undefined when the offer cannot take it. */
 export function chooseVideo(offer: Offer, track: Track | undefined): { mid: string; codec: OfferCodec } | undefined {
-  if (!offer.video || !track || track.codec.name !== 'H264') return undefined;
+  if (!offer.video || !track || !offer.request.video?.includes(track.codec.name)) return undefined;
   const sps = track.params?.sps;
   let best = offer.video.h264[0]!;
   if (sps && sps.length >= 4) {

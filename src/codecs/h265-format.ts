@@ -1,0 +1,38 @@
+// H.265 over RTP (RFC 7798): sprop-vps/sps/pps in the fmtp (7.1); decoding order numbers
+// (sprop-max-don-diff > 0) are not supported, as cameras do not send them.
+import { H265Depacketizer } from '../rtp/h265-depacketizer.js';
+import { packetizeH265Frame } from '../rtp/h265-packetizer.js';
+import type { CodecFormat } from './format.js';
+import { parseFmtp, writeFmtp } from './fmtp.js';
+import { h265ParamsFromFmtp, withH265ParameterSets } from './h265.js';
+
+export const H265_FORMAT: CodecFormat = {
+  name: 'H265',
+  kind: 'video',
+  encoding: 'H265',
+  aliases: ['HEVC'],
+  clockRate: 90000,
+  unsupported: (f) => (Number(f.fmtpParams['sprop-max-don-diff'] ?? 0) > 0 ? 'H.265 with decoding order numbers (sprop-max-don-diff > 0)' : undefined),
+  track: (f) => ({
+    kind: 'video',
+    codec: { name: 'H265', clockRate: f.clockRate ?? H265_FORMAT.clockRate!, fmtp: f.fmtp },
+    params: h265ParamsFromFmtp(f.fmtpParams),
+  }),
+  rtpmap: (t) => ({ clockRate: t.codec.clockRate }),
+  fmtp(t) {
+    const from = parseFmtp(t.codec.fmtp ?? '');
+    const p = t.params ?? {};
+    return writeFmtp([
+      ['sprop-vps', p.vps?.toString('base64') ?? from['sprop-vps']],
+      ['sprop-sps', p.sps?.toString('base64') ?? from['sprop-sps']],
+      ['sprop-pps', p.pps?.toString('base64') ?? from['sprop-pps']],
+    ]);
+  },
+  parameterSets: {
+    fromFmtp: h265ParamsFromFmtp,
+    update: withH265ParameterSets,
+    missing: (p) => !p.vps || !p.sps || !p.pps,
+  },
+  packetize: packetizeH265Frame,
+  depacketizer: (_track, onUnit) => new H265Depacketizer((au) => onUnit({ timestamp: au.timestamp, keyframe: au.keyframe, data: au.nals })),
+};
