@@ -1,6 +1,7 @@
 // The contract between the RTSP server (which speaks the protocol on a connection) and the output
 // that feeds one player (src/outputs/rtsp.ts): the server lives below the outputs, so it only
 // knows this interface and a factory handed to it.
+import type { Socket } from 'node:net';
 import type { MediaRequest } from '../core/media.js';
 import type { Owned } from '../core/owned.js';
 import type { TransportSpec } from './transport.js';
@@ -11,6 +12,21 @@ export interface PlayerSink {
   write(chunks: readonly Buffer[]): void;
   /** Bytes accepted but not yet handed to the kernel: a player that cannot keep up grows it. */
   readonly writableLength: number;
+}
+
+/** A player's TCP socket as its sink: one batch, one writev (the RTP headers and the shared payloads are not copied together). */
+export function socketSink(socket: Socket): PlayerSink {
+  return {
+    write: (chunks) => {
+      if (socket.destroyed) return;
+      socket.cork();
+      for (const c of chunks) socket.write(c);
+      socket.uncork();
+    },
+    get writableLength() {
+      return socket.writableLength;
+    },
+  };
 }
 
 export interface PlayerContext {

@@ -3,98 +3,23 @@ import type { Socket } from 'node:net';
 import { errorMessage } from '../core/errors.js';
 import { log as rootLog, maskCredentials, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
-import type { AuthChecker, AuthResult } from './auth.js';
+import type { AuthResult } from './auth.js';
 import { isInternalQuery } from '../core/internal.js';
 import { RtspProtocolError } from './errors.js';
-import { DEFAULT_READER_LIMITS, RtspHeaders, RtspMessageReader, serializeResponse, STATUS_REASONS, type RtspItem, type RtspReaderLimits, type RtspRequest } from './message.js';
-import { PlayError, type PlayerContext, type RtspPlayer } from './player.js';
+import type { RtspItem, RtspRequest } from './message.js';
+import { PlayError, socketSink, type RtspPlayer } from './player.js';
 import { parsePlayUrl } from './play-url.js';
-import { PublishSession } from './publish-session.js';
-import type { PublishSlot } from './publish-slot.js';
+import type { PublishSession } from './publish-session.js';
+import { announcePublisher } from './publish-announce.js';
 import { parseTransport } from './transport.js';
-
-/** Why the server refused a connection or a request, as counted in camrelay_rtsp_refused_total. */
-export const RTSP_REFUSAL_REASONS = ['max_connections', 'header_timeout', 'publish_forbidden'] as const;
-export type RtspRefusalReason = (typeof RTSP_REFUSAL_REASONS)[number];
-
-/** What a connection needs from its server. */
-export interface ConnectionHost {
-  /**
-   * The slot for a publish path if it is known and unused; it is then bound to `conn`. A known
-   * stream that may not be published into by this client answers why (403).
-   */
-  claimPublishPath(path: string, conn: RtspServerConnection): PublishSlot | PublishRefused | undefined;
-  /** A bound closed this connection, or its ANNOUNCE was forbidden (for a metric). */
-  refused(reason: RtspRefusalReason): void;
-  /** A player for a DESCRIBE; undefined when no stream has that name. */
-  openPlayer(ctx: PlayerContext): RtspPlayer | undefined;
-  /** Set when rtsp.username/password are configured. */
-  readonly auth: AuthChecker | undefined;
-}
-
-export interface PublishRefused {
-  status: 403;
-  reason: string;
-}
-
-export interface ConnectionOptions {
-  /** A request (start line to the end of its body) must arrive within this long of its first byte (ms). */
-  headerTimeoutMs: number;
-  /** Close a connection that sends nothing for this long (ms). */
-  idleTimeoutMs: number;
-  /** A play session with no request or RTCP for this long closes (ms); announced in seconds. */
-  sessionTimeoutMs: number;
-  /** The most a TCP player may have unsent before it is dropped (bytes). */
-  maxSendBuffer: number;
-  readerLimits: RtspReaderLimits;
-}
-
-export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
-  headerTimeoutMs: 10_000,
-  idleTimeoutMs: 70_000,
-  sessionTimeoutMs: 60_000,
-  maxSendBuffer: 4 * 1024 * 1024,
-  readerLimits: DEFAULT_READER_LIMITS,
-};
+import { DEFAULT_CONNECTION_OPTIONS, PUBLISH_PREFIX, pathOf, plainAddress, type ConnectionHost, type ConnectionOptions } from './connection-host.js';
+import { reasonPhrase, replyBytes, unparsableBytes, type Final, type Handler } from './server-reply.js';
+import { RequestInput } from './request-input.js';
 
 /** How long a publisher's connection stays after its TEARDOWN for requests still in flight. */
 const PUBLISHER_LINGER_MS = 500;
 
-/** Requests that may wait behind one still being answered (DESCRIBE waits for the source). */
-const MAX_QUEUED = 64;
-
-/** What a request handler answers; `end` makes it final (the connection closes after it). */
-interface Final {
-  status: number;
-  reason?: string;
-  headers?: Record<string, string | string[]>;
-  body?: Buffer;
-  end?: { why: string; error?: Error };
-}
-type Handler = (req: RtspRequest) => Final | Promise<Final>;
-
-const PUBLISH_PREFIX = '/_publish/';
-
 let nextId = 1;
-
-/** ::ffff:10.0.0.1 → 10.0.0.1: UDP sockets and comparisons then use one form. */
-function plainAddress(a: string | undefined): string {
-  if (!a) return '';
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a) ? a.slice(7) : a;
-}
-
-function pathOf(url: string): string | undefined {
-  try {
-    return new URL(url).pathname;
-  } catch {
-    return url.startsWith('/') ? url.split('?')[0] : undefined;
-  }
-}
-
-/** A reason phrase may not break the status line. */
-function reasonPhrase(status: number, detail: string): string {
-  return `${STATUS_REASONS[status] ?? 'Error'}: ${detail}`.replace(/[\r\n]+/g, ' ').slice(0, 300);
-}
 
 /**
  * One TCP connection to the RTSP server. Reads requests and interleaved frames, answers each
@@ -107,7 +32,7 @@ export class RtspServerConnection extends Owned {
   readonly id = nextId++;
   readonly remote: string;
   #socket: Socket;
-  #reader: RtspMessageReader;
+  #input: RequestInput;
   #log: Logger;
   #sessionId: string | undefined;
   #publish: PublishSession | undefined;
@@ -119,16 +44,11 @@ export class RtspServerConnection extends Owned {
   #tornDown = false;
   /** A final response is being flushed; ignore further input. */
   #closing = false;
-  /** A handler is still working on a request; what arrives meanwhile waits in #queue. */
-  #busy = false;
-  #queue: RtspItem[] = [];
   #socketGone: Promise<void>;
   /** Publishes into a one-time path or reads with our marker: one of our own ffmpeg children. */
   #internal = false;
   /** Accepted beyond rtsp.max_connections from loopback: must show it is one of ours. */
   #probation: boolean;
-  /** Runs while an item is partly received (slowloris bound). */
-  #headerTimer: NodeJS.Timeout | undefined;
   #lastInputAt = performance.now();
   #probationTimer: NodeJS.Timeout | undefined;
   /** After a publisher's TEARDOWN: the connection closes when the client has had its last word. */
@@ -163,7 +83,14 @@ export class RtspServerConnection extends Owned {
     this.#probation = accept.probation ?? false;
     this.#socket = socket;
     this.remote = `${plainAddress(socket.remoteAddress) || '?'}:${socket.remotePort ?? '?'}`;
-    this.#reader = new RtspMessageReader(opts.readerLimits);
+    this.#input = new RequestInput(opts.readerLimits, opts.headerTimeoutMs, {
+      isClosed: () => this.closed,
+      isClosing: () => this.#closing,
+      handle: (item) => this.#handle(item),
+      unparsable: (e) => this.#unparsable(e),
+      fail: (e) => this.#fail(e),
+      headerTimedOut: () => this.host.refused('header_timeout'),
+    });
     this.#log = rootLog.child({ component: 'rtsp', conn: this.id, remote: this.remote });
     this.#socketGone = new Promise((resolve) => {
       if (socket.closed) resolve();
@@ -202,7 +129,7 @@ export class RtspServerConnection extends Owned {
 
   /** Neither plays nor publishes, nor is a request of it being answered. */
   get sessionless(): boolean {
-    return !this.#player && !this.#publish && !this.#busy && !this.#closing;
+    return !this.#player && !this.#publish && !this.#input.busy && !this.#closing;
   }
 
   /** performance.now() of the last bytes received (or of the accept). */
@@ -218,59 +145,7 @@ export class RtspServerConnection extends Owned {
   #onData(chunk: Buffer): void {
     if (this.closed || this.#closing) return;
     this.#lastInputAt = performance.now();
-    let items: RtspItem[];
-    try {
-      items = this.#reader.push(chunk);
-    } catch (e) {
-      this.#unparsable(e);
-      return;
-    }
-    this.#armHeaderTimer(items.length > 0);
-    for (const item of items) {
-      if (this.#busy) {
-        if (this.#queue.length >= MAX_QUEUED) return this.#fail(new RtspProtocolError('HandlerFailed', `more than ${MAX_QUEUED} requests waiting`));
-        // Interleaved payloads are views into this chunk: keep a copy of what must wait.
-        this.#queue.push(item.type === 'interleaved' ? { ...item, payload: Buffer.from(item.payload) } : item);
-        continue;
-      }
-      this.#safeHandle(item);
-    }
-  }
-
-  /**
-   * From the first byte of an item to its last, at most headerTimeoutMs: the idle timeout alone
-   * lets a client that sends one byte at a time hold the connection for ever. The deadline
-   * restarts when a chunk completed an item and began another.
-   */
-  #armHeaderTimer(completed: boolean): void {
-    if (this.#reader.buffered === 0) {
-      clearTimeout(this.#headerTimer);
-      this.#headerTimer = undefined;
-      return;
-    }
-    if (this.#headerTimer && !completed) return;
-    clearTimeout(this.#headerTimer);
-    const ms = this.opts.headerTimeoutMs;
-    this.#headerTimer = setTimeout(() => {
-      this.#headerTimer = undefined;
-      if (this.closed) return;
-      this.host.refused('header_timeout');
-      this.#fail(new RtspProtocolError('HeaderTimeout', `a request was not complete within ${ms} ms of its first byte (rtsp.header_timeout)`));
-    }, ms);
-  }
-
-  /** Works through what waited while a handler was busy, until the next one goes async. */
-  #drain(): void {
-    while (!this.#busy && this.#queue.length > 0 && !this.closed && !this.#closing) this.#safeHandle(this.#queue.shift()!);
-  }
-
-  #safeHandle(item: RtspItem): void {
-    if (this.closed || this.#closing) return;
-    try {
-      this.#handle(item);
-    } catch (e) {
-      this.#fail(new RtspProtocolError('HandlerFailed', `${item.type} handler threw: ${errorMessage(e)}`));
-    }
+    this.#input.push(chunk);
   }
 
   #handle(item: RtspItem): void {
@@ -324,17 +199,17 @@ export class RtspServerConnection extends Owned {
     const handler = this.#handlers.get(req.method);
     const reply = handler ? handler(req) : { status: 501 };
     if (!(reply instanceof Promise)) return this.#send(req, reply);
-    this.#busy = true;
+    this.#input.hold();
     reply
       .catch((e: unknown): Final => {
         this.#log.warn({ method: req.method, err: errorMessage(e) }, 'request handler failed');
         return { status: 500 };
       })
       .then((r) => {
-        this.#busy = false;
+        this.#input.release();
         if (this.closed || this.#closing) return;
         this.#send(req, r);
-        this.#drain();
+        this.#input.drain();
       })
       // Whatever answering threw ends this connection, never the process (issue 12).
       .catch((e: unknown) => this.#fail(new RtspProtocolError('HandlerFailed', `answering ${req.method} failed: ${errorMessage(e)}`)));
@@ -347,7 +222,7 @@ export class RtspServerConnection extends Owned {
   #unparsable(e: unknown): void {
     const err = e instanceof Error ? e : new Error(String(e));
     this.#log.info({ err: err.message }, 'unparsable request refused');
-    const bytes = serializeResponse({ status: 400, reason: reasonPhrase(400, err.message), headers: new RtspHeaders({ Server: 'camrelay' }) });
+    const bytes = unparsableBytes(err.message);
     this.#closing = true;
     this.#publishEnded(err.message);
     this.#endPlayer(err.message);
@@ -380,21 +255,10 @@ export class RtspServerConnection extends Owned {
 
   #send(req: RtspRequest, reply: Final): void {
     if (this.closed) return;
-    const headers = new RtspHeaders();
-    const cseq = req.headers.get('cseq');
-    if (cseq !== undefined) headers.set('CSeq', cseq);
-    headers.set('Server', 'camrelay');
-    if (this.#sessionId) headers.set('Session', `${this.#sessionId};timeout=${Math.ceil(this.opts.sessionTimeoutMs / 1000)}`);
-    for (const [k, v] of Object.entries(reply.headers ?? {})) {
-      if (Array.isArray(v)) for (const one of v) headers.append(k, one);
-      else headers.set(k, v);
-    }
-    if (reply.body?.length) headers.set('Content-Type', 'application/sdp');
     let bytes: Buffer;
     try {
-      bytes = serializeResponse({ status: reply.status, reason: reply.reason, headers, body: reply.body });
+      bytes = replyBytes(req, reply, this.#sessionId === undefined ? undefined : { id: this.#sessionId, timeoutMs: this.opts.sessionTimeoutMs });
     } catch (e) {
-      // A header we cannot write safely (a line break from somewhere): no answer is better than a forged one.
       this.#fail(new RtspProtocolError('HandlerFailed', `cannot write the answer to ${req.method}: ${errorMessage(e)}`));
       return;
     }
@@ -431,18 +295,7 @@ export class RtspServerConnection extends Owned {
       userAgent: req.headers.get('user-agent'),
       sessionTimeoutMs: this.opts.sessionTimeoutMs,
       maxSendBuffer: this.opts.maxSendBuffer,
-      sink: {
-        write: (chunks) => {
-          if (socket.destroyed) return;
-          // One batch, one writev: the RTP headers and the shared payloads are not copied together.
-          socket.cork();
-          for (const c of chunks) socket.write(c);
-          socket.uncork();
-        },
-        get writableLength() {
-          return socket.writableLength;
-        },
-      },
+      sink: socketSink(socket),
     });
     if (!player) return { status: 404, reason: reasonPhrase(404, `no stream "${target.name}"`) };
     this.#player = player;
@@ -464,31 +317,10 @@ export class RtspServerConnection extends Owned {
 
   #announce(req: RtspRequest): Final {
     if (this.#publish || this.#player) return { status: 455 };
-    const path = pathOf(req.url)?.replace(/\/+$/, '');
-    if (path === undefined) return { status: 400 };
-    const slot = this.host.claimPublishPath(path, this);
-    if (slot && !('claim' in slot)) {
-      const err = new RtspProtocolError('PublishForbidden', `ANNOUNCE to ${path} refused: ${slot.reason}`);
-      this.#log.warn({ err: err.message, errName: err.name }, 'publish refused');
-      this.host.refused('publish_forbidden');
-      return { status: 403, reason: reasonPhrase(403, slot.reason), end: { why: err.message, error: err } };
-    }
-    if (slot && path.startsWith(PUBLISH_PREFIX)) this.#internal = true;
-    if (!slot) {
-      const err = new RtspProtocolError('UnknownPath', `ANNOUNCE to unknown or already used path ${path}`);
-      this.#log.warn({ err: err.message, errName: err.name }, 'publish refused');
-      return { status: 404, end: { why: err.message, error: err } };
-    }
-    const plog = this.#log.child({ publish: slot.label });
-    const result = PublishSession.announce(req, slot, this, plog);
-    if (!(result instanceof PublishSession)) {
-      plog.warn({ why: result.why }, 'ANNOUNCE refused');
-      slot.publisherGone(this, result.why, result.permanent);
-      return { status: result.status, end: { why: result.why, error: new RtspProtocolError('AnnounceRefused', result.why) } };
-    }
-    this.#publish = result;
-    plog.info({ tracks: result.tracks.length }, 'publisher announced');
-    return { status: 200 };
+    const outcome = announcePublisher(req, this.host, this, this.#log);
+    if (outcome.internal) this.#internal = true;
+    if (outcome.session) this.#publish = outcome.session;
+    return outcome.reply;
   }
 
   #setup(req: RtspRequest): Final | Promise<Final> {
@@ -552,8 +384,7 @@ export class RtspServerConnection extends Owned {
     const why = reason ? reason.message : 'connection closed';
     this.#publishEnded(why);
     this.#endPlayer(why);
-    this.#queue = [];
-    clearTimeout(this.#headerTimer);
+    this.#input.stop();
     clearTimeout(this.#probationTimer);
     clearTimeout(this.#lingerTimer);
     this.host.auth?.forget(this.#authOwner);

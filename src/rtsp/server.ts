@@ -5,13 +5,14 @@ import { SourceError } from '../core/errors.js';
 import { log as rootLog, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
 import { LogThrottle } from '../core/log-throttle.js';
-import { DEFAULT_CONNECTION_OPTIONS, RtspServerConnection, type ConnectionHost, type ConnectionOptions } from './server-connection.js';
+import { RtspServerConnection } from './server-connection.js';
+import { DEFAULT_CONNECTION_OPTIONS, type ConnectionHost, type ConnectionOptions } from './connection-host.js';
 import { RtspListenError, RtspProtocolError } from './errors.js';
 import { PublishSlot } from './publish-slot.js';
 import { AuthChecker, type Credentials } from './auth.js';
 import type { PlayerContext, PlayerFactory, RtspPlayer } from './player.js';
 import { publishRefusal } from './publish-rule.js';
-import type { PublishRefused, RtspRefusalReason } from './server-connection.js';
+import type { PublishRefused, RtspRefusalReason } from './connection-host.js';
 
 export { PublishSlot } from './publish-slot.js';
 
@@ -65,7 +66,7 @@ export interface RtspServerOptions {
   nonceTtlMs?: number;
 }
 
-export { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from './server-connection.js';
+export { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from './connection-host.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 256;
 /**
