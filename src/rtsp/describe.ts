@@ -1,6 +1,6 @@
 // The SDP camrelay answers a DESCRIBE with (RFC 2326 C.1): one media section per track served,
 // its control URL `trackID=<n>`, and the codec parameters a player needs before the first
-// keyframe (RFC 6184 8.1 for H.264, RFC 7798 7.1 for H.265, RFC 3640 4.1 for AAC, RFC 7587 for Opus).
+// keyframe, as each codec's table entry writes them (src/codecs/*-format.ts).
 import { codecFormat, type CodecFormat } from '../codecs/table.js';
 import type { Track } from '../core/media.js';
 import { writeSdp, type SdpMediaDescription } from './sdp.js';
