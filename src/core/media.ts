@@ -3,7 +3,7 @@
 export type Kind = 'video' | 'audio';
 export type CodecName = 'H264' | 'H265' | 'OPUS' | 'PCMA' | 'PCMU' | 'AAC';
 
-/** Every codec camrelay carries, per kind. */
+/** Every codec camrelay carries, per kind, in order of preference; each has its entry in src/codecs/table.ts. */
 export const ALL_CODECS: Record<Kind, CodecName[]> = {
   video: ['H264', 'H265'],
   audio: ['OPUS', 'AAC', 'PCMA', 'PCMU'],
