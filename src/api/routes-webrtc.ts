@@ -13,6 +13,7 @@ import { openWebRtc } from './webrtc-open.js';
 
 export interface WebRtcContext {
   registry: StreamRegistry;
+  /** Every session, HTTP and WebSocket alike; it holds the bounds (webrtc.max_sessions, max_connecting_per_client). */
   sessions: SessionTable<WebRtcSession>;
   settings: WebRtcSettings;
   /** The WebRTC library (webrtc.backend). */

@@ -16,25 +16,44 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** class name → its kind, for every class that extends Owned directly. */
-export function ownedKinds(source: string): Map<string, string> {
-  const kinds = new Map<string, string>();
-  // Each class body runs to the next class declaration; its first super('…') is the kind.
-  const parts = source.split(/\bclass\s+/).slice(1);
-  for (const part of parts) {
-    const head = /^(\w+)\s*(?:<[^{]*?>)?\s+extends\s+Owned\b/.exec(part);
-    if (!head) continue;
-    const kind = /\bsuper\(\s*'([^']+)'\s*\)/.exec(part);
-    assert.ok(kind, `class ${head[1]} extends Owned but passes no literal kind to super()`);
-    kinds.set(head[1]!, kind[1]!);
+interface ClassDecl {
+  name: string;
+  parent: string;
+  /** The literal its constructor passes to super(), if any. */
+  literal: string | undefined;
+  file: string;
+}
+
+/** Every class declaration with its parent and its first super('…') literal. */
+export function classDecls(source: string, file = ''): ClassDecl[] {
+  // Each class body runs to the next class declaration.
+  return source
+    .split(/\bclass\s+/)
+    .slice(1)
+    .flatMap((part) => {
+      const head = /^(\w+)\s*(?:<[^{]*?>)?\s+extends\s+(\w+)/.exec(part);
+      if (!head) return [];
+      return [{ name: head[1]!, parent: head[2]!, literal: /\bsuper\(\s*'([^']+)'\s*\)/.exec(part)?.[1], file }];
+    });
+}
+
+/** kind → the class that creates it, for every class that descends from Owned and names its kind. */
+export function ownedKinds(decls: readonly ClassDecl[]): Map<string, { cls: string; file: string }> {
+  const owned = new Set(['Owned']);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const d of decls) if (owned.has(d.parent) && !owned.has(d.name)) grew = owned.add(d.name) !== undefined;
+  }
+  const kinds = new Map<string, { cls: string; file: string }>();
+  for (const d of decls) {
+    if (!owned.has(d.name)) continue;
+    // An abstract base (PeerBase) passes its subclass's kind on: only a literal is a kind.
+    if (d.literal) kinds.set(d.literal, { cls: d.name, file: d.file });
   }
   return kinds;
 }
 
-const codeKinds = new Map<string, { cls: string; file: string }>();
-for (const file of sourceFiles(join(root, 'src'))) {
-  for (const [cls, kind] of ownedKinds(readFileSync(file, 'utf8'))) codeKinds.set(kind, { cls, file });
-}
+const codeKinds = ownedKinds(sourceFiles(join(root, 'src')).flatMap((f) => classDecls(readFileSync(f, 'utf8'), f)));
 
 function treeKinds(): Set<string> {
   const tree = /## Tree\n+```\n([\s\S]*?)```/.exec(doc);
@@ -44,9 +63,14 @@ function treeKinds(): Set<string> {
 
 const headings = [...doc.matchAll(/^### (\w+) \(([^)\s]+)\) — "(\w+)"$/gm)].map((m) => ({ cls: m[1]!, file: m[2]!, kind: m[3]! }));
 
-test('the scan finds a kind, a generic class and one that is not Owned', { timeout: 5000 }, () => {
-  const found = ownedKinds(`class A extends Owned {\n constructor() { super('KindA'); } }\nclass B<T extends X> extends Owned<Ev> { constructor() { super('KindB'); } }\nclass E extends Error { constructor() { super('not a kind'); } }`);
-  assert.deepEqual([...found], [['A', 'KindA'], ['B', 'KindB']]);
+test('the scan finds kinds of direct and indirect subclasses, generic or not, and only of Owned', { timeout: 5000 }, () => {
+  const src = [
+    "class A extends Owned {\n constructor() { super('KindA'); } }",
+    "abstract class Base extends Owned<Ev> {}",
+    "class B<T extends X> extends Base { constructor() { super('KindB'); } }",
+    "class E extends Error { constructor() { super('not a kind'); } }",
+  ].join('\n');
+  assert.deepEqual([...ownedKinds(classDecls(src))].map(([k, v]) => [k, v.cls]), [['KindA', 'A'], ['KindB', 'B']]);
   assert.ok(codeKinds.size >= 20, `only ${codeKinds.size} kinds found in src/: the scan is broken`);
 });
 

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { PeerConnection, Track, Video, Audio } from 'node-datachannel';
-import { Owned } from '../../core/owned.js';
+import { PeerBase } from './peer-base.js';
 import { log } from '../../core/log.js';
 import {
   extraCandidates,
@@ -52,10 +52,9 @@ const CLOSE_GRACE_MS = 5000;
 
 const STATES = new Set<PeerState>(['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed']);
 
-export class NdcPeer extends Owned implements WebRtcPeer {
+export class NdcPeer extends PeerBase implements WebRtcPeer {
   #pc: PeerConnection | undefined;
   #media: OfferedMedia[] = [];
-  #state: PeerState = 'new';
   /** Every track wrapper we were handed: each must be closed by us (see the header). */
   #tracks: Track[] = [];
   #sendMids = new Set<string>();
@@ -87,9 +86,6 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     this.#nativeClosed = new Promise((resolve) => (this.#nativeClosedResolve = resolve));
   }
 
-  get state(): PeerState {
-    return this.#state;
-  }
 
   /** Nothing waits in the library: a packet is encrypted and handed to the socket inside write(). */
   get pendingWrites(): number {
@@ -121,7 +117,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     pc.onStateChange((s) => this.#onState(s, pc));
     pc.onIceStateChange((s) => {
       // ICE can fail or lose consent while DTLS still counts as connected.
-      if (s === 'disconnected' || s === 'failed') this.#setState(s);
+      if (s === 'disconnected' || s === 'failed') this.setState(s);
     });
     pc.onGatheringStateChange((s) => {
       if (s === 'complete') this.#onGathered();
@@ -207,7 +203,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
 
   remoteAddress(): string | undefined {
     if (this.#remote || this.closed) return this.#remote;
-    const pair = this.#state === 'connected' ? this.#pc?.getSelectedCandidatePair() : undefined;
+    const pair = this.state === 'connected' ? this.#pc?.getSelectedCandidatePair() : undefined;
     if (pair) this.#remote = formatAddress(pair.remote.address, pair.remote.port);
     return this.#remote;
   }
@@ -226,7 +222,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     );
     // RTCP from the viewer (reports, NACK, PLI). Also keeps a track with no reader from queueing
     // them in the library.
-    track.onMessage(() => this.#activity());
+    track.onMessage(() => this.activity());
     return track;
   }
 
@@ -273,7 +269,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     if (s === 'connected') {
       this.#pcConnected = true;
       this.#maybeConnected();
-    } else if (STATES.has(s as PeerState)) this.#setState(s as PeerState);
+    } else if (STATES.has(s as PeerState)) this.setState(s as PeerState);
   }
 
   /**
@@ -285,7 +281,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     if (this.closed || !this.#pcConnected || this.#unopened > 0) return;
     this.#gatheredResolve(); // candidates no longer matter once connected
     this.#watchLiveness();
-    this.#setState('connected');
+    this.setState('connected');
   }
 
   /**
@@ -303,22 +299,12 @@ export class NdcPeer extends Owned implements WebRtcPeer {
         this.#lastWrite = now;
         this.#wrote = false;
       }
-      if (now - this.#lastWrite > SEND_QUIET_MS) this.#activity();
+      if (now - this.#lastWrite > SEND_QUIET_MS) this.activity();
     }, LIVENESS_TICK_MS);
   }
 
-  #activity(): void {
-    if (!this.closed) this.emit('activity');
-  }
-
-  #setState(s: PeerState): void {
-    if (this.closed || s === this.#state) return;
-    this.#state = s;
-    this.emit('state', s);
-  }
-
   #assertOpen(): PeerConnection | undefined {
-    if (this.closed) throw new Error('peer connection closed');
+    this.throwIfClosed();
     return this.#pc;
   }
 
@@ -328,7 +314,7 @@ export class NdcPeer extends Owned implements WebRtcPeer {
     this.#gatheredResolve();
     const pc = this.#pc;
     if (!pc) return;
-    this.#state = 'closed';
+    this.markClosed();
     for (const t of this.#tracks) {
       try {
         t.close();

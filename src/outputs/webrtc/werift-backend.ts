@@ -20,12 +20,11 @@ import {
   type RTCRtpSender,
   type RTCRtpTransceiver,
 } from 'werift';
-import { Owned } from '../../core/owned.js';
+import { PeerBase } from './peer-base.js';
 import {
   extraCandidates,
   withExtraCandidates,
   type IceCandidateInit,
-  type PeerState,
   type RtpOut,
   type SendTrack,
   type SendTrackSpec,
@@ -66,9 +65,8 @@ class WeriftSendTrack implements SendTrack {
   }
 }
 
-export class WeriftPeer extends Owned implements WebRtcPeer {
+export class WeriftPeer extends PeerBase implements WebRtcPeer {
   #pc: RTCPeerConnection | undefined;
-  #state: PeerState = 'new';
   #unsubscribe: (() => void)[] = [];
   #answered: Promise<void> | undefined;
   #pending = 0;
@@ -79,9 +77,6 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
     super('WeriftPeer');
   }
 
-  get state(): PeerState {
-    return this.#state;
-  }
 
   get pendingWrites(): number {
     return this.#pending;
@@ -106,7 +101,7 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
     this.#assertOpen();
     const noStun = !this.settings.iceServers.some((x) => x.urls.some((u) => /^stuns?:/i.test(u)));
     for (const t of pc.iceTransports) {
-      const sub = t.connection.onData.subscribe(() => this.#activity());
+      const sub = t.connection.onData.subscribe(() => this.activity());
       this.#unsubscribe.push(sub.unSubscribe);
       // werift falls back to a public STUN server when none is configured, and checks pairs only
       // once gathering is done: on a LAN without internet that can hold the first picture for
@@ -202,7 +197,7 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
       icePortRange: s.portRange,
       ...(s.loopbackOnly ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] } : {}),
       iceFilterStunResponse: () => {
-        this.#activity();
+        this.activity();
         return true;
       },
     };
@@ -210,10 +205,10 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
 
   #watch(pc: RTCPeerConnection): void {
     const subs = [
-      pc.connectionStateChange.subscribe((s) => this.#setState(s)),
+      pc.connectionStateChange.subscribe((s) => this.setState(s)),
       pc.iceConnectionStateChange.subscribe((s) => {
         // ICE can fail or lose consent while DTLS still counts as connected.
-        if (s === 'disconnected' || s === 'failed' || s === 'closed') this.#setState(s);
+        if (s === 'disconnected' || s === 'failed' || s === 'closed') this.setState(s);
       }),
       pc.onIceCandidate.subscribe((c) => {
         if (this.closed) return;
@@ -231,18 +226,8 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
     for (const s of subs) this.#unsubscribe.push(s.unSubscribe);
   }
 
-  #activity(): void {
-    if (!this.closed) this.emit('activity');
-  }
-
-  #setState(s: PeerState): void {
-    if (this.closed || s === this.#state) return;
-    this.#state = s;
-    this.emit('state', s);
-  }
-
   #assertOpen(): RTCPeerConnection | undefined {
-    if (this.closed) throw new Error('peer connection closed');
+    this.throwIfClosed();
     return this.#pc;
   }
 
@@ -251,7 +236,7 @@ export class WeriftPeer extends Owned implements WebRtcPeer {
     this.#unsubscribe = [];
     const pc = this.#pc;
     if (!pc) return;
-    this.#state = 'closed';
+    this.markClosed();
     const agents = pc.iceTransports.map((t) => t.connection);
     const closed = pc.close().catch(() => undefined);
     const gathered = this.#answered ?? Promise.resolve();
