@@ -7,7 +7,7 @@ import { StreamRegistry } from './core/registry.js';
 import { DEFAULTS, type Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
 import { rtspPlayers } from './outputs/rtsp.js';
-import { createSourceFactory } from './sources/factory.js';
+import { createSourceFactory, sourceReads } from './sources/factory.js';
 import { PushSource } from './sources/push.js';
 import { ApiServer } from './api/server.js';
 import { SessionTable } from './api/sessions.js';
@@ -82,15 +82,16 @@ export class Camrelay {
       },
     });
     // The factory needs the registry (transcodes read other streams) and the registry the factory.
-    const registry: StreamRegistry = new StreamRegistry(
-      metrics.watchSources(createSourceFactory({
+    const registry: StreamRegistry = new StreamRegistry({
+      reads: sourceReads,
+      make: metrics.watchSources(createSourceFactory({
         bin: opts.ffmpegBin,
         grace: config.ffmpeg.stopGrace,
         rtsp,
         args: { logLevel: config.log.level === 'debug' || config.log.level === 'trace' ? 'info' : 'error' },
         isStream: (name) => registry.get(name) !== undefined,
       }, {}, { fromApi: (name) => registry.originOf(name) === 'api' })),
-    );
+    });
     for (const [name, s] of Object.entries(config.streams)) registry.set(name, s.sources, s.settings);
     // webrtc.max_sessions counts HTTP and WebSocket sessions together (one SessionTable).
     const sessions = new SessionTable<WebRtcSession>({

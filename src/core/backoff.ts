@@ -39,3 +39,34 @@ export class Backoff {
     this.attempt = 0;
   }
 }
+
+/** The pending retries of a stream's sources, one timer per source index. */
+export class RetryTimers {
+  #timers = new Map<number, NodeJS.Timeout>();
+
+  /** Runs `retry` after `delay` ms (once; the timer is forgotten before it runs). */
+  set(index: number, delay: number, retry: () => void): void {
+    clearTimeout(this.#timers.get(index));
+    this.#timers.set(
+      index,
+      setTimeout(() => {
+        this.#timers.delete(index);
+        retry();
+      }, delay),
+    );
+  }
+
+  has(index: number): boolean {
+    return this.#timers.has(index);
+  }
+
+  cancel(index: number): void {
+    clearTimeout(this.#timers.get(index));
+    this.#timers.delete(index);
+  }
+
+  cancelAll(): void {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+}

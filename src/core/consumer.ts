@@ -27,18 +27,5 @@ export interface Consumer extends Owned {
   info(): ConsumerInfo;
 }
 
-/** What a consumer is given to start video at once: the stream's current GOP (Stream.catchUp). */
-export interface CatchUpSource {
-  catchUp?(c: Consumer): readonly Frame[];
-}
-
-/**
- * Feeds a consumer that is about to start its video the stream's current GOP through its own
- * onFrame, rather than letting it wait up to a GOP for the next keyframe; stops if it closes.
- */
-export function replayCatchUp(stream: CatchUpSource, c: Consumer): void {
-  for (const f of stream.catchUp?.(c) ?? []) {
-    if (c.closed) return;
-    c.onFrame(f);
-  }
-}
+// Outputs import these from here; they live with the rest of delivery gating.
+export { replayCatchUp, type CatchUpSource } from './delivery-gate.js';

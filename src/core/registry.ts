@@ -1,6 +1,6 @@
 import { Owned } from './owned.js';
 import { Stream, type StreamSettings } from './stream.js';
-import type { SourceFactory } from './source.js';
+import type { SourceFactory, SourceMaker } from './source.js';
 
 /**
  * Where a stream's sources came from. Sources from the API are untrusted: the source factory
@@ -13,11 +13,16 @@ export type SourceOrigin = 'config' | 'api';
  * Events: 'removed' (name) once a stream left the registry (deleted or closed), after its sources
  * and consumers were closed: per-stream state kept elsewhere (metric series) goes with it.
  */
-export class StreamRegistry extends Owned {
+export interface RegistryEvents {
+  removed: [name: string];
+}
+
+export class StreamRegistry extends Owned<RegistryEvents> {
   #streams = new Map<string, Stream>();
   #origins = new Map<string, SourceOrigin>();
 
-  constructor(private readonly makeSource: SourceFactory) {
+  /** With a bare factory no source counts as reading a stream; give `{ make, reads }` for transcodes. */
+  constructor(private readonly makeSource: SourceFactory | SourceMaker) {
     super('StreamRegistry');
   }
 

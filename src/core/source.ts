@@ -1,5 +1,5 @@
 import type { Owned } from './owned.js';
-import type { Frame, MediaRequest, Track } from './media.js';
+import type { Frame, Kind, MediaRequest, Track } from './media.js';
 
 export interface SourceInfo {
   /** The configured URL, credentials masked. */
@@ -7,12 +7,18 @@ export interface SourceInfo {
   [key: string]: unknown;
 }
 
+/** The events of a Source (besides 'close'). */
+export interface SourceEvents {
+  /** One access unit, after start() resolved. */
+  frame: [frame: Frame];
+}
+
 /**
  * A producer: one connection to a camera or one child process. Owned by exactly one Stream.
  * Events: 'frame' (Frame) after start() resolved; 'close' (err?: Error) exactly once, with an
  * error when it ended by itself (camera dropped, process died), without one after close().
  */
-export interface Source extends Owned {
+export interface Source extends Owned<SourceEvents> {
   readonly url: string;
   /**
    * Connects and learns the tracks. Rejects with a SourceError. When `signal` aborts, whatever
@@ -28,3 +34,28 @@ export type FrameListener = (frame: Frame) => void;
 
 /** Makes a source for a URL; throws a permanent SourceError for a URL it cannot serve. */
 export type SourceFactory = (url: string, streamName: string) => Source;
+
+/**
+ * What a source reads of a stream of this process rather than of a camera (a transcode:
+ * `ffmpeg:cam#audio=opus` reads the audio of stream `cam`). Whoever knows the URL syntax says
+ * so (sources/factory.ts); core only compares `stream` with a stream's name.
+ */
+export interface StreamInput {
+  stream: string;
+  /** The kinds it reads of that stream. */
+  kinds: readonly Kind[];
+}
+
+/** Says, without making anything, which stream a source URL reads; undefined: none (a camera, a file). */
+export type StreamInputOf = (url: string) => StreamInput | undefined;
+
+/** A factory together with its knowledge of which sources read streams. */
+export interface SourceMaker {
+  make: SourceFactory;
+  reads: StreamInputOf;
+}
+
+/** A bare factory reads no stream: nothing it makes is a transcode of one. */
+export function toSourceMaker(m: SourceFactory | SourceMaker): SourceMaker {
+  return typeof m === 'function' ? { make: m, reads: () => undefined } : m;
+}

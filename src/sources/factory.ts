@@ -1,8 +1,8 @@
 import { SourceError } from '../core/errors.js';
 import { maskCredentials } from '../core/log.js';
-import type { Source, SourceFactory } from '../core/source.js';
+import type { Source, SourceFactory, StreamInputOf } from '../core/source.js';
 import type { RtspClientOptions } from '../rtsp/client.js';
-import { parseFfmpegUrl } from './ffmpeg-url.js';
+import { parseFfmpegUrl, streamReadBy } from './ffmpeg-url.js';
 import { FfmpegSource, type FfmpegContext } from './ffmpeg.js';
 import { codecPlan, ProbedFfmpegSource } from './pulled.js';
 import { RtspSource } from './rtsp.js';
@@ -17,6 +17,13 @@ function ffmpegSource(url: string, ffmpegUrl: string, ffmpeg: FfmpegContext, str
   if (plan === 'probe') return new ProbedFfmpegSource(url, ffmpeg, streamName, ffmpegUrl);
   return new FfmpegSource(url, ffmpeg, streamName, plan === 'copy' ? ffmpegUrl : ffmpegUrl + plan.fragments);
 }
+
+/**
+ * Which stream a source URL reads back (a transcode, `ffmpeg:cam#audio=opus`), for the Stream to
+ * tell its own transcodes from cameras without knowing the URL syntax. Give it to the
+ * StreamRegistry with the factory: `{ make: factory, reads: sourceReads }`.
+ */
+export const sourceReads: StreamInputOf = (url) => streamReadBy(url);
 
 export interface SourceTrust {
   /**

@@ -355,3 +355,19 @@ export function ffmpegInputText(url: string): string | undefined {
   const hash = body.indexOf('#');
   return hash < 0 ? body : body.slice(0, hash);
 }
+
+/**
+ * Which stream an `ffmpeg:` source reads back, and which of its kinds: `ffmpeg:cam#audio=opus`
+ * reads the audio of `cam`; with neither `#video=` nor `#audio=` it reads both. Any bare input
+ * (no '/': stream names cannot hold one) is a candidate; whether a stream of that name exists is
+ * for the caller to say (a Stream compares it with its own name). Undefined for any other source.
+ * Syntax only: nothing is validated here (parseFfmpegUrl does that).
+ */
+export function streamReadBy(url: string): { stream: string; kinds: ('video' | 'audio')[] } | undefined {
+  const input = ffmpegInputText(url);
+  if (!input || input.includes('/')) return undefined;
+  const hash = url.indexOf('#');
+  const keys = hash < 0 ? [] : url.slice(hash + 1).split('#');
+  const kinds = (['video', 'audio'] as const).filter((k) => keys.some((part) => part.startsWith(`${k}=`)));
+  return { stream: input, kinds: kinds.length > 0 ? kinds : ['video', 'audio'] };
+}

@@ -7,6 +7,7 @@ import { Stream } from '../../src/core/stream.js';
 import { SourceError } from '../../src/core/errors.js';
 import { setRootLogger } from '../../src/core/log.js';
 import type { Track } from '../../src/core/media.js';
+import { sourceReads } from '../../src/sources/factory.js';
 import { ScriptedSource, TestViewer, H264, OPUS } from '../helpers/fake-parts.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -17,12 +18,14 @@ const AAC: Track = { kind: 'audio', codec: { name: 'AAC', clockRate: 48000, chan
 /** cam: H.264 + AAC (browsers take no AAC); ffmpeg:cam#audio=opus: Opus. */
 function homeAssistantStyle(opts: { secondary?: 'ok' | SourceError } = {}) {
   const made = new Map<string, ScriptedSource[]>();
-  const stream = new Stream('cam', ['rtsp://cam', 'ffmpeg:cam#audio=opus'], { idleTimeout: 0, startTimeout: 2000, backoff: { base: 20, max: 80, stableAfter: 10_000 } }, (url) => {
+  const make = (url: string) => {
     const isTranscode = url.startsWith('ffmpeg:');
     const s = new ScriptedSource(url, { outcome: isTranscode ? (opts.secondary ?? 'ok') : 'ok', after: 2 }, isTranscode ? [OPUS] : [H264, AAC]);
     made.set(url, [...(made.get(url) ?? []), s]);
     return s;
-  });
+  };
+  // The factory's knowledge of the URL syntax tells the stream which source is its own transcode.
+  const stream = new Stream('cam', ['rtsp://cam', 'ffmpeg:cam#audio=opus'], { idleTimeout: 0, startTimeout: 2000, backoff: { base: 20, max: 80, stableAfter: 10_000 } }, { make, reads: sourceReads });
   return { stream, made, cam: () => made.get('rtsp://cam') ?? [], transcode: () => made.get('ffmpeg:cam#audio=opus') ?? [] };
 }
 
