@@ -110,3 +110,21 @@ test('a consumer that throws on a frame and again while closing still leaves the
   good.close();
   stream.close();
 });
+
+test('event maps are checked when compiling (tsc fails on an unused @ts-expect-error)', { timeout: 5000 }, () => {
+  const t = new Thing();
+  // @ts-expect-error: Thing has no 'pong' event
+  t.on('pong', () => undefined);
+  // @ts-expect-error: 'ping' listeners get a number
+  t.on('ping', (s: string) => s.length);
+  // @ts-expect-error: 'ping' is emitted with a number
+  t.emit('ping', 'one');
+  const s = new Stream('cam', [], { idleTimeout: 0, startTimeout: 100, backoff: { base: 1, max: 1, stableAfter: 1 } }, () => {
+    throw new Error('no source');
+  });
+  // @ts-expect-error: a stream's 'state' listener gets a StreamState
+  s.on('state', (n: number) => n);
+  s.on('close', (reason?: Error) => reason);
+  t.close();
+  s.close();
+});
