@@ -57,6 +57,21 @@ export function emitIsolated(target: EventEmitter, emitterKind: string, event: s
 }
 
 /**
+ * The typed face of TypedEmitter: the listener methods of EventEmitter, narrowed to the map.
+ * Declared (merged into the class below) rather than overridden: at run time they are
+ * EventEmitter's own.
+ */
+export interface TypedEmitter<E extends EventMap<E> = AnyEvents> {
+  on<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+  once<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+  off<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+  addListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+  removeListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+  prependListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+  prependOnceListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this;
+}
+
+/**
  * An EventEmitter whose events are typed by a map (after mediasoup's EnhancedEventEmitter) and
  * whose listeners are isolated from each other and from the emitter (emitIsolated).
  */
@@ -67,33 +82,5 @@ export class TypedEmitter<E extends EventMap<E> = AnyEvents> extends EventEmitte
 
   override emit<K extends Name<E>>(event: K, ...args: E[K]): boolean {
     return emitIsolated(this, this.emitterKind, event, args);
-  }
-
-  override on<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.on(event, listener);
-  }
-
-  override once<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.once(event, listener);
-  }
-
-  override off<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.off(event, listener);
-  }
-
-  override addListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.addListener(event, listener);
-  }
-
-  override removeListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.removeListener(event, listener);
-  }
-
-  override prependListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.prependListener(event, listener);
-  }
-
-  override prependOnceListener<K extends Name<E>>(event: K, listener: Listener<E, K>): this {
-    return super.prependOnceListener(event, listener);
   }
 }
