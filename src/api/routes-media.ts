@@ -4,6 +4,7 @@ import { errorMessage } from '../core/errors.js';
 import type { StopGrace } from '../process/child.js';
 import { SnapshotPool, SnapshotsBusy } from '../outputs/snapshot-pool.js';
 import { MJPEG_BOUNDARY, MjpegOutput } from '../outputs/mjpeg.js';
+import { SnapshotAborted } from '../outputs/snapshot.js';
 import { HttpError, sendError } from './http-error.js';
 import { statusFor } from './routes-webrtc.js';
 
@@ -60,9 +61,12 @@ export function mediaRoutes(ctx: MediaContext): Router {
       const stream = streamOf(req);
       const width = size(req, 'width');
       const height = size(req, 'height');
+      // The request's end (the client hung up) releases its share of the decode.
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
       let jpeg: Buffer;
       try {
-        jpeg = await snapshots.jpeg(stream, width, height);
+        jpeg = await snapshots.jpeg(stream, width, height, gone.signal);
       } finally {
         await snapshots.turn();
       }
@@ -70,6 +74,7 @@ export function mediaRoutes(ctx: MediaContext): Router {
       res.set('Cache-Control', 'no-cache').type('image/jpeg').end(jpeg);
     } catch (e) {
       if (e instanceof SnapshotsBusy) return refuseBusy(res, e);
+      if (e instanceof SnapshotAborted) return; // nobody to answer
       sendError(res, e instanceof HttpError ? e.status : statusFor(e), `frame.jpeg: ${errorMessage(e)}`);
     }
   });

@@ -6,7 +6,7 @@ import type { Stream } from '../core/stream.js';
 import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import type { StopGrace } from '../process/child.js';
-import { captureKeyframe, keyframeToJpeg } from './snapshot.js';
+import { captureKeyframe, keyframeToJpeg, SnapshotAborted } from './snapshot.js';
 
 export interface SnapshotPoolOptions {
   ffmpegBin: string;
@@ -31,6 +31,13 @@ const busyLog = new LogThrottle('snapshot refused: api.max_snapshots decoders bu
 /** Answers written per event-loop turn when many wait at once (see SnapshotPool.turn). */
 const ANSWERS_PER_TURN = 16;
 
+/** A decode and the requests waiting for it: the last of them to go away stops it. */
+interface Running {
+  jpeg: Promise<Buffer>;
+  abort: AbortController;
+  waiters: number;
+}
+
 interface Cached {
   jpeg: Buffer;
   at: number;
@@ -41,7 +48,7 @@ interface Cached {
  * decoder deadlines), so there is nothing to close.
  */
 export class SnapshotPool {
-  #running = new Map<string, Promise<Buffer>>();
+  #running = new Map<string, Running>();
   #cache = new Map<string, Cached>();
   #waiting: (() => void)[] = [];
   #draining = false;
@@ -53,29 +60,35 @@ export class SnapshotPool {
     return this.#running.size;
   }
 
-  /** A JPEG of `stream`'s latest keyframe at this size; rejects with SnapshotsBusy at the cap. */
-  jpeg(stream: Stream, width?: number, height?: number): Promise<Buffer> {
+  /**
+   * A JPEG of `stream`'s latest keyframe at this size; rejects with SnapshotsBusy at the cap, and
+   * with SnapshotAborted when `signal` (the request's end) fires first. A decode whose every
+   * request ended is stopped: its ffmpeg is closed, an idle stream started for it goes back to idle.
+   */
+  jpeg(stream: Stream, width?: number, height?: number, signal?: AbortSignal): Promise<Buffer> {
     const key = `${stream.name}\0${width ?? ''}\0${height ?? ''}`;
     const now = performance.now();
     this.#prune(now);
     const cached = this.#cache.get(key);
     if (cached) return Promise.resolve(cached.jpeg);
     const running = this.#running.get(key);
-    if (running) return running;
+    if (running) return this.#wait(running, signal);
     if (this.#running.size >= this.opts.maxDecoders) {
       countRefusal('snapshot_decoders');
       busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
       return Promise.reject(new SnapshotsBusy(this.opts.maxDecoders));
     }
     const { ffmpegBin, grace, timeoutMs } = this.opts;
+    const abort = new AbortController();
     const decode = (async () => {
-      const key = await captureKeyframe(stream, timeoutMs);
-      // Decodes waiting for the same keyframe go on together; spawning is synchronous (~13 ms
-      // each here), so each gets its own event-loop turn.
+      const key = await captureKeyframe(stream, timeoutMs, abort.signal);
+      // Decodes waiting for the same keyframe go on together; spawning is synchronous (~3–10 ms
+      // each), so each gets its own event-loop turn.
       await this.#spawnTurn();
-      return keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs });
+      return keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs }, abort.signal);
     })();
-    this.#running.set(key, decode);
+    const entry: Running = { jpeg: decode, abort, waiters: 0 };
+    this.#running.set(key, entry);
     decode.then(
       (jpeg) => {
         this.#running.delete(key);
@@ -83,7 +96,36 @@ export class SnapshotPool {
       },
       () => this.#running.delete(key),
     );
-    return decode;
+    return this.#wait(entry, signal);
+  }
+
+  /** The decode's JPEG for one more request, released when that request ends first. */
+  #wait(entry: Running, signal: AbortSignal | undefined): Promise<Buffer> {
+    if (!signal) {
+      // A caller that cannot go away (none today but tests) keeps the decode to its end.
+      entry.waiters++;
+      return entry.jpeg;
+    }
+    if (signal.aborted) return Promise.reject(new SnapshotAborted());
+    entry.waiters++;
+    return new Promise<Buffer>((resolve, reject) => {
+      const leave = (): void => {
+        entry.waiters--;
+        if (entry.waiters === 0) entry.abort.abort();
+        reject(new SnapshotAborted());
+      };
+      signal.addEventListener('abort', leave, { once: true });
+      entry.jpeg.then(
+        (jpeg) => {
+          signal.removeEventListener('abort', leave);
+          resolve(jpeg);
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', leave);
+          reject(e);
+        },
+      );
+    });
   }
 
   /**

@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -187,5 +188,38 @@ test('150 varied + 150 identical snapshots at once: at most api.max_snapshots de
   } finally {
     polling = false;
     assert.equal(await cr.stop(), 0);
+  }
+});
+
+test('a snapshot whose client hangs up before the keyframe releases the camera at once, not at start_timeout', { timeout: 30000 }, async () => {
+  // A camera that accepts the connection and never answers: the snapshot would wait start_timeout (20 s).
+  const sockets = new Set<Socket>();
+  let closed = 0;
+  const camera = net.createServer((s) => {
+    sockets.add(s);
+    s.resume(); // read (and drop) the OPTIONS, so that camrelay's FIN is seen
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      sockets.delete(s);
+      closed++;
+    });
+  });
+  await new Promise<void>((resolve) => camera.listen(0, '127.0.0.1', resolve));
+  const port = (camera.address() as AddressInfo).port;
+  const cr = await CamrelayProcess.start(testConfig({ mute: `rtsp://127.0.0.1:${port}/x` }, 'stream_defaults: { start_timeout: 20s }'));
+  try {
+    const req = http.get(`${cr.base}/api/frame.jpeg?src=mute`, { agent: false });
+    req.on('error', () => undefined);
+    await waitFor('camrelay to connect to the camera', () => sockets.size === 1, 5000);
+    const t0 = Date.now();
+    req.destroy();
+    await waitFor('the camera connection to close after the client left', () => sockets.size === 0, 3000).catch((e: unknown) => { throw new Error(`${String(e)}; open ${sockets.size}, closed ${closed}; log: ${JSON.stringify(cr.logs.slice(-12))}`); });
+    console.log(`# camera released ${Date.now() - t0} ms after the snapshot's client hung up`);
+    const streams = JSON.parse((await request(`${cr.base}/api/streams`)).text) as Record<string, unknown>;
+    assert.ok(streams.mute, 'the stream is still there');
+    assert.equal(cr.children().length, 0, 'no ffmpeg');
+  } finally {
+    assert.equal(await cr.stop(), 0);
+    camera.close();
   }
 });
