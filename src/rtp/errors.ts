@@ -1,16 +1,11 @@
 // Named errors of the RTP layer. Each one means "drop this packet (or this NAL)", never "close".
+import { ProtocolError } from '../core/protocol-error.js';
 
 export type RtpPacketErrorCode = 'RtpTruncated' | 'RtpBadVersion' | 'RtpBadPadding' | 'RtpBadExtension';
 
 /** A packet that does not parse as RTP (RFC 3550 5.1). */
-export class RtpPacketError extends Error {
-  constructor(
-    readonly code: RtpPacketErrorCode,
-    detail: string,
-  ) {
-    super(`${code}: ${detail}`);
-    this.name = 'RtpPacketError';
-  }
+export class RtpPacketError extends ProtocolError<RtpPacketErrorCode> {
+  override name = 'RtpPacketError';
 }
 
 export type DepacketizeErrorCode =
@@ -35,12 +30,6 @@ export type DepacketizeErrorCode =
   | 'AuFragmentBroken';
 
 /** A payload the depacketizer cannot use; what was broken has been dropped, the state is clean. */
-export class DepacketizeError extends Error {
-  constructor(
-    readonly code: DepacketizeErrorCode,
-    detail: string,
-  ) {
-    super(`${code}: ${detail}`);
-    this.name = 'DepacketizeError';
-  }
+export class DepacketizeError extends ProtocolError<DepacketizeErrorCode> {
+  override name = 'DepacketizeError';
 }

@@ -1,4 +1,5 @@
 // Named errors of the RTSP layer. A parse or protocol error closes only the connection it came from.
+import { ProtocolError } from '../core/protocol-error.js';
 
 export type RtspParseErrorCode =
   | 'BadStartLine'
@@ -9,14 +10,8 @@ export type RtspParseErrorCode =
   | 'BodyTooLarge';
 
 /** The byte stream is not RTSP: the reader cannot resynchronise, so the connection must close. */
-export class RtspParseError extends Error {
-  constructor(
-    readonly code: RtspParseErrorCode,
-    detail: string,
-  ) {
-    super(`${code}: ${detail}`);
-    this.name = 'RtspParseError';
-  }
+export class RtspParseError extends ProtocolError<RtspParseErrorCode> {
+  override name = 'RtspParseError';
 }
 
 export type RtspProtocolErrorCode =
@@ -30,14 +25,8 @@ export type RtspProtocolErrorCode =
   | 'PublishForbidden';
 
 /** A well-formed message that breaks the protocol (data on a channel never set up, silence, ...). */
-export class RtspProtocolError extends Error {
-  constructor(
-    readonly code: RtspProtocolErrorCode,
-    detail: string,
-  ) {
-    super(`${code}: ${detail}`);
-    this.name = 'RtspProtocolError';
-  }
+export class RtspProtocolError extends ProtocolError<RtspProtocolErrorCode> {
+  override name = 'RtspProtocolError';
 }
 
 export class SdpError extends Error {
