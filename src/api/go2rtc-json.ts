@@ -1,17 +1,9 @@
 // go2rtc's JSON for connections (pkg/core): one media as a string ("video, recvonly, H264"),
 // codecs with ffprobe-like names ({codec_name:"h264",codec_type:"video"}). Clients such as
 // python-go2rtc-client and dashboard cards read these fields.
-import type { Codec, CodecName, Kind, MediaRequest, Track } from '../core/media.js';
+import { codecFormat } from '../codecs/table.js';
+import type { Codec, Kind, MediaRequest, Track } from '../core/media.js';
 import { ALL_CODECS } from '../core/media.js';
-
-const FFPROBE_NAME: Record<CodecName, string> = {
-  H264: 'h264',
-  H265: 'hevc',
-  OPUS: 'opus',
-  PCMA: 'pcm_alaw',
-  PCMU: 'pcm_mulaw',
-  AAC: 'aac',
-};
 
 export interface CodecJson {
   codec_name: string;
@@ -21,7 +13,7 @@ export interface CodecJson {
 }
 
 export function codecJson(kind: Kind, c: Codec): CodecJson {
-  const j: CodecJson = { codec_name: FFPROBE_NAME[c.name] ?? c.name.toLowerCase(), codec_type: kind };
+  const j: CodecJson = { codec_name: codecFormat(c.name)?.ffprobeName ?? c.name.toLowerCase(), codec_type: kind };
   if (c.clockRate !== 0 && c.clockRate !== 90000) j.sample_rate = c.clockRate;
   if (c.channels && c.channels > 0) j.channels = c.channels;
   return j;

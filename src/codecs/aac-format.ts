@@ -15,6 +15,7 @@ export const AAC_FORMAT: CodecFormat = {
   kind: 'audio',
   encoding: 'MPEG4-GENERIC',
   aliases: ['AAC'],
+  ffprobeName: 'aac',
   unsupported(f) {
     const cfg = aacRtpConfig(f.fmtpParams, f.clockRate ?? 0);
     if ('unsupported' in cfg) return `AAC with ${cfg.unsupported}`;

@@ -58,6 +58,8 @@ export interface CodecFormat {
   encoding: string;
   /** More names go2rtc's URL query takes for it (`?video=hevc`), upper-case. */
   aliases: readonly string[];
+  /** ffprobe's codec_name for it, as go2rtc's JSON writes codecs (`hevc`, `pcm_alaw`). */
+  ffprobeName: string;
   /** The clock rate a section without one is taken to have; absent, unsupported() refuses such a section. */
   clockRate?: number;
   /** Channels a=rtpmap always names, whatever the stream has (Opus: 2, RFC 7587 6.1). */

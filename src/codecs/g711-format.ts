@@ -5,12 +5,13 @@ import { packetizeAudioFrame } from '../rtp/audio-packetizer.js';
 import type { CodecFormat } from './format.js';
 import { onePacketPerFrame } from './opus-format.js';
 
-function g711(name: CodecName & ('PCMA' | 'PCMU'), staticPayloadType: number): CodecFormat {
+function g711(name: CodecName & ('PCMA' | 'PCMU'), staticPayloadType: number, ffprobeName: string): CodecFormat {
   return {
     name,
     kind: 'audio',
     encoding: name,
     aliases: [],
+    ffprobeName,
     clockRate: 8000,
     staticPayloadType,
     webrtc: { clockRate: 8000 },
@@ -22,5 +23,5 @@ function g711(name: CodecName & ('PCMA' | 'PCMU'), staticPayloadType: number): C
   };
 }
 
-export const PCMA_FORMAT = g711('PCMA', 8);
-export const PCMU_FORMAT = g711('PCMU', 0);
+export const PCMA_FORMAT = g711('PCMA', 8, 'pcm_alaw');
+export const PCMU_FORMAT = g711('PCMU', 0, 'pcm_mulaw');

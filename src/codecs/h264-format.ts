@@ -11,6 +11,7 @@ export const H264_FORMAT: CodecFormat = {
   kind: 'video',
   encoding: 'H264',
   aliases: ['AVC'],
+  ffprobeName: 'h264',
   clockRate: 90000,
   webrtc: { clockRate: 90000, requires: { key: 'packetization-mode', value: '1', absent: '0' } },
   track: (f) => ({

@@ -11,6 +11,7 @@ export const H265_FORMAT: CodecFormat = {
   kind: 'video',
   encoding: 'H265',
   aliases: ['HEVC'],
+  ffprobeName: 'hevc',
   clockRate: 90000,
   unsupported: (f) => (Number(f.fmtpParams['sprop-max-don-diff'] ?? 0) > 0 ? 'H.265 with decoding order numbers (sprop-max-don-diff > 0)' : undefined),
   track: (f) => ({

@@ -14,6 +14,7 @@ export const OPUS_FORMAT: CodecFormat = {
   kind: 'audio',
   encoding: 'opus',
   aliases: [],
+  ffprobeName: 'opus',
   clockRate: 48000,
   rtpmapChannels: 2,
   webrtc: { clockRate: 48000 },
