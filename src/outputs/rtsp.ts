@@ -10,6 +10,7 @@ import { SourceError, StartTimeoutError, errorMessage } from '../core/errors.js'
 import { log, maskCredentials, type Logger } from '../core/log.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
 import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../core/consumer.js';
+import { KeyframeGate } from '../core/delivery-gate.js';
 import { codecFormat } from '../codecs/table.js';
 import type { RtpPayload } from '../rtp/payload.js';
 import { writeRtpHeader } from '../rtp/packet.js';
@@ -48,8 +49,8 @@ interface Lane {
   ssrc: number;
   timeline: RtpTimeline;
   transport?: LaneTransport;
-  /** Video waits for a keyframe after PLAY. */
-  started: boolean;
+  /** Video waits for a keyframe after PLAY; audio always passes. */
+  gate: KeyframeGate;
   packets: number;
   bytes: number;
   /** The last frame sent: its RTP timestamp and wall-clock time, for sender reports. */
@@ -141,7 +142,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       media: m,
       ssrc: randomInt(2 ** 32),
       timeline: new RtpTimeline(m.sdp.clockRate),
-      started: false,
+      gate: new KeyframeGate(),
       packets: 0,
       bytes: 0,
     }));
@@ -196,7 +197,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       }
       this.#state = 'playing';
       // Video (re)starts at a keyframe: a decoder cannot begin anywhere else.
-      for (const l of this.#lanes) l.started = l.media.track.kind !== 'video';
+      for (const l of this.#lanes) l.gate.reset();
       // First PLAY only: after a PAUSE the GOP holds frames this player already had. The
       // microtask runs after the PLAY reply is written (the connection sends it on return).
       if (!this.#reportTimer) queueMicrotask(() => this.#startVideo());
@@ -207,7 +208,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
 
   #startVideo(): void {
     const video = this.#lanes.find((l) => l.transport && l.media.track.kind === 'video');
-    if (this.#state !== 'playing' || this.closed || !video || video.started) return;
+    if (this.#state !== 'playing' || this.closed || !video || video.gate.open) return;
     replayCatchUp(this.stream, this);
   }
 
@@ -240,10 +241,7 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
       }
       return;
     }
-    if (!lane.started) {
-      if (!frame.keyframe) return;
-      lane.started = true;
-    }
+    if (!lane.gate.admit(frame)) return;
     // The lane's codec, checked above: its table entry packetizes (once per frame, for all players).
     const payloads = codecFormat(want.name)!.packetize(frame);
     if (payloads.length === 0) return;

@@ -65,6 +65,9 @@ function staticCodec(pt: number): OfferCodec | undefined {
   return f ? { payloadType: pt, fmtp: {}, name: f.encoding, clockRate: f.clockRate!, channels: 1 } : undefined;
 }
 
+/** What WebRTC viewers get video in: the table's one entry sent over WebRTC (H.264). */
+const VIDEO_FORMAT = webrtcFormats('video')[0]!;
+
 const DIRECTIONS = new Set<string>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
 
 export function parseOffer(sdp: string): Offer {
@@ -195,11 +198,11 @@ function chooseLines(media: OfferMedia[]): Offer {
   const problems: string[] = [];
   const videoLine = media.find((m) => m.kind === 'video' && receivable(m));
   if (videoLine) {
-    const h264 = videoLine.codecs.filter((c) => sendable(c, 'video')?.name === 'H264');
+    const h264 = videoLine.codecs.filter((c) => sendable(c, 'video') === VIDEO_FORMAT);
     if (!videoLine.mid) problems.push('its video m-line has no a=mid');
     else if (h264.length) {
       offer.video = { media: videoLine, h264 };
-      offer.request.video = ['H264'];
+      offer.request.video = [VIDEO_FORMAT.name];
     } else problems.push(`its video accepts ${listCodecs(videoLine)} but not ${needs('video')}`);
   }
   const audioLine = media.find((m) => m.kind === 'audio' && receivable(m));

@@ -9,8 +9,9 @@ import { CloseReason, closeCodeOf, type CloseCode } from '../../core/close-reaso
 import { log, type Logger } from '../../core/log.js';
 import { describeTrack, type Codec, type Frame, type MediaRequest, type Track } from '../../core/media.js';
 import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../../core/consumer.js';
-import { packetizeH264Frame, type RtpPayload } from '../../rtp/h264-packetizer.js';
-import { packetizeAudioFrame } from '../../rtp/audio-packetizer.js';
+import { KeyframeGate } from '../../core/delivery-gate.js';
+import { CODECS } from '../../codecs/table.js';
+import type { RtpPayload } from '../../rtp/payload.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
 import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
 import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
@@ -44,6 +45,8 @@ const MAX_PENDING_WRITES = 2048;
 /** Per viewer and kind: the RTP header fields that are this viewer's own. */
 class RtpLane {
   #timeline: RtpTimeline;
+  /** The lane's codec's packetizer, from its table entry (payloads made once per frame, shared). */
+  readonly packetize: (frame: Frame) => readonly RtpPayload[];
   #out: RtpOut = { payload: Buffer.alloc(0), marker: false, sequenceNumber: 0, timestamp: 0 };
   packets = 0;
   bytes = 0;
@@ -54,6 +57,7 @@ class RtpLane {
     readonly description: string,
   ) {
     this.#timeline = new RtpTimeline(codec.clockRate);
+    this.packetize = CODECS[codec.name].packetize;
   }
 
   accepts(t: Track): boolean {
@@ -90,7 +94,8 @@ export class WebRtcSession extends Owned implements Consumer {
   #video: RtpLane | undefined;
   #audio: RtpLane | undefined;
   #connected = false;
-  #videoStarted = false;
+  /** Frames before the connection came up were dropped: video starts at the next keyframe. */
+  #videoGate = new KeyframeGate();
   #lastInbound = 0;
   #connectTimer: NodeJS.Timeout | undefined;
   #disconnectTimer: NodeJS.Timeout | undefined;
@@ -176,7 +181,7 @@ export class WebRtcSession extends Owned implements Consumer {
   }
 
   async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean, all?: readonly Track[]): Promise<string> {
-    const videoTrack = tracks.find((t) => t.kind === 'video' && t.codec.name === 'H264');
+    const videoTrack = tracks.find((t) => t.kind === 'video' && this.offer.request.video?.includes(t.codec.name));
     const video = chooseVideo(this.offer, videoTrack);
     const audio = chooseAudio(this.offer, tracks);
     if (!video && !audio) {
@@ -189,7 +194,7 @@ export class WebRtcSession extends Owned implements Consumer {
     this.#assertOpen();
     if (video && videoTrack) {
       const out = peer.addSendTrack({ mid: video.mid, kind: 'video', codec: sendCodec(video.codec) });
-      this.#video = new RtpLane(out, videoTrack.codec, `H264 pt ${video.codec.payloadType} ${video.codec.fmtp['profile-level-id'] ?? ''}`.trim());
+      this.#video = new RtpLane(out, videoTrack.codec, `${videoTrack.codec.name} pt ${video.codec.payloadType} ${video.codec.fmtp['profile-level-id'] ?? ''}`.trim());
     }
     if (audio) {
       const out = peer.addSendTrack({ mid: audio.mid, kind: 'audio', codec: sendCodec(audio.codec) });
@@ -233,16 +238,12 @@ export class WebRtcSession extends Owned implements Consumer {
     if (frame.track.kind === 'video') {
       const lane = this.#video;
       if (!lane || !lane.accepts(frame.track)) return;
-      // Frames before the connection came up were dropped: start at the next keyframe.
-      if (!this.#videoStarted) {
-        if (!frame.keyframe) return;
-        this.#videoStarted = true;
-      }
-      lane.send(frame, packetizeH264Frame(frame));
+      if (!this.#videoGate.admit(frame)) return;
+      lane.send(frame, lane.packetize(frame));
     } else {
       const lane = this.#audio;
       if (!lane || !lane.accepts(frame.track)) return;
-      lane.send(frame, packetizeAudioFrame(frame));
+      lane.send(frame, lane.packetize(frame));
     }
     if (this.#peer.pendingWrites > MAX_PENDING_WRITES) this.close(new CloseReason('slow_consumer', 'viewer cannot keep up: send queue full'));
   }
