@@ -46,6 +46,8 @@ interface Burst {
   /** GET /api latencies of the samples sent during the burst. */
   api: number[];
   apiFailed: number;
+  /** The slowest GET /api sample: when it was sent (ms after the burst's first request) and its latency. */
+  slowest?: { sentMs: number; ms: number };
   /** Distinct JPEGs among the 200s (by size in bytes; identical requests must share one). */
   distinctJpegs: number;
   /** camrelay's main-thread CPU (schedstat) from the first request sent to the last 503 received. */
@@ -56,6 +58,9 @@ interface Burst {
   /** ffmpeg processes first seen before the last 503 arrived (their spawns are in that CPU). */
   spawnedBeforeLast503: number;  /** CPU the ffmpeg children used (last /proc read of each), and the machine's busy share of its cores, over the burst. */
   ffmpegCpuMs: number;
+  /** CPU the camera process (gst-rtsp-server) and this bench process (the 150 clients) used over the burst. */
+  cameraCpuMs: number;
+  clientCpuMs: number;
   machineBusyPercent: number;
 }
 
@@ -173,6 +178,13 @@ async function idle(ctx: BenchContext, relay: Camrelay): Promise<void> {
 
 type BurstRun = Burst & { fromUs: number; refusedUs: number };
 
+function slowestSample(samples: ApiSample[], t0Epoch: number): Burst['slowest'] {
+  const ok = samples.filter((s) => s.status === 200);
+  if (ok.length === 0) return undefined;
+  const worst = ok.reduce((a, b) => (b.ms > a.ms ? b : a));
+  return { sentMs: worst.t - t0Epoch, ms: worst.ms };
+}
+
 /**
  * 150 requests at once, `query(i)` each; children polled every 5 ms until the last answer.
  * camrelay itself starts its decoders at nice 19 under SCHED_IDLE (src/outputs/snapshot.ts, src/process/idle-priority.ts).
@@ -183,6 +195,8 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
   const firstSeen = new Map<number, number>();
   const kidCpu = new Map<number, number>();
   const machine0 = machineJiffies();
+  const camera0 = ctx.camera.pid === undefined ? NaN : (cpuSeconds(ctx.camera.pid) ?? NaN);
+  const client0 = process.cpuUsage();
   const poll = setInterval(() => {
     const kids = ffmpegChildren(relay.pid);
     maxChildren = Math.max(maxChildren, kids.length);
@@ -208,6 +222,8 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
   clearInterval(poll);
   const sched1 = mainThreadSched(relay.pid);
   const machine1 = machineJiffies();
+  const camera1 = ctx.camera.pid === undefined ? NaN : (cpuSeconds(ctx.camera.pid) ?? NaN);
+  const client = process.cpuUsage(client0);
   const t1 = Math.max(...answers.map((a) => a.at));
   const refused = answers.filter((a) => a.status === 503);
   const lastRefused = refused.length ? Math.max(...refused.map((a) => a.at)) : NaN;
@@ -220,12 +236,15 @@ async function burst(ctx: BenchContext, relay: Camrelay, sampler: Sampler | unde
     refusedByMs: lastRefused - t0,
     maxChildren,
     api: samples.filter((s) => s.status === 200).map((s) => s.ms),
+    slowest: slowestSample(samples, performance.timeOrigin + t0),
     apiFailed: samples.filter((s) => s.status !== 200).length,
     distinctJpegs: new Set(answers.filter((a) => a.status === 200).map((a) => a.bytes)).size,
     refusedCpuMs: cpuAtRefused - sched0.cpuMs,
     cpuMs: sched1.cpuMs - sched0.cpuMs,
     waitMs: sched1.waitMs - sched0.waitMs,
     ffmpegCpuMs: 1000 * [...kidCpu.values()].reduce((a, b) => a + b, 0),
+    cameraCpuMs: 1000 * (camera1 - camera0),
+    clientCpuMs: (client.user + client.system) / 1000,
     machineBusyPercent: (100 * (machine1.busy - machine0.busy)) / Math.max(1, machine1.total - machine0.total),
     spawnedBeforeLast503: [...firstSeen.values()].filter((t) => t <= lastRefused).length,
     fromUs,
@@ -520,6 +539,7 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     bs ? medInt(bs.map((b) => b.totalMs)) : '–',
   ];
   const failedApi = [...r.varied, ...r.identical].reduce((a, b) => a + b.apiFailed, 0);
+  const slowest = (bs: Burst[]) => bs.map((b) => (b.slowest ? `${fmt(b.slowest.ms, 0)} ms sent at +${fmt(b.slowest.sentMs, 0)} ms` : '–')).join('; ');
   const out = [
     '## Snapshot bursts: 150 frame.jpeg at once, GET /api meanwhile',
     '',
@@ -550,6 +570,8 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
       `camrelay_api_refused_total{reason="snapshot_decoders"} at the end: ${r.refusedMetric ?? '–'} (503s the bench received, bursts and probes: ${r.refusedByBench ?? '–'}).` +
       (failedApi ? ` ${failedApi} GET /api sample(s) during bursts got no 200.` : ''),
     '',
+    `Slowest GET /api of each run, and when it was sent after the burst's first request: varied ${slowest(r.varied)}; identical ${slowest(r.identical)}; held ${slowest(r.held)}.`,
+    '',
   );
   const cpuRow = (label: string, bs: Burst[]) => [
     label,
@@ -559,16 +581,18 @@ function report(ctx: BenchContext, r: SnapshotsResult): string {
     med(bs.map((b) => b.cpuMs)),
     med(bs.map((b) => b.waitMs)),
     medInt(bs.map((b) => b.ffmpegCpuMs)),
+    medInt(bs.map((b) => b.cameraCpuMs)),
+    medInt(bs.map((b) => b.clientCpuMs)),
     medInt(bs.map((b) => b.machineBusyPercent)),
     medInt(bs.map((b) => b.totalMs)),
   ];
   out.push(
     `During the idle windows (camrelay idle but for the sampler's GETs) all cores were ${fmt(median(r.baselineBusy), 0)}% busy (median; runs: ${r.baselineBusy.map((x) => fmt(x, 0)).join(', ')}): the machine's load apart from the bursts.`,
     '',
-    `camrelay's main thread in the same bursts, from /proc/<pid>/task/<pid>/schedstat (medians): time on a CPU until the last 503, per request of the burst, ffmpeg spawns until then; and over the whole burst, time on a CPU and time runnable but waiting for a core (the machine's load, ffmpeg decoders included); the CPU camrelay's ffmpeg children used (/proc, 10 ms ticks, last read of each while polled; a decoder's last few ms can be missed) and how busy all cores were (/proc/stat).`,
+    `camrelay's main thread in the same bursts, from /proc/<pid>/task/<pid>/schedstat (medians): time on a CPU until the last 503, per request of the burst, ffmpeg spawns until then; and over the whole burst, time on a CPU and time runnable but waiting for a core (the machine's load, ffmpeg decoders included); the CPU camrelay's ffmpeg children used (/proc, 10 ms ticks, last read of each while polled; a decoder's last few ms can be missed), the CPU of the camera process (gst-rtsp-server, which starts a media pipeline when camrelay connects) and of the bench process that sends the 150 requests and reads their answers, and how busy all cores were (/proc/stat).`,
     '',
     table(
-      ['', 'CPU to last 503 ms', 'µs per request', 'spawns to last 503', 'CPU whole burst ms', 'waiting for a core ms', 'ffmpeg CPU ms', `machine busy % (${os.cpus().length} cores)`, 'burst ms'],
+      ['', 'CPU to last 503 ms', 'µs per request', 'spawns to last 503', 'CPU whole burst ms', 'waiting for a core ms', 'ffmpeg CPU ms', 'camera CPU ms', 'bench clients CPU ms', `machine busy % (${os.cpus().length} cores)`, 'burst ms'],
       [cpuRow(`${BURST} varied`, r.varied), cpuRow(`${BURST} identical`, r.identical), cpuRow(`${BURST} varied, ${CAP} decoders held`, r.held)],
     ),
     '',

@@ -52,6 +52,7 @@ export class SnapshotPool {
   #cache = new Map<string, Cached>();
   #waiting: (() => void)[] = [];
   #draining = false;
+  #busy: SnapshotsBusy | undefined;
 
   constructor(private readonly opts: SnapshotPoolOptions) {}
 
@@ -76,7 +77,9 @@ export class SnapshotPool {
     if (this.#running.size >= this.opts.maxDecoders) {
       countRefusal('snapshot_decoders');
       busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
-      return Promise.reject(new SnapshotsBusy(this.opts.maxDecoders));
+      // One error for every refusal: a burst refuses 100+ at once, each capturing a stack otherwise.
+      this.#busy ??= new SnapshotsBusy(this.opts.maxDecoders);
+      return Promise.reject(this.#busy);
     }
     const { ffmpegBin, grace, timeoutMs } = this.opts;
     const abort = new AbortController();
