@@ -31,6 +31,17 @@ function scripted(scripts: ScriptedStart[], over: Partial<StreamSettings> = {}, 
 
 const liveSources = (made: ScriptedSource[]) => made.filter((s) => !s.closed).length;
 
+/**
+ * Resolves once `v` holds a frame that `last` picks. The stream hands frames out in time slices
+ * (SlicedFanOut): when one runs out (a process descheduled under CPU load, a GC pause) the rest
+ * follow a turn later, so a frame is not always there when emitFrame returns. Each viewer gets
+ * its frames in order, so by then every frame emitted before `last` has been handled for `v`.
+ * When it never comes, the assertion that follows says what did.
+ */
+function received(v: TestViewer, last: (f: TestViewer['frames'][number]) => boolean): Promise<unknown> {
+  return waitFor('the last frame emitted', () => v.frames.some(last), 2000).catch(() => undefined);
+}
+
 test('lazy: no source before the first viewer, one source for three viewers', { timeout: 5000 }, async () => {
   const { stream, made } = scripted([{ outcome: 'ok', after: 5 }]);
   assert.equal(made.length, 0);
@@ -74,11 +85,13 @@ test('video starts at a keyframe for every viewer; audio flows at once', { timeo
   src.emitFrame({ timestamp: 10, keyframe: false, data: [Buffer.from([0x01])] }, OPUS);
   src.emitFrame({ timestamp: 3000, keyframe: true, data: [Buffer.from([0x65])] });
   src.emitFrame({ timestamp: 6000, keyframe: false, data: [Buffer.from([0x41])] });
+  await received(a, (f) => f.track.kind === 'video' && f.timestamp === 6000);
   assert.deepEqual(a.frames.map((f) => `${f.track.kind}:${f.timestamp}`), ['audio:10', 'video:3000', 'video:6000']);
   const audioOnly = new TestViewer('b', { audio: ['OPUS'] });
   await stream.attach(audioOnly);
   src.emitFrame({ timestamp: 9000, keyframe: false, data: [Buffer.from([0x41])] });
   src.emitFrame({ timestamp: 20, keyframe: false, data: [Buffer.from([0x01])] }, OPUS);
+  await received(audioOnly, (f) => f.track.kind === 'audio' && f.timestamp === 20);
   assert.deepEqual(audioOnly.frames.map((f) => f.track.kind), ['audio']);
   stream.close();
   assert.ok(a.closed && audioOnly.closed, 'closing the stream closes its consumers');
