@@ -5,6 +5,7 @@ import { AAC_HBR_LAYOUT, packetizeAacFrame } from '../rtp/aac-packetizer.js';
 import { aacLcConfig, aacRtpConfig } from './aac.js';
 import type { CodecFormat } from './format.js';
 import { parseFmtp } from './fmtp.js';
+import { AAC_MP4 } from '../formats/mp4/codec-use.js';
 
 const L = AAC_HBR_LAYOUT;
 /** The fmtp of the payloads packetizeAac makes, without config. */
@@ -30,6 +31,7 @@ export const AAC_FORMAT: CodecFormat = {
     const config = from['config'] || aacLcConfig(t.codec.clockRate, t.codec.channels ?? 1);
     return AAC_HBR_FMTP + (config ? `;config=${config}` : '');
   },
+  mp4: AAC_MP4,
   packetize: packetizeAacFrame,
   depacketizer(track, onUnit) {
     const cfg = aacRtpConfig(parseFmtp(track.codec.fmtp ?? ''), track.codec.clockRate);

@@ -4,6 +4,7 @@
 import type { CodecName, Frame, Kind, Track } from '../core/media.js';
 import type { RtpPacket } from '../rtp/packet.js';
 import type { RtpPayload } from '../rtp/payload.js';
+import type { SampleEntry } from '../formats/mp4/sample-entries.js';
 
 /** What an SDP media section says of one payload type (rtsp/sdp.ts's SdpMedia has this shape). */
 export interface SdpFormat {
@@ -51,6 +52,20 @@ export interface WebRtcUse {
   requires?: { key: string; value: string; absent: string };
 }
 
+/** How a codec goes into fragmented MP4 (MSE over /api/ws, stream.mp4). */
+export interface Mp4Use {
+  /** The token of go2rtc's MSE codec list that stands for it, matched exactly as go2rtc does (mime.go). */
+  mseToken: string;
+  /** Its part of the MSE type `video/mp4; codecs="…"`, as go2rtc writes it. */
+  codecString(t: Track): string;
+  /** Its sample entry; undefined while what it needs (the parameter sets) is not known. */
+  sampleEntry(t: Track): SampleEntry | undefined;
+  /** A frame's bytes as one MP4 sample (NAL units length-prefixed, audio frames as they are). */
+  sample(f: Frame): Buffer[];
+  /** Every sample's duration when the codec fixes it (AAC: 1024 samples), in the track's clock. */
+  fixedDuration?: number;
+}
+
 export interface CodecFormat {
   name: CodecName;
   kind: Kind;
@@ -77,6 +92,8 @@ export interface CodecFormat {
   /** The a=fmtp text that serves `t` (what our packetizer makes, what a player needs first). */
   fmtp(t: Track): string | undefined;
   parameterSets?: ParameterSetHandling;
+  /** Absent: not written into MP4. */
+  mp4?: Mp4Use;
   /** A frame's RTP payloads, made once and shared between viewers. */
   packetize(frame: Frame): readonly RtpPayload[];
   /** A depacketizer for `track`'s RTP; throws for a track that unsupported() refuses. */

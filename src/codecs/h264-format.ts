@@ -5,6 +5,7 @@ import { packetizeH264Frame } from '../rtp/h264-packetizer.js';
 import type { CodecFormat } from './format.js';
 import { parseFmtp, writeFmtp } from './fmtp.js';
 import { findParams, parseSpropParameterSets, profileLevelId, withParameterSets } from './h264.js';
+import { H264_MP4 } from '../formats/mp4/codec-use.js';
 
 export const H264_FORMAT: CodecFormat = {
   name: 'H264',
@@ -36,6 +37,7 @@ export const H264_FORMAT: CodecFormat = {
     update: withParameterSets,
     missing: (p) => !p.sps || !p.pps,
   },
+  mp4: H264_MP4,
   packetize: packetizeH264Frame,
   depacketizer: (_track, onUnit) => new H264Depacketizer((au) => onUnit({ timestamp: au.timestamp, keyframe: au.keyframe, data: au.nals })),
 };

@@ -5,6 +5,7 @@ import { packetizeH265Frame } from '../rtp/h265-packetizer.js';
 import type { CodecFormat } from './format.js';
 import { parseFmtp, writeFmtp } from './fmtp.js';
 import { h265ParamsFromFmtp, withH265ParameterSets } from './h265.js';
+import { H265_MP4 } from '../formats/mp4/codec-use.js';
 
 export const H265_FORMAT: CodecFormat = {
   name: 'H265',
@@ -34,6 +35,7 @@ export const H265_FORMAT: CodecFormat = {
     update: withH265ParameterSets,
     missing: (p) => !p.vps || !p.sps || !p.pps,
   },
+  mp4: H265_MP4,
   packetize: packetizeH265Frame,
   depacketizer: (_track, onUnit) => new H265Depacketizer((au) => onUnit({ timestamp: au.timestamp, keyframe: au.keyframe, data: au.nals })),
 };

@@ -3,6 +3,7 @@
 import { AudioDepacketizer } from '../rtp/audio-depacketizer.js';
 import { packetizeAudioFrame } from '../rtp/audio-packetizer.js';
 import type { CodecFormat, Depacketizer, MediaUnit } from './format.js';
+import { OPUS_MP4 } from '../formats/mp4/codec-use.js';
 
 /** Opus and G.711: every RTP payload is one frame, each a keyframe. */
 export function onePacketPerFrame(onUnit: (u: MediaUnit) => void): Depacketizer {
@@ -22,6 +23,7 @@ export const OPUS_FORMAT: CodecFormat = {
   rtpmap: () => ({ clockRate: 48000, channels: 2 }),
   // Its parameters (sprop-stereo, maxplaybackrate) describe the stream: passed on as they came.
   fmtp: (t) => t.codec.fmtp,
+  mp4: OPUS_MP4,
   packetize: packetizeAudioFrame,
   depacketizer: (_track, onUnit) => onePacketPerFrame(onUnit),
 };
