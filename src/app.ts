@@ -17,7 +17,9 @@ import { WsSignalling } from './api/ws.js';
 import { ConnectingTable } from './api/connecting.js';
 import { streamsRoutes } from './api/routes-streams.js';
 import { mediaRoutes } from './api/routes-media.js';
+import { MjpegHub } from './outputs/mjpeg-hub.js';
 import { preloadRoutes } from './api/routes-preload.js';
+import { mp4Routes } from './api/routes-mp4.js';
 import { PreloadTable } from './outputs/preload.js';
 import { basicAuthOk } from './api/auth.js';
 import type { IncomingMessage } from 'node:http';
@@ -111,6 +113,8 @@ export class Camrelay {
     const browser = { allowedHosts: config.api.allowedHosts, origin: config.api.origin };
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
+    // One MJPEG encoder per stream and size for HTTP and WebSocket viewers alike.
+    const mjpeg = new MjpegHub({ ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, onViewer: (v) => metrics.watchDrop(v, 'mjpeg') });
     const api = new ApiServer(
       config.api.listen,
       [
@@ -119,7 +123,8 @@ export class Camrelay {
         metricsRoutes(metrics),
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
-        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache }),
+        mp4Routes({ registry }),
+        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache, mjpeg }),
       ],
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,

@@ -270,6 +270,13 @@ export class Metrics {
     this.#refused.inc();
   }
 
+  /** Counts `o` in camrelay_consumers_dropped_total as `kind` if it closes for falling behind (an MJPEG viewer). */
+  watchDrop(o: Owned, kind: string): void {
+    o.once('close', (reason?: Error) => {
+      if (closeCodeOf(reason) === 'slow_consumer') this.#dropped.inc({ kind });
+    });
+  }
+
   /** The RTSP server's onRefused. */
   rtspRefused(reason: RtspRefusalReason): void {
     this.#rtspRefused.inc({ reason });

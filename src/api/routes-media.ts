@@ -3,7 +3,8 @@ import type { StreamRegistry } from '../core/registry.js';
 import { errorMessage } from '../core/errors.js';
 import type { StopGrace } from '../process/child.js';
 import { SnapshotPool, SnapshotsBusy } from '../outputs/snapshot-pool.js';
-import { MJPEG_BOUNDARY, MjpegOutput } from '../outputs/mjpeg.js';
+import { MJPEG_BOUNDARY, MultipartJpegSink } from '../outputs/mjpeg.js';
+import { MjpegHub, type MjpegViewer } from '../outputs/mjpeg-hub.js';
 import { SnapshotAborted } from '../outputs/snapshot.js';
 import { HttpError, sendError } from './http-error.js';
 import { statusFor } from './routes-webrtc.js';
@@ -18,6 +19,8 @@ export interface MediaContext {
   maxSnapshots: number;
   /** api.snapshot_cache (ms). */
   snapshotCache: number;
+  /** The MJPEG encoders, shared with /api/ws's MJPEG (made here when not given). */
+  mjpeg?: MjpegHub;
 }
 
 function size(req: Request, key: 'width' | 'height'): number | undefined {
@@ -79,25 +82,25 @@ export function mediaRoutes(ctx: MediaContext): Router {
     }
   });
 
+  const mjpeg = ctx.mjpeg ?? new MjpegHub({ ffmpegBin: ctx.ffmpegBin, grace: ctx.grace });
   r.get('/api/stream.mjpeg', async (req, res) => {
-    let out: MjpegOutput | undefined;
+    let viewer: MjpegViewer | undefined;
     try {
       const stream = streamOf(req);
-      out = new MjpegOutput(stream, res, {
-        ffmpegBin: ctx.ffmpegBin,
-        grace: ctx.grace,
-        width: size(req, 'width'),
-        height: size(req, 'height'),
+      const v = mjpeg.viewer(stream, { width: size(req, 'width'), height: size(req, 'height') }, new MultipartJpegSink(res), {
         remoteAddr: req.socket.remoteAddress,
         userAgent: req.headers['user-agent'],
+        via: 'http',
       });
-      // Headers go out with ffmpeg's first bytes, so a failed start can still answer an error.
+      viewer = v;
+      res.once('close', () => v.close());
+      // Headers go out with the first JPEG, so a failed start can still answer an error.
       res.setHeader('Content-Type', `multipart/x-mixed-replace; boundary=${MJPEG_BOUNDARY}`);
       res.setHeader('Cache-Control', 'no-cache');
-      await out.start();
+      await v.start();
     } catch (e) {
       if (!res.headersSent) sendError(res, e instanceof HttpError ? e.status : statusFor(e), `stream.mjpeg: ${errorMessage(e)}`);
-      out?.close();
+      viewer?.close();
     }
   });
   return r;

@@ -1,89 +1,43 @@
-// Multipart MJPEG (Home Assistant's MJPEG camera, simple players): the stream's H.264/H.265
-// decoded and re-encoded to JPEG by an ffmpeg that lives exactly as long as the HTTP response.
+// Multipart MJPEG over HTTP (Home Assistant's MJPEG camera, simple players): the shared
+// encoder's JPEGs (mjpeg-hub.ts), framed exactly as ffmpeg's mpjpeg muxer framed them when each
+// viewer had its own ffmpeg, so clients see the same bytes as before.
 import type { ServerResponse } from 'node:http';
-import { Owned } from '../core/owned.js';
-import { SourceError } from '../core/errors.js';
-import type { Stream } from '../core/stream.js';
-import type { Frame } from '../core/media.js';
-import { log, type Logger } from '../core/log.js';
-import { toAnnexB } from '../codecs/annexb.js';
-import { ChildProcessOwner, type StopGrace } from '../process/child.js';
-import { VideoFrameConsumer } from './frame-consumer.js';
-import { scaleFilter } from './snapshot.js';
+import type { JpegSink } from './mjpeg-hub.js';
 
 export const MJPEG_BOUNDARY = 'frame';
-/** Unsent H.264 bytes to ffmpeg beyond which this viewer is dropped rather than buffered. */
-const MAX_PENDING = 8 * 1024 * 1024;
+// mpjpeg's own spelling (lower-case "type"/"length"), and its boundary after every part.
+const OPENING = Buffer.from(`--${MJPEG_BOUNDARY}\r\n`);
+const PART_END = Buffer.from(`\r\n--${MJPEG_BOUNDARY}\r\n`);
+const partHead = (n: number): string => `Content-type: image/jpeg\r\nContent-length: ${n}\r\n\r\n`;
 
-export interface MjpegOptions {
-  ffmpegBin: string;
-  grace: StopGrace;
-  width?: number;
-  height?: number;
-  remoteAddr?: string;
-  userAgent?: string;
-}
+/** One viewer's response: its headers are the route's, set before the first part goes out with them. */
+export class MultipartJpegSink implements JpegSink {
+  #opened = false;
 
-/** Owns the consumer, the ffmpeg encoder and the response; closes all three together. */
-export class MjpegOutput extends Owned {
-  readonly consumer: VideoFrameConsumer;
-  #child: ChildProcessOwner | undefined;
-  #log: Logger;
+  constructor(private readonly res: ServerResponse) {}
 
-  constructor(
-    private readonly stream: Stream,
-    private readonly res: ServerResponse,
-    private readonly opts: MjpegOptions,
-  ) {
-    super('MjpegOutput');
-    this.#log = log.child({ stream: stream.name, output: 'mjpeg' });
-    this.consumer = new VideoFrameConsumer('mjpeg', (f) => this.#feed(f), opts);
-    this.consumer.once('close', () => this.close());
-    res.once('close', () => this.close());
+  get buffered(): number {
+    return this.res.writableLength;
   }
 
-  /** Resolves once the stream gave its tracks and the encoder runs; rejects with the reason otherwise. */
-  async start(): Promise<void> {
-    const tracks = await this.stream.attach(this.consumer);
-    const video = tracks.find((t) => t.kind === 'video');
-    if (!video) throw new SourceError(`stream "${this.stream.name}" has no H.264/H.265 video`);
-    if (this.closed) throw new Error('viewer left');
-    const child = new ChildProcessOwner({
-      bin: this.opts.ffmpegBin,
-      label: 'ffmpeg-mjpeg',
-      grace: this.opts.grace,
-      stdout: 'pipe',
-      args: [
-        '-hide_banner', '-loglevel', 'error', '-fflags', 'nobuffer', '-probesize', '32768', '-analyzeduration', '0',
-        '-f', video.codec.name === 'H265' ? 'hevc' : 'h264', '-i', 'pipe:0',
-        ...scaleFilter(this.opts.width, this.opts.height), '-c:v', 'mjpeg', '-q:v', '5',
-        '-f', 'mpjpeg', '-boundary_tag', MJPEG_BOUNDARY, 'pipe:1',
-      ],
-    });
-    this.#child = child;
-    child.stdin!.on('error', () => this.close());
-    child.stdout!.pipe(this.res);
-    void child.exited.then(() => this.close());
-    this.#log.info({ remote: this.opts.remoteAddr }, 'mjpeg viewer started');
-  }
+  open(): void {}
 
-  #feed(f: Frame): void {
-    const stdin = this.#child?.stdin;
-    if (!stdin || stdin.destroyed) return;
-    if (stdin.writableLength > MAX_PENDING) {
-      this.#log.warn({ pending: stdin.writableLength }, 'mjpeg encoder cannot keep up: dropping the viewer');
-      this.close();
-      return;
+  write(jpeg: Buffer): void {
+    const res = this.res;
+    if (res.destroyed || res.writableEnded) return;
+    // One chunk per picture on the wire, the JPEG itself not copied.
+    res.cork();
+    if (!this.#opened) {
+      this.#opened = true;
+      res.write(OPENING);
     }
-    stdin.write(toAnnexB(f.data));
+    res.write(partHead(jpeg.length));
+    res.write(jpeg);
+    res.write(PART_END);
+    res.uncork();
   }
 
-  protected onClose(): Promise<void> {
-    this.consumer.close();
-    const child = this.#child;
-    child?.close();
+  end(): void {
     if (!this.res.writableEnded) this.res.destroy();
-    this.#log.info('mjpeg viewer closed');
-    return child ? child.done : Promise.resolve();
   }
 }
