@@ -21,9 +21,10 @@ import type { PlayerFactory, RtspPlayer } from '../rtsp/player.js';
 import { RTSP_REFUSAL_REASONS, type RtspRefusalReason } from '../rtsp/server.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import type { SessionTable } from './sessions.js';
+import { onFmp4Viewer } from '../outputs/fmp4/muxers.js';
 
 const STATES: StreamState[] = ['idle', 'starting', 'live', 'backoff', 'stopping'];
-const KINDS = ['webrtc', 'rtsp', 'mjpeg', 'snapshot', 'preload'];
+const KINDS = ['webrtc', 'rtsp', 'mjpeg', 'snapshot', 'preload', 'mse', 'mp4'];
 export const CLOSE_REASONS = ['client', 'disconnect_timeout', 'connect_timeout', 'failed', 'server_shutdown', 'replaced', 'slow_consumer', 'other'] as const;
 export type CloseReasonLabel = (typeof CLOSE_REASONS)[number];
 
@@ -117,8 +118,10 @@ export class Metrics {
         const n = new Map<string, number>(KINDS.map((k) => [k, 0]));
         for (const s of self.#ctx?.registry.all() ?? []) {
           for (const c of s.consumers) {
-            const kind = c.info().type;
-            n.set(kind, (n.get(kind) ?? 0) + 1);
+            const info = c.info();
+            // A shared muxer stands for its viewers (MSE, stream.mp4): they are what is counted.
+            const kinds = Array.isArray(info.viewers) ? (info.viewers as ConsumerInfo[]).map((v) => v.type) : [info.type];
+            for (const kind of kinds) n.set(kind, (n.get(kind) ?? 0) + 1);
           }
         }
         for (const [kind, v] of n) this.set({ kind }, v);
@@ -213,7 +216,7 @@ export class Metrics {
     });
     // Labelled series exist (at 0) before the first event, so rate() and absent() behave.
     for (const reason of CLOSE_REASONS) this.#closed.inc({ reason }, 0);
-    for (const kind of ['webrtc', 'rtsp']) this.#dropped.inc({ kind }, 0);
+    for (const kind of ['webrtc', 'rtsp', 'mse', 'mp4']) this.#dropped.inc({ kind }, 0);
     for (const reason of RTSP_REFUSAL_REASONS) this.#rtspRefused.inc({ reason }, 0);
     processMetrics();
   }
@@ -224,6 +227,10 @@ export class Metrics {
     ctx.sessions.on('add', (s: WebRtcSession) => this.#sessionAdded(s));
     // A deleted stream's series go with it: names come and go through the API.
     ctx.registry.on('removed', (name: string) => this.#forget(name));
+    // fMP4 viewers (MSE, stream.mp4) of this registry's streams: bytes and drops by kind.
+    onFmp4Viewer((v, stream) => {
+      if (ctx.registry.get(stream.name) === stream) this.#track(v, stream.name, v.kind);
+    });
   }
 
   /** The factory, counting each source it makes: starts, stops, failures, frames in. */

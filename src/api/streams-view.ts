@@ -79,7 +79,11 @@ export function streamView(s: Stream): Record<string, unknown> {
   });
   const view: Record<string, unknown> = {
     producers,
-    consumers: s.consumers.map((c) => consumerView(c.info())),
+    // A shared fMP4 muxer is listed as its viewers (each with its format_name), as go2rtc lists each.
+    consumers: s.consumers.flatMap((c) => {
+      const i = c.info();
+      return Array.isArray(i.viewers) ? (i.viewers as ConsumerInfo[]).map(consumerView) : [consumerView(i)];
+    }),
     state: s.state,
     medias: s.tracks.map(describeTrack),
   };

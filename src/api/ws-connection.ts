@@ -1,5 +1,6 @@
 // One signalling WebSocket (/api/ws?src=NAME): answers WebRTC offers with trickle ICE the way
-// go2rtc does. The socket is only the signalling channel: a session it opened belongs to the
+// go2rtc does, and serves MSE on the socket itself (`mse`: an fMP4 viewer it owns, ended with it;
+// go2rtc's player may run both at once). The socket is only the signalling channel: a session it opened belongs to the
 // SessionTable from the answer on, and lives on after the socket closes (Home Assistant closes it
 // as soon as it has the answer); only a socket that closes before the answer aborts the open.
 import type { IncomingMessage } from 'node:http';
@@ -12,7 +13,9 @@ import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import { countRefusal } from '../core/refusals.js';
 import type { WebRtcContext } from './routes-webrtc.js';
 import { openWebRtc } from './webrtc-open.js';
-import { MessageError, answerMessage, candidateMessage, errorMessage, parseMessage, type Incoming } from './ws-messages.js';
+import { MessageError, answerMessage, candidateMessage, errorMessage, mseMessage, parseMediaMessage, parseMessage, type Incoming } from './ws-messages.js';
+import { openMse } from '../outputs/mse.js';
+import type { Fmp4Viewer } from '../outputs/fmp4/viewer.js';
 
 /** Remote candidates held while no session can take them yet (before or during the open). */
 export const MAX_BUFFERED_CANDIDATES = 64;
@@ -56,6 +59,8 @@ export class WsConnection extends Owned {
   #announceSession: boolean;
   /** The type of the message being handled: an error it causes starts with it (go2rtc's rule). */
   #type = 'ws';
+  /** The MSE viewer this socket carries (owned: it ends with the socket). */
+  #mse: Fmp4Viewer | undefined;
 
   constructor(
     ws: WebSocket,
@@ -131,12 +136,46 @@ export class WsConnection extends Owned {
       case 'candidate':
         this.#remoteCandidate(msg.candidate);
         break;
-      case 'unknown':
+      case 'unknown': {
+        const media = parseMediaMessage(text);
+        if (media) {
+          this.#type = media.type;
+          this.#startMse(media.codecs);
+          break;
+        }
         // go2rtc's player asks for MJPEG when an error starts with "mse", and closes its peer on
         // any error containing "webrtc/offer": this one names only the type it answers.
         this.#sendError(msg.type, UNSUPPORTED);
         break;
+      }
     }
+  }
+
+  /**
+   * go2rtc's `mse`: a viewer of the stream's shared muxer. Its failure to start is the client's
+   * `mse: …` error (the player then falls back to MJPEG); once it played, its end (dropped for
+   * not reading, stream removed) ends the socket, so that go2rtc's player reconnects.
+   */
+  #startMse(codecs: string): void {
+    const stream = this.src ? this.ctx.registry.get(this.src) : undefined;
+    if (!stream) {
+      this.#sendError('mse', 'stream not found');
+      return;
+    }
+    // A second request on the socket is the same viewer starting over.
+    const old = this.#mse;
+    const keepSource = stream.hold();
+    old?.close(new CloseReason('replaced'));
+    const viewer = openMse(stream, this.#ws, codecs, mseMessage, { remoteAddr: this.#remoteAddr, userAgent: this.#userAgent });
+    keepSource();
+    this.#mse = viewer;
+    this.#log.info({ viewer: viewer.id, codecs }, 'ws mse viewer');
+    viewer.once('close', (reason?: Error) => {
+      if (this.#mse === viewer) this.#mse = undefined;
+      if (this.closed || (reason instanceof CloseReason && reason.code === 'replaced')) return;
+      if (!viewer.answered) this.#sendError('mse', reason?.message ?? 'stream closed');
+      else this.close(reason, 1001);
+    });
   }
 
   async #answer(offer: Offer): Promise<void> {
@@ -266,6 +305,8 @@ export class WsConnection extends Owned {
     this.#unsubscribe = [];
     this.#session = undefined;
     this.#buffered = [];
+    this.#mse?.close(new CloseReason('client'));
+    this.#mse = undefined;
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
       // A close reason is limited to 123 bytes: ASCII only, so that characters count as bytes.

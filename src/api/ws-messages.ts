@@ -6,6 +6,8 @@
 //   out: {"type":"webrtc","value":{"type":"answer","sdp":"…"}} resp. {"type":"webrtc/answer","value":"<sdp>"}
 //        {"type":"webrtc/candidate","value":"candidate:…"}
 //        {"type":"error","value":"<message type>: <reason>"}
+// and MSE (parseMediaMessage): in {"type":"mse","value":"<codecs>"}, out {"type":"mse","value":"video/mp4; codecs=…"}
+// followed by binary messages (the init segment, then one moof+mdat each).
 // go2rtc prefixes an error with the type of the message that failed; go2rtc's own player
 // (video-rtc.js) closes its peer only on errors containing "webrtc/offer", so the prefix matters.
 import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
@@ -118,6 +120,29 @@ function parseCandidate(v: unknown): string | null {
   const line = v.trim().replace(/^a=/, '');
   if (line === '') return null;
   return line.startsWith('candidate:') ? line : `candidate:${line}`;
+}
+
+/**
+ * A request for media over the socket itself that parseMessage leaves to the caller (it reads
+ * WebRTC signalling only): `{"type":"mse","value":"<codecs, comma-separated>"}` (go2rtc's
+ * internal/mp4/ws.go; a missing or non-string value is an empty list, i.e. go2rtc's defaults).
+ */
+export type MediaMessage = { type: 'mse'; codecs: string };
+
+export function parseMediaMessage(text: string): MediaMessage | undefined {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(msg) || msg.type !== 'mse') return undefined;
+  return { type: 'mse', codecs: typeof msg.value === 'string' ? msg.value.slice(0, 1024) : '' };
+}
+
+/** `{"type":"mse","value":"video/mp4; codecs=\"…\""}`: go2rtc's answer, before the binary segments. */
+export function mseMessage(mime: string): string {
+  return JSON.stringify({ type: 'mse', value: mime });
 }
 
 export function answerMessage(type: 'webrtc' | 'webrtc/offer', sdp: string): string {

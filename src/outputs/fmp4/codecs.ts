@@ -46,3 +46,21 @@ export function notMatchedMessage(have: readonly Track[], want: MediaRequest): s
   const cons = (['video', 'audio'] as const).filter((k) => want[k]?.length).map((k) => `${k}:${want[k]!.join(',')}`).join(', ');
   return `streams: codecs not matched: ${prod} => ${cons}`;
 }
+
+/**
+ * stream.mp4's codecs from its query, as go2rtc's mp4.ParseQuery: `mp4` (empty, or `flac`) =
+ * H.264/H.265 + AAC; `mp4=<anything else>` adds Opus; else `video=`/`audio=` filters (go2rtc's
+ * names), kept to what MP4 carries; nothing = the defaults. (go2rtc's FLAC and MP3 are not carried.)
+ */
+export function parseMp4Query(params: URLSearchParams, mediaQuery: (q: string) => MediaRequest): MediaRequest {
+  if (params.has('mp4')) {
+    const v = params.get('mp4') ?? '';
+    return v === '' || v === 'flac' ? DEFAULT_FMP4_REQUEST : { video: ['H264', 'H265'], audio: ['AAC', 'OPUS'] };
+  }
+  if (!params.has('video') && !params.has('audio')) return DEFAULT_FMP4_REQUEST;
+  const asked = mediaQuery(params.toString());
+  const keep = (k: 'video' | 'audio') => asked[k]?.filter((c) => MP4_CODECS[k]?.includes(c));
+  const video = keep('video');
+  const audio = keep('audio');
+  return { ...(video && { video }), ...(audio && { audio }) };
+}
