@@ -139,6 +139,7 @@ export class Camrelay {
       backend,
       browser,
       idleTimeout: config.api.idleTimeout,
+      mjpeg,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
     const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend });

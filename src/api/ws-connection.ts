@@ -16,6 +16,9 @@ import { openWebRtc } from './webrtc-open.js';
 import { MessageError, answerMessage, candidateMessage, errorMessage, mseMessage, parseMediaMessage, parseMessage, type Incoming } from './ws-messages.js';
 import { openMse } from '../outputs/mse.js';
 import type { Fmp4Viewer } from '../outputs/fmp4/viewer.js';
+import type { MjpegHub, MjpegViewer } from '../outputs/mjpeg-hub.js';
+import { closeCodeOf } from '../core/close-reason.js';
+import { startMjpegOverWs } from './ws-mjpeg.js';
 
 /** Remote candidates held while no session can take them yet (before or during the open). */
 export const MAX_BUFFERED_CANDIDATES = 64;
@@ -61,12 +64,14 @@ export class WsConnection extends Owned {
   #type = 'ws';
   /** The MSE viewer this socket carries (owned: it ends with the socket). */
   #mse: Fmp4Viewer | undefined;
+  /** The MJPEG viewer this socket carries (owned, likewise). */
+  #mjpeg: MjpegViewer | undefined;
 
   constructor(
     ws: WebSocket,
     req: IncomingMessage,
     url: URL,
-    private readonly ctx: WebRtcContext,
+    private readonly ctx: WebRtcContext & { mjpeg?: MjpegHub },
     idleTimeoutMs: number,
   ) {
     super('WsConnection');
@@ -140,7 +145,8 @@ export class WsConnection extends Owned {
         const media = parseMediaMessage(text);
         if (media) {
           this.#type = media.type;
-          this.#startMse(media.codecs);
+          if (media.type === 'mse') this.#startMse(media.codecs);
+          else this.#startMjpeg();
           break;
         }
         // go2rtc's player asks for MJPEG when an error starts with "mse", and closes its peer on
@@ -149,6 +155,28 @@ export class WsConnection extends Owned {
         break;
       }
     }
+  }
+
+  /** go2rtc's `mjpeg`: a viewer of the stream's shared MJPEG encoder (api/ws-mjpeg.ts). */
+  #startMjpeg(): void {
+    const hub = this.ctx.mjpeg;
+    const stream = this.src ? this.ctx.registry.get(this.src) : undefined;
+    if (!hub) {
+      this.#sendError('mjpeg', UNSUPPORTED);
+      return;
+    }
+    if (!stream) {
+      this.#sendError('mjpeg', 'stream not found');
+      return;
+    }
+    this.#mjpeg?.close();
+    const viewer = startMjpegOverWs(this.#ws, stream, hub, { remoteAddr: this.#remoteAddr, userAgent: this.#userAgent });
+    this.#mjpeg = viewer;
+    viewer.once('close', (reason?: Error) => {
+      if (this.#mjpeg === viewer) this.#mjpeg = undefined;
+      // A socket too slow for the pictures is cut.
+      if (!this.closed && closeCodeOf(reason) === 'slow_consumer') this.close(reason, 1008);
+    });
   }
 
   /**
@@ -307,6 +335,8 @@ export class WsConnection extends Owned {
     this.#buffered = [];
     this.#mse?.close(new CloseReason('client'));
     this.#mse = undefined;
+    this.#mjpeg?.close();
+    this.#mjpeg = undefined;
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
       // A close reason is limited to 123 bytes: ASCII only, so that characters count as bytes.

@@ -125,9 +125,10 @@ function parseCandidate(v: unknown): string | null {
 /**
  * A request for media over the socket itself that parseMessage leaves to the caller (it reads
  * WebRTC signalling only): `{"type":"mse","value":"<codecs, comma-separated>"}` (go2rtc's
- * internal/mp4/ws.go; a missing or non-string value is an empty list, i.e. go2rtc's defaults).
+ * internal/mp4/ws.go; a missing or non-string value is an empty list, i.e. go2rtc's defaults),
+ * and `{"type":"mjpeg"}`.
  */
-export type MediaMessage = { type: 'mse'; codecs: string };
+export type MediaMessage = { type: 'mse'; codecs: string } | { type: 'mjpeg' };
 
 export function parseMediaMessage(text: string): MediaMessage | undefined {
   let msg: unknown;
@@ -136,7 +137,10 @@ export function parseMediaMessage(text: string): MediaMessage | undefined {
   } catch {
     return undefined;
   }
-  if (!isObject(msg) || msg.type !== 'mse') return undefined;
+  if (!isObject(msg)) return undefined;
+  // go2rtc's {"type":"mjpeg"} has no value (internal/mjpeg/mjpeg.go).
+  if (msg.type === 'mjpeg') return { type: 'mjpeg' };
+  if (msg.type !== 'mse') return undefined;
   return { type: 'mse', codecs: typeof msg.value === 'string' ? msg.value.slice(0, 1024) : '' };
 }
 

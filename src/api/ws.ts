@@ -11,6 +11,7 @@ import { LogThrottle } from '../core/log-throttle.js';
 import { checkBrowserRequest, type BrowserPolicy } from './host-check.js';
 import type { WebRtcContext } from './routes-webrtc.js';
 import { WsConnection } from './ws-connection.js';
+import type { MjpegHub } from '../outputs/mjpeg-hub.js';
 
 /** Bounds one message; an SDP offer is a few kB, so 1 MB is generous. */
 export const WS_MAX_PAYLOAD = 1024 * 1024;
@@ -26,6 +27,8 @@ export interface WsContext extends WebRtcContext {
   browser: BrowserPolicy;
   /** api.idle_timeout (ms): a socket that sends nothing and answers no ping for this long is closed. */
   idleTimeout: number;
+  /** The shared MJPEG encoders, for {"type":"mjpeg"}; absent: refused as not supported. */
+  mjpeg?: MjpegHub;
 }
 
 const refusedLog = new LogThrottle('ws refused a browser upgrade', 10_000, 'info');
