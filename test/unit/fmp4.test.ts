@@ -15,7 +15,9 @@ import { findParams, isKeyframe } from '../../src/codecs/h264.js';
 import { findH265Params, isH265Keyframe } from '../../src/codecs/h265.js';
 import { Fmp4Viewer, type Fmp4Sink } from '../../src/outputs/fmp4/viewer.js';
 import { muxersOf, watchFmp4 } from '../../src/outputs/fmp4/muxers.js';
-import { mimeType, parseMseCodecs } from '../../src/outputs/fmp4/codecs.js';
+import { mimeType, parseMp4Query, parseMseCodecs } from '../../src/outputs/fmp4/codecs.js';
+import { mseMessage, parseMediaMessage } from '../../src/api/ws-messages.js';
+import { parseMediaQuery } from '../../src/rtsp/play-url.js';
 import { avc1CodecString } from '../../src/formats/mp4/codec-use.js';
 import { h264PictureSize, h265SpsInfo } from '../../src/formats/mp4/sps.js';
 import { ScriptedSource } from '../helpers/fake-parts.js';
@@ -222,4 +224,19 @@ test('MSE codec list as go2rtc reads it: exact tokens, defaults when nothing is 
   // 1920x1080 with cropping from a real x264 SPS (High, 8 bottom rows cropped).
   const sps = Buffer.from('6764002aacd940780227e5c04400000303040000030ca3c60c9658', 'hex');
   assert.deepEqual(h264PictureSize(sps), { width: 1920, height: 1080 });
+});
+
+test('the socket\'s mse and mjpeg messages; stream.mp4\'s query as go2rtc reads it', () => {
+  assert.deepEqual(parseMediaMessage('{"type":"mse","value":"avc1.640029,opus"}'), { type: 'mse', codecs: 'avc1.640029,opus' });
+  assert.deepEqual(parseMediaMessage('{"type":"mse"}'), { type: 'mse', codecs: '' });
+  assert.deepEqual(parseMediaMessage('{"type":"mjpeg"}'), { type: 'mjpeg' });
+  assert.equal(parseMediaMessage('{"type":"hls","value":""}'), undefined);
+  assert.equal(parseMediaMessage('nope'), undefined);
+  assert.equal(mseMessage('video/mp4; codecs="avc1.640029"'), '{"type":"mse","value":"video/mp4; codecs=\\"avc1.640029\\""}');
+  const q = (s: string) => parseMp4Query(new URLSearchParams(s), parseMediaQuery);
+  assert.deepEqual(q('src=x'), { video: ['H264', 'H265'], audio: ['AAC'] });
+  assert.deepEqual(q('src=x&mp4'), { video: ['H264', 'H265'], audio: ['AAC'] });
+  assert.deepEqual(q('src=x&mp4=all'), { video: ['H264', 'H265'], audio: ['AAC', 'OPUS'] });
+  assert.deepEqual(q('src=x&video=h264'), { video: ['H264'] });
+  assert.deepEqual(q('src=x&video&audio=pcma'), { video: ['H264', 'H265'], audio: [] });
 });

@@ -33,7 +33,11 @@ interface Slot {
   offset: number | undefined;
   last: number | undefined;
   lastDuration: number;
+  /** The parameter sets the init segment was made with: a change in place needs a new one. */
+  params: readonly (Buffer | undefined)[];
 }
+
+const paramsOf = (t: Track): (Buffer | undefined)[] => [t.params?.vps, t.params?.sps, t.params?.pps];
 
 export class Fmp4Muxer extends Owned implements Consumer {
   readonly id = randomBytes(6).toString('base64url');
@@ -74,6 +78,7 @@ export class Fmp4Muxer extends Owned implements Consumer {
         offset: undefined,
         last: undefined,
         lastDuration: 0,
+        params: paramsOf(t),
       }));
       this.#mime = mimeType(usable);
       for (const v of this.#viewers) v.answer(this.#mime);
@@ -139,8 +144,17 @@ export class Fmp4Muxer extends Owned implements Consumer {
     if (!slot) return;
     if (slot.track !== f.track) {
       // A new source run (a reconnect): new Track objects, maybe new parameter sets, its own clock.
+      // Another codec cannot go on in the same MSE SourceBuffer: its viewers start over.
+      if (f.track.codec.name !== slot.track.codec.name) {
+        this.close(new Error(`the stream's ${slot.kind} changed from ${slot.track.codec.name} to ${f.track.codec.name}`));
+        return;
+      }
       slot.track = f.track;
       slot.offset = undefined;
+      this.#initDirty = true;
+    }
+    if (f.keyframe && slot.kind === 'video' && paramsOf(f.track).some((p, i) => p !== slot.params[i])) {
+      slot.params = paramsOf(f.track);
       this.#initDirty = true;
     }
     const hasVideo = this.#slots[0]!.kind === 'video';
