@@ -6,7 +6,10 @@
 //  - an error whose value starts with "mse" (the first mode) → {"type":"mjpeg"} (the MJPEG fallback);
 //  - an error whose value contains "webrtc/offer" anywhere → pc.close() (and no retry on this socket);
 //  - webrtc/answer → setRemoteDescription, webrtc/candidate → addIceCandidate(sdpMid '0');
-//  - once WebRTC video plays, the WebSocket is closed (video-rtc.js onpcvideo → ws.close()).
+//  - once WebRTC video plays, onpcvideo weighs it against MSE: WebRTC wins (the WebSocket is
+//    closed) unless MSE has more (AAC audio that WebRTC lacks), then the peer is closed instead;
+//  - {"type":"mse"} answer → binary messages are the MSE bytes (init segment, then fragments);
+//  - `mode` as video-rtc.js's (default 'webrtc,mse,hls,mjpeg'): without webrtc no offer, without mse no mse.
 import { WebSocket, type RawData } from 'ws';
 import { Viewer } from './werift-viewer.js';
 import { waitEvent } from './wait.js';
@@ -31,13 +34,24 @@ export class Go2rtcPlayer {
   /** Set when the player closed the WebSocket because WebRTC plays. */
   wsClosedBecausePlaying = false;
   #watch: NodeJS.Timeout | undefined;
+  /** The MSE type camrelay answered, and the binary messages after it. */
+  mseType: string | undefined;
+  readonly mseData: Buffer[] = [];
+  /** Set when MSE won over WebRTC and the player closed its peer. */
+  pcClosedForMse = false;
+  #answerSdp = '';
+  readonly mode: string;
 
-  constructor(port: number, src: string) {
+  constructor(port: number, src: string, opts: { mode?: string } = {}) {
+    this.mode = opts.mode ?? 'webrtc,mse,hls,mjpeg';
     this.ws = new WebSocket(`ws://127.0.0.1:${port}/api/ws?src=${encodeURIComponent(src)}`);
     this.ws.on('error', () => undefined);
     this.closed = new Promise((resolve) => this.ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
     this.ws.on('message', (d: RawData, binary: boolean) => {
-      if (binary) return; // MJPEG frames would come as binary; camrelay does not serve them yet
+      if (binary) {
+        if (this.mseType !== undefined) this.mseData.push(Buffer.isBuffer(d) ? d : Buffer.concat(d as Buffer[]));
+        return;
+      }
       const msg = JSON.parse(d.toString()) as PlayerMsg;
       this.messages.push(msg);
       void this.#onMessage(msg);
@@ -47,15 +61,24 @@ export class Go2rtcPlayer {
   /** Opens the socket and runs the player's onopen: MSE, then WebRTC. */
   async start(): Promise<this> {
     await waitEvent(this.ws, 'open', 3000);
-    this.#send({ type: 'mse', value: MSE_CODECS });
+    if (this.mode.includes('mse')) this.#send({ type: 'mse', value: MSE_CODECS });
+    if (!this.mode.includes('webrtc')) return this;
     const sdp = await this.viewer.offerTrickle((c) => this.#send({ type: 'webrtc/candidate', value: c }));
     this.#send({ type: 'webrtc/offer', value: sdp });
-    // onpcvideo: WebRTC wins over MSE (no MSE answer came) → the socket is closed.
+    // onpcvideo: WebRTC against MSE, by video-rtc.js's weights.
     this.#watch = setInterval(() => {
       if (this.viewer.video.length > 0 && this.ws.readyState === WebSocket.OPEN) {
-        this.wsClosedBecausePlaying = true;
         clearInterval(this.#watch);
-        this.ws.close();
+        const rtc = (this.#answerSdp.includes('H265/90000') ? 0x240 : 0x220) + (sendsAudio(this.#answerSdp) ? 0x102 : 0);
+        const t = this.mseType ?? '';
+        const mse = (t.includes('hvc1.') ? 0x230 : 0) + (t.includes('avc1.') ? 0x210 : 0) + (t.includes('mp4a.') ? 0x101 : 0);
+        if (rtc >= mse) {
+          this.wsClosedBecausePlaying = true;
+          this.ws.close();
+        } else {
+          this.pcClosedForMse = true;
+          void this.viewer.pc.close();
+        }
       }
     }, 20);
     return this;
@@ -79,7 +102,11 @@ export class Go2rtcPlayer {
         }
         break;
       }
+      case 'mse':
+        this.mseType = String(msg.value);
+        break;
       case 'webrtc/answer':
+        this.#answerSdp = String(msg.value);
         await this.viewer.answer(String(msg.value));
         break;
       case 'webrtc/candidate':
@@ -93,4 +120,9 @@ export class Go2rtcPlayer {
     this.ws.close();
     await this.viewer.close();
   }
+}
+
+/** Whether an answer sends audio: an m=audio section with a port and neither inactive nor recvonly. */
+function sendsAudio(sdp: string): boolean {
+  return sdp.split(/\r?\nm=/).some((m) => /^audio [1-9]/.test(m) && !/a=(inactive|recvonly)/.test(m));
 }

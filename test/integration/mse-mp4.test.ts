@@ -1,0 +1,222 @@
+// Issue 15: fMP4 out of a real camrelay: GET /api/stream.mp4 and /api/frame.mp4 read by ffprobe,
+// MSE over /api/ws as go2rtc's player takes it, and one camera connection and one muxer for ten
+// MSE viewers and a WebRTC viewer. Sources: the demo (ffmpeg test pattern) and a gst-rtsp-server
+// H.264+AAC camera.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WebSocket, type RawData } from 'ws';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { GstCamera, cameraCanRun } from '../helpers/gst-camera.js';
+import { Go2rtcPlayer } from '../helpers/go2rtc-player.js';
+import { request } from '../helpers/http.js';
+import { Viewer } from '../helpers/werift-viewer.js';
+import { waitEvent, waitFor } from '../helpers/wait.js';
+
+const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#video=h264#audio=opus';
+const skip = cameraCanRun('h264-aac') ? false : 'gst-rtsp-server with x264enc/voaacenc not available';
+let app: CamrelayProcess;
+let camera: GstCamera | undefined;
+
+before(async () => {
+  if (!skip) camera = await GstCamera.start({ pipeline: 'h264-aac' });
+  app = await CamrelayProcess.start(testConfig({ demo: DEMO, ...(camera && { cam: camera.url() }) }));
+});
+
+after(async () => {
+  assert.equal(await app.stop(), 0, 'graceful shutdown exits 0');
+  await camera?.stop();
+});
+
+/** The body of a GET, up to `bytes` or the end, with its headers. */
+function get(url: string, bytes: number, ms = 15_000): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const req = http.get(url, { agent: false }, (res) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+      };
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        n += c.length;
+        if (n >= bytes) {
+          req.destroy();
+          done();
+        }
+      });
+      res.on('end', done);
+      res.on('error', () => undefined);
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`GET ${url}: not ${bytes} bytes within ${ms} ms (got ${n})`)), ms);
+    req.on('error', (e) => (n >= bytes ? undefined : reject(e)));
+  });
+}
+
+interface Probed {
+  streams: { codec_type: string; codec_name: string; codec_tag_string: string; width?: number; nb_read_frames?: string }[];
+}
+function ffprobe(bytes: Buffer): Probed {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mp4-it-'));
+  try {
+    const file = path.join(dir, 'in.mp4');
+    writeFileSync(file, bytes);
+    const r = spawnSync('/usr/bin/ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', file], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as Probed;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const objects = async (): Promise<Record<string, number>> => JSON.parse((await request(`http://127.0.0.1:${app.port}/api/debug/objects`)).text) as Record<string, number>;
+const streamState = async (name: string): Promise<{ state: string; consumers: { format_name: string }[] }> =>
+  (JSON.parse((await request(`http://127.0.0.1:${app.port}/api/streams`)).text) as Record<string, { state: string; consumers: { format_name: string }[] }>)[name]!;
+
+test('stream.mp4 of the demo for duration=2: ffprobe reads H.264 frames; mp4=all adds its Opus', { timeout: 60_000 }, async () => {
+  const plain = await get(`http://127.0.0.1:${app.port}/api/stream.mp4?src=demo&duration=2`, Infinity, 20_000);
+  assert.equal(plain.status, 200);
+  assert.match(String(plain.headers['content-type']), /^video\/mp4; codecs="avc1\.[0-9A-F]{6}"$/, 'the demo has Opus, which go2rtc\'s default MP4 does not take');
+  const p = ffprobe(plain.body);
+  assert.deepEqual(p.streams.map((s) => `${s.codec_type}:${s.codec_name}:${s.codec_tag_string}`), ['video:h264:avc1']);
+  assert.ok(Number(p.streams[0]!.nb_read_frames) >= 20, `frames: ${p.streams[0]!.nb_read_frames}`);
+  const all = await get(`http://127.0.0.1:${app.port}/api/stream.mp4?src=demo&mp4=all&duration=2`, Infinity, 20_000);
+  assert.match(String(all.headers['content-type']), /codecs="avc1\.[0-9A-F]{6},opus"/);
+  const q = ffprobe(all.body);
+  assert.deepEqual(q.streams.map((s) => `${s.codec_type}:${s.codec_name}`), ['video:h264', 'audio:opus']);
+  assert.ok(Number(q.streams[1]!.nb_read_frames) > 20);
+  await waitFor('the demo stopped once its last viewer left', async () => (await streamState('demo')).state === 'idle', 5000);
+});
+
+test('frame.mp4: one keyframe as a short MP4 with Content-Length; Chrome\'s first request without Range gets nothing', { timeout: 30_000 }, async () => {
+  const r = await get(`http://127.0.0.1:${app.port}/api/frame.mp4?src=demo`, Infinity);
+  assert.equal(r.status, 200);
+  assert.equal(Number(r.headers['content-length']), r.body.length);
+  const p = ffprobe(r.body);
+  assert.equal(p.streams.length, 1);
+  assert.equal(p.streams[0]!.codec_name, 'h264');
+  assert.equal(Number(p.streams[0]!.nb_read_frames), 1);
+  const chrome = await request(`http://127.0.0.1:${app.port}/api/frame.mp4?src=demo`, { headers: { 'user-agent': 'Mozilla/5.0 Chrome/120.0 Safari/537.36' } });
+  assert.equal(chrome.status, 200);
+  assert.equal(chrome.text, '');
+  const none = await request(`http://127.0.0.1:${app.port}/api/stream.mp4?src=nope`);
+  assert.equal(none.status, 404);
+});
+
+test('stream.mp4 of a gst H.264+AAC camera: ffprobe and ffmpeg read video and audio', { timeout: 60_000, skip }, async () => {
+  const r = await get(`http://127.0.0.1:${app.port}/api/stream.mp4?src=cam&duration=2`, Infinity, 20_000);
+  assert.match(String(r.headers['content-type']), /^video\/mp4; codecs="avc1\.[0-9A-F]{6},mp4a\.40\.2"$/);
+  const p = ffprobe(r.body);
+  assert.deepEqual(p.streams.map((s) => `${s.codec_type}:${s.codec_name}:${s.codec_tag_string}`), ['video:h264:avc1', 'audio:aac:mp4a']);
+  assert.ok(Number(p.streams[0]!.nb_read_frames) >= 20 && Number(p.streams[1]!.nb_read_frames) >= 20, JSON.stringify(p.streams.map((s) => s.nb_read_frames)));
+  const decode = spawnSync('/usr/bin/ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'null', '-'], { input: r.body, timeout: 30_000, encoding: 'utf8' });
+  assert.equal(decode.status, 0, decode.stderr);
+  assert.equal(decode.stderr.trim(), '', 'decodes without errors');
+});
+
+/** A bare MSE client: the answer, then the binary messages. */
+class MseClient {
+  readonly ws: WebSocket;
+  texts: { type: string; value?: string }[] = [];
+  binary: Buffer[] = [];
+  constructor(src: string, codecs: string) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${app.port}/api/ws?src=${encodeURIComponent(src)}`);
+    this.ws.on('error', () => undefined);
+    this.ws.on('open', () => this.ws.send(JSON.stringify({ type: 'mse', value: codecs })));
+    this.ws.on('message', (d: RawData, isBinary: boolean) => {
+      const b = Buffer.isBuffer(d) ? d : Buffer.concat(d as Buffer[]);
+      if (isBinary) this.binary.push(b);
+      else this.texts.push(JSON.parse(b.toString()) as { type: string; value?: string });
+    });
+  }
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    this.ws.close();
+    await waitEvent(this.ws, 'close', 3000);
+  }
+}
+
+test('MSE over /api/ws: go2rtc\'s answer, then the init segment alone, then moof+mdat messages that ffprobe reads; unknown stream and no match in go2rtc\'s words', { timeout: 60_000 }, async () => {
+  const c = new MseClient('demo', 'avc1.640029,mp4a.40.2,opus');
+  try {
+    await waitFor('30 fragments', () => c.binary.length > 30, 15_000);
+    assert.deepEqual(c.texts.map((t) => t.type), ['mse']);
+    assert.match(String(c.texts[0]!.value), /^video\/mp4; codecs="avc1\.[0-9A-F]{6},opus"$/);
+    assert.equal(c.binary[0]!.subarray(4, 8).toString(), 'ftyp', 'the first binary message is the init segment');
+    assert.ok(c.binary[0]!.includes('moov') && !c.binary[0]!.includes('moof'), 'init alone');
+    for (const m of c.binary.slice(1)) assert.equal(m.subarray(4, 8).toString(), 'moof', 'each later message starts a fragment');
+    const p = ffprobe(Buffer.concat(c.binary));
+    assert.deepEqual(p.streams.map((s) => s.codec_name), ['h264', 'opus']);
+    const consumers = (await streamState('demo')).consumers.map((x) => x.format_name);
+    assert.deepEqual(consumers, ['mse/fmp4'], '/api/streams lists the viewer, not the muxer');
+  } finally {
+    await c.close();
+  }
+  const none = new MseClient('nope', '');
+  try {
+    await waitFor('an error', () => none.texts.length > 0);
+    assert.deepEqual(none.texts[0], { type: 'error', value: 'mse: stream not found' });
+  } finally {
+    await none.close();
+  }
+  const mismatch = new MseClient('demo', 'mp4a.40.2');
+  try {
+    await waitFor('an error', () => mismatch.texts.length > 0, 15_000);
+    assert.match(String(mismatch.texts[0]!.value), /^mse: streams: codecs not matched: .*audio:OPUS.* => audio:AAC$/);
+    assert.equal(mismatch.ws.readyState, WebSocket.OPEN, 'the socket stays, as go2rtc\'s');
+  } finally {
+    await mismatch.close();
+  }
+});
+
+test('ten MSE viewers and one WebRTC viewer of one camera: one camera connection, one muxer; all gone, the camera is released', { timeout: 90_000, skip }, async () => {
+  const cam = camera!;
+  const before = cam.connections();
+  const clients = Array.from({ length: 10 }, () => new MseClient('cam', 'avc1.640029,mp4a.40.2'));
+  const viewer = new Viewer();
+  try {
+    await viewer.connect(`http://127.0.0.1:${app.port}`, 'cam', 'sdp');
+    await waitFor('every MSE viewer has fragments', () => clients.every((c) => c.binary.length > 10), 20_000);
+    await waitFor('WebRTC video', () => viewer.video.length > 10, 15_000);
+    assert.equal(cam.connections() - before, 1, 'one camera connection');
+    const o = await objects();
+    assert.equal(o['Fmp4Muxer'], 1, 'one muxer');
+    assert.equal(o['Fmp4Viewer'], 10);
+    const kinds = (await streamState('cam')).consumers.map((x) => x.format_name).sort();
+    assert.deepEqual(kinds, [...Array(10).fill('mse/fmp4'), 'webrtc'].sort());
+    const metrics = (await request(`http://127.0.0.1:${app.port}/metrics`)).text;
+    assert.match(metrics, /camrelay_consumers\{kind="mse"\} 10/);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await viewer.close();
+  }
+  await waitFor('no muxer left', async () => (await objects())['Fmp4Muxer'] === 0, 5000);
+  await waitFor('the camera released', () => cam.openConnections() === 0, 8000);
+});
+
+test('go2rtc\'s player (default modes) on the AAC camera: MSE wins over WebRTC without audio, plays; closing it stops the source within 1 s', { timeout: 60_000, skip }, async () => {
+  const cam = camera!;
+  await waitFor('the camera idle', () => cam.openConnections() === 0, 8000);
+  const p = await new Go2rtcPlayer(app.port, 'cam').start();
+  try {
+    await waitFor('MSE answered', () => p.mseType, 15_000);
+    assert.match(p.mseType!, /mp4a\.40\.2/);
+    await waitFor('MSE kept, the peer closed', () => p.pcClosedForMse, 15_000);
+    const n = p.mseData.length;
+    await waitFor('fragments keep coming', () => p.mseData.length > n + 20, 10_000);
+    assert.equal(p.ws.readyState, WebSocket.OPEN);
+    // The peer the player closed ends its session by camrelay's own rules (webrtc.timeouts): once
+    // only the MSE viewer is left, closing the player is what releases the camera.
+    await waitFor('only the MSE viewer left', async () => (await streamState('cam')).consumers.map((x) => x.format_name).join() === 'mse/fmp4', 8000);
+  } finally {
+    await p.close();
+  }
+  const t0 = Date.now();
+  await waitFor('the camera released', () => cam.openConnections() === 0, 1000, 10);
+  assert.ok(Date.now() - t0 <= 1000);
+});
