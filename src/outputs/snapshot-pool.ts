@@ -1,18 +1,30 @@
 // Snapshots for everyone at bounded cost. Each decode is an ffmpeg (~40 MB): 100 requests at once
 // used to start ~85 of them (3.5 GB). Here requests for the same stream and size share one decode
-// while it runs, and its JPEG answers them for `cacheMs` after; at most `maxDecoders` decodes run
-// at once across all streams, and a request that needs one more is refused (SnapshotsBusy).
+// while it runs, and its JPEG answers them for `cacheMs` after; at most `maxDecoders` decodes are
+// admitted at once across all streams, and a request that needs one more is refused
+// (SnapshotsBusy). Of the admitted ones, at most one decoder per core but one runs at a time.
+import { availableParallelism } from 'node:os';
 import type { Stream } from '../core/stream.js';
 import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
 import type { StopGrace } from '../process/child.js';
 import { captureKeyframe, keyframeToJpeg, SnapshotAborted } from './snapshot.js';
 
+/**
+ * Decoders that run at once: one per core but one, at least one. Measured on 2 cores (docs/
+ * benchmarks.md, snapshots): with 2 or 4 decoders running, even at SCHED_IDLE, GET /api sent at
+ * the start of a 150-request burst waited 135–350 ms; with 1, at most 80 ms. A decode is CPU
+ * work only, so more of them at once only share the cores (each takes ~130 ms of CPU for 1080p).
+ */
+export const DEFAULT_RUNNING_DECODERS = Math.max(1, availableParallelism() - 1);
+
 export interface SnapshotPoolOptions {
   ffmpegBin: string;
   grace: StopGrace;
-  /** api.max_snapshots. */
+  /** api.max_snapshots: decodes admitted at once (running, or waiting for a decoder to run on). */
   maxDecoders: number;
+  /** Decoders (ffmpeg) running at once; default DEFAULT_RUNNING_DECODERS, never above maxDecoders. */
+  runningDecoders?: number;
   /** api.snapshot_cache (ms); 0: a JPEG is shared only by the requests that waited for it. */
   cacheMs: number;
   /** How long an idle stream may take to give a keyframe. */
@@ -85,10 +97,14 @@ export class SnapshotPool {
     const abort = new AbortController();
     const decode = (async () => {
       const key = await captureKeyframe(stream, timeoutMs, abort.signal);
-      // Decodes waiting for the same keyframe go on together; spawning is synchronous (~3–10 ms
-      // each), so each gets its own event-loop turn.
-      await this.#spawnTurn();
-      return keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs }, abort.signal);
+      const release = await this.#decoderSlot(abort.signal);
+      try {
+        // Spawning is synchronous (~3–10 ms each): each decoder gets its own event-loop turn.
+        await this.#spawnTurn();
+        return await keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs }, abort.signal);
+      } finally {
+        release();
+      }
     })();
     const entry: Running = { jpeg: decode, abort, waiters: 0 };
     this.#running.set(key, entry);
@@ -147,6 +163,41 @@ export class SnapshotPool {
   }
 
   #spawns: Promise<void> = Promise.resolve();
+  #runningDecoders = 0;
+  #slotQueue: (() => void)[] = [];
+
+  /** Decoders running now (at most runningDecoders; the other admitted decodes wait for one). */
+  get runningDecoders(): number {
+    return this.#runningDecoders;
+  }
+
+  /** Waits (FIFO) for a decoder to run on; the release must be called once. Rejects on abort. */
+  #decoderSlot(signal: AbortSignal): Promise<() => void> {
+    const limit = Math.max(1, Math.min(this.opts.runningDecoders ?? DEFAULT_RUNNING_DECODERS, this.opts.maxDecoders));
+    const release = (): void => {
+      this.#runningDecoders--;
+      this.#slotQueue.shift()?.();
+    };
+    if (signal.aborted) return Promise.reject(new SnapshotAborted());
+    if (this.#runningDecoders < limit) {
+      this.#runningDecoders++;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', leave);
+        this.#runningDecoders++;
+        resolve(release);
+      };
+      const leave = (): void => {
+        const i = this.#slotQueue.indexOf(go);
+        if (i >= 0) this.#slotQueue.splice(i, 1);
+        reject(new SnapshotAborted());
+      };
+      signal.addEventListener('abort', leave, { once: true });
+      this.#slotQueue.push(go);
+    });
+  }
 
   /** Resolves one caller per event-loop turn. */
   #spawnTurn(): Promise<void> {
