@@ -21,15 +21,32 @@ const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#vide
 const skip = cameraCanRun('h264-aac') ? false : 'gst-rtsp-server with x264enc/voaacenc not available';
 let app: CamrelayProcess;
 let camera: GstCamera | undefined;
+const skipHevc = cameraCanRun('h265') ? false : 'gst-rtsp-server with x265enc not available';
+let hevc: GstCamera | undefined;
 
 before(async () => {
   if (!skip) camera = await GstCamera.start({ pipeline: 'h264-aac' });
-  app = await CamrelayProcess.start(testConfig({ demo: DEMO, ...(camera && { cam: camera.url() }) }));
+  if (!skipHevc) hevc = await GstCamera.start({ pipeline: 'h265' });
+  app = await CamrelayProcess.start(testConfig({ demo: DEMO, ...(camera && { cam: camera.url() }), ...(hevc && { hevc: hevc.url() }) }));
 });
 
 after(async () => {
   assert.equal(await app.stop(), 0, 'graceful shutdown exits 0');
   await camera?.stop();
+  await hevc?.stop();
+});
+
+test('stream.mp4 of a gst H.265 camera: ffprobe reads hevc with tag hvc1, every frame decodes', { timeout: 60_000, skip: skipHevc }, async () => {
+  const r = await get(`http://127.0.0.1:${app.port}/api/stream.mp4?src=hevc&duration=2`, Infinity, 20_000);
+  assert.match(String(r.headers['content-type']), /^video\/mp4; codecs="hvc1\.1\.6\.L153\.B0"/);
+  const p = ffprobe(r.body);
+  const v = p.streams.find((s) => s.codec_type === 'video')!;
+  assert.equal(v.codec_name, 'hevc');
+  assert.equal(v.codec_tag_string, 'hvc1');
+  assert.ok(Number(v.nb_read_frames) >= 20, `frames: ${v.nb_read_frames}`);
+  const decode = spawnSync('/usr/bin/ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'null', '-'], { input: r.body, timeout: 30_000, encoding: 'utf8' });
+  assert.equal(decode.status, 0, decode.stderr);
+  assert.equal(decode.stderr.trim(), '', 'decodes without errors');
 });
 
 /** The body of a GET, up to `bytes` or the end, with its headers. */
