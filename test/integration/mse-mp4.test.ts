@@ -141,13 +141,19 @@ class MseClient {
   readonly ws: WebSocket;
   texts: { type: string; value?: string }[] = [];
   binary: Buffer[] = [];
+  readonly startedAt = performance.now();
+  /** ms from the socket's creation to its first fragment (the message after the init). */
+  firstFragmentMs: number | undefined;
   constructor(src: string, codecs: string) {
     this.ws = new WebSocket(`ws://127.0.0.1:${app.port}/api/ws?src=${encodeURIComponent(src)}`);
     this.ws.on('error', () => undefined);
     this.ws.on('open', () => this.ws.send(JSON.stringify({ type: 'mse', value: codecs })));
     this.ws.on('message', (d: RawData, isBinary: boolean) => {
       const b = Buffer.isBuffer(d) ? d : Buffer.concat(d as Buffer[]);
-      if (isBinary) this.binary.push(b);
+      if (isBinary) {
+        this.binary.push(b);
+        if (this.binary.length === 2) this.firstFragmentMs = performance.now() - this.startedAt;
+      }
       else this.texts.push(JSON.parse(b.toString()) as { type: string; value?: string });
     });
   }
@@ -236,4 +242,32 @@ test('go2rtc\'s player (default modes) on the AAC camera: MSE wins over WebRTC w
   const t0 = Date.now();
   await waitFor('the camera released', () => cam.openConnections() === 0, 1000, 10);
   assert.ok(Date.now() - t0 <= 1000);
+});
+
+test('100 MSE viewers join and leave a watched stream (10 at a time): each starts at once at the cached keyframe; back to baseline after', { timeout: 90_000 }, async () => {
+  const holder = new MseClient('demo', 'avc1.640029');
+  try {
+    await waitFor('the holder plays', () => holder.binary.length > 30, 15_000);
+    const waits: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      const batch = Array.from({ length: 10 }, () => new MseClient('demo', 'avc1.640029'));
+      // The init and the GOP so far come at once, without waiting for the next keyframe.
+      await waitFor('every joiner has its init and a fragment', () => batch.every((c) => c.binary.length >= 2), 3000, 10);
+      for (const c of batch) assert.equal(c.binary[0]!.subarray(4, 8).toString(), 'ftyp');
+      waits.push(...batch.map((c) => c.firstFragmentMs!));
+      await Promise.all(batch.map((c) => c.close()));
+    }
+    waits.sort((a, b) => a - b);
+    // The demo's GOP is longer than this: a joiner that waited for a keyframe would show it.
+    const p95 = waits[Math.floor(waits.length * 0.95)]!;
+    assert.ok(p95 < 300, `first fragment p95 ${p95.toFixed(0)} ms (median ${waits[50]!.toFixed(0)} ms)`);
+    await waitFor('only the holder left', async () => (await objects())['Fmp4Viewer'] === 1, 5000);
+    assert.equal((await objects())['Fmp4Muxer'], 1);
+  } finally {
+    await holder.close();
+  }
+  await waitFor('back to baseline', async () => {
+    const o = await objects();
+    return (o['Fmp4Viewer'] ?? 0) === 0 && (o['Fmp4Muxer'] ?? 0) === 0 && (o['WsConnection'] ?? 0) === 0 && (await streamState('demo')).state === 'idle';
+  }, 5000);
 });
