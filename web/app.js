@@ -1,6 +1,9 @@
 // The stream grid: one tile per stream, each with its own player, poster and state.
 import { el, getJSON, hiddenGraceMs, pauseWhenHidden, stateLabel, api } from './common.js';
-import { Player } from './player.js';
+import { Player, parseModes } from './player.js';
+
+/** ?mode= as on the single view: the order every tile tries. */
+const modes = parseModes(new URLSearchParams(location.search).get('mode'));
 
 const tiles = new Map(); // name -> { root, player, server }
 
@@ -16,7 +19,7 @@ function tile(name) {
     el('div', { class: 'caption' }, el('strong', { text: name }), state, el('a', { href: `stream.html?src=${encodeURIComponent(name)}#details`, text: 'details' })),
     error);
   const t = { root, video, state, error, server: undefined, player: undefined, wasLive: false };
-  t.player = new Player(name, video, () => render(t));
+  t.player = new Player(name, video, () => render(t), modes);
   return t;
 }
 
@@ -35,6 +38,7 @@ function render(t) {
   t.state.textContent = label;
   t.root.dataset.state = label;
   t.root.dataset.live = String(label === 'live');
+  t.root.dataset.mode = t.player.mode ?? '';
   const why = [s?.error, p.phase === 'retrying' ? p.text : ''].filter(Boolean).join(' · ');
   t.error.textContent = why;
   t.root.classList.toggle('has-video', p.phase === 'playing' || p.phase === 'stalled');

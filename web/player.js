@@ -1,29 +1,53 @@
-// A WebRTC player for one stream over go2rtc's signalling socket (/api/ws?src=) with trickle ICE.
-// It retries by itself with backoff and says so, and it releases the server session when stopped.
-import { api } from './common.js';
+// A player for one stream that picks its transport as go2rtc's player does: it tries the modes in
+// order (default webrtc, mse, hls, mjpeg), skips those the browser lacks, falls to the next when
+// one shows no frame, and keeps the first that does. It retries by itself with backoff and says
+// so, and it releases the server session when stopped.
+import { webrtc } from './mode-webrtc.js';
+import { mse } from './mode-mse.js';
+import { hls } from './mode-hls.js';
+import { mjpeg } from './mode-mjpeg.js';
+
+export const MODES = { webrtc, mse, hls, mjpeg };
+export const DEFAULT_MODES = ['webrtc', 'mse', 'hls', 'mjpeg'];
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
-/** No first frame this long after the offer: the attempt failed. */
+/** No first frame this long after a mode started: the mode failed. */
 const FIRST_FRAME_MS = 10000;
 /** Frames stopped this long while playing: start over (the server may have dropped us). */
 const STALL_MS = 8000;
-/** ICE "disconnected" may heal by itself; after this long it counts as failed. */
-const DISCONNECTED_MS = 3000;
+/** Rounds the mode that played is retried alone before every mode is tried again. */
+const KEEP_ROUNDS = 3;
+
+/**
+ * Modes from go2rtc's `mode` attribute or ?mode=: a comma list ("mse", "webrtc,mse"); unknown
+ * names are ignored ("webrtc/tcp" counts as webrtc); nothing usable gives the default order.
+ */
+export function parseModes(value) {
+  const list = String(value ?? '').split(',').map((m) => m.trim().toLowerCase().split('/')[0]).filter((m) => m in MODES);
+  return list.length ? [...new Set(list)] : [...DEFAULT_MODES];
+}
 
 export class Player {
   /**
    * @param {string} src stream name
    * @param {HTMLVideoElement} video
    * @param {(status: {phase: string, text: string}) => void} onStatus
+   * @param {string[]} modes the order to try (parseModes)
    */
-  constructor(src, video, onStatus = () => {}) {
+  constructor(src, video, onStatus = () => {}, modes = DEFAULT_MODES) {
     this.src = src;
     this.video = video;
     this.onStatus = onStatus;
+    this.modes = modes;
     this.status = { phase: 'stopped', text: 'stopped' };
-    this.attempt = 0; // failed attempts in a row, for the backoff
+    this.attempt = 0; // failed rounds in a row, for the backoff
     this.ttffMs = undefined;
-    this.run = null; // the current attempt's resources
+    this.run = null; // the current mode's attempt
+    this.mode = undefined; // the mode running or being tried
+    this.kept = undefined; // the mode that last showed a frame
+    this.keptFailures = 0;
+    this.skipped = []; // "<mode>: <why>" for the modes passed over in this round
+    this.queue = [];
     this.retryTimer = undefined;
     this.running = false;
   }
@@ -32,10 +56,10 @@ export class Player {
     if (this.running) return;
     this.running = true;
     this.attempt = 0;
-    this.#connect();
+    this.#round();
   }
 
-  /** Ends the session now: peer connection and signalling closed, no retry. */
+  /** Ends the session now: the mode's connections closed, no retry. */
   stop(why = 'stopped') {
     this.running = false;
     clearTimeout(this.retryTimer);
@@ -49,90 +73,67 @@ export class Player {
     this.onStatus(this.status);
   }
 
-  #connect() {
-    const run = { ws: null, pc: null, timers: [], answered: false, t0: performance.now(), firstFrame: false, session: undefined };
+  #round() {
+    this.skipped = [];
+    this.roundT0 = performance.now();
+    this.queue = this.kept ? [this.kept] : [...this.modes];
+    this.#next();
+  }
+
+  /** The next mode of the round the browser has, or the round's end. */
+  #next() {
+    while (this.queue.length) {
+      const name = this.queue.shift();
+      const why = MODES[name].unavailable(this.video);
+      if (why) this.skipped.push(`${name}: ${why}`);
+      else return this.#open(name);
+    }
+    this.#retry(this.skipped.at(-1) ?? 'no mode to try');
+  }
+
+  #open(name) {
+    const run = { mode: name, handle: null, timers: [], t0: performance.now(), firstFrame: false, last: undefined };
     this.run = run;
-    this.#set('connecting', this.attempt ? `connecting (attempt ${this.attempt + 1})` : 'connecting');
-    // camrelay_session: camrelay tells this page its session id, to end it at once on leaving.
-    const wsUrl = api(`ws?src=${encodeURIComponent(this.src)}&camrelay_session`).replace(/^http/, 'ws');
-    const ws = (run.ws = new WebSocket(wsUrl));
-    const pc = (run.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' }));
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    const media = new MediaStream();
-    pc.ontrack = (e) => {
-      media.addTrack(e.track);
-      if (this.video.srcObject !== media) this.video.srcObject = media;
-      this.video.play().catch(() => {});
-    };
-    const send = (m) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(m)); };
-    // Local candidates go out as found; go2rtc holds those that come before its answer.
-    pc.onicecandidate = (e) => {
-      if (e.candidate && e.candidate.candidate) send({ type: 'webrtc/candidate', value: e.candidate.candidate });
-    };
-    pc.onconnectionstatechange = () => {
-      if (this.run !== run) return;
-      const s = pc.connectionState;
-      if (s === 'failed' || s === 'closed') this.#fail(run, `connection ${s}`);
-      else if (s === 'disconnected') run.timers.push(setTimeout(() => { if (pc.connectionState === 'disconnected') this.#fail(run, 'connection lost'); }, DISCONNECTED_MS));
-    };
-    // Remote candidates must wait for the answer to be applied.
-    let remote = Promise.resolve();
-    ws.onopen = async () => {
-      try {
-        await pc.setLocalDescription(await pc.createOffer());
-        send({ type: 'webrtc', value: { type: 'offer', sdp: pc.localDescription.sdp } });
-      } catch (e) {
-        this.#fail(run, `offer: ${e.message}`);
-      }
-    };
-    ws.onmessage = (ev) => {
-      if (this.run !== run) return;
-      let m;
-      try { m = JSON.parse(ev.data); } catch { return; }
-      if (m.type === 'webrtc' && m.value?.type === 'answer') {
-        run.answered = true;
-        remote = remote.then(() => pc.setRemoteDescription({ type: 'answer', sdp: m.value.sdp })).catch((e) => this.#fail(run, `answer: ${e.message}`));
-      } else if (m.type === 'camrelay/session' && typeof m.value === 'string') {
-        run.session = m.value;
-        this.video.dataset.session = m.value;
-      } else if (m.type === 'webrtc/candidate' && typeof m.value === 'string') {
-        remote = remote.then(() => pc.addIceCandidate({ candidate: m.value, sdpMLineIndex: 0 })).catch(() => {});
-      } else if (m.type === 'error' || (typeof m.type === 'string' && m.type.endsWith('/error'))) {
-        this.#fail(run, String(m.value ?? 'server error'));
-      }
-    };
-    // The server may close the socket after its answer (as go2rtc allows); only before it is it fatal.
-    ws.onclose = () => { if (this.run === run && !run.answered) this.#fail(run, 'signalling closed'); };
+    this.mode = name;
+    this.video.dataset.mode = name;
+    this.#set('connecting', this.attempt ? `connecting (${name}, attempt ${this.attempt + 1})` : `connecting (${name})`);
+    try {
+      run.handle = MODES[name].open({ src: this.src, video: this.video, fail: (reason) => this.#fail(run, reason) });
+    } catch (e) {
+      return this.#fail(run, e.message);
+    }
+    // A mode that failed within open() was torn down before its handle existed.
+    if (this.run !== run) return run.handle.stop();
     this.#watch(run);
   }
 
-  /**
-   * First frame, and frames still coming: judged from framesDecoded in getStats(), which stops
-   * when packets stop (the video element's own frame counters do not, always).
-   */
+  /** First frame, and frames still coming: each mode counts its frames (null: it cannot). */
   #watch(run) {
     let lastFrames = -1;
     let lastChange = performance.now();
     let gap = 100;
     const tick = async () => {
       if (this.run !== run) return;
-      const frames = await decodedFrames(run.pc).catch(() => 0);
+      const frames = await Promise.resolve(run.handle.frames()).catch(() => 0);
       if (this.run !== run) return;
       const now = performance.now();
-      if (frames > 0 && frames !== lastFrames && this.video.videoWidth > 0) {
+      const shown = run.handle.width() > 0;
+      const moved = frames === null ? shown : frames > 0 && frames !== lastFrames && shown;
+      if (moved) {
         // The usual gap between frames (per frame, smoothed): a pause is judged against it.
-        if (lastFrames >= 0 && frames > lastFrames) gap = 0.8 * gap + 0.2 * ((now - lastChange) / (frames - lastFrames));
-        lastFrames = frames;
+        if (frames !== null && lastFrames >= 0 && frames > lastFrames) gap = 0.8 * gap + 0.2 * ((now - lastChange) / (frames - lastFrames));
+        if (frames !== null) lastFrames = frames;
         lastChange = now;
         if (!run.firstFrame) {
           run.firstFrame = true;
-          this.ttffMs = Math.round(now - run.t0);
+          this.ttffMs = Math.round(now - this.roundT0);
           this.attempt = 0;
+          this.kept = run.mode;
+          this.keptFailures = 0;
           this.#set('playing', 'live');
         }
       }
-      if (!run.firstFrame && now - run.t0 > FIRST_FRAME_MS) return this.#fail(run, `no video within ${FIRST_FRAME_MS / 1000} s`);
+      if (!run.firstFrame && now - run.t0 > FIRST_FRAME_MS) return this.#fail(run, `no frame within ${FIRST_FRAME_MS / 1000} s`);
       if (run.firstFrame && now - lastChange > STALL_MS) return this.#fail(run, 'video stalled');
       // Several frame gaps without a frame (at least half a second): the video has stopped.
       const stalled = now - lastChange > Math.max(500, 4 * gap);
@@ -146,18 +147,27 @@ export class Player {
   #fail(run, reason) {
     if (this.run !== run || !this.running) return;
     this.#teardown();
+    const why = reason.startsWith(`${run.mode}:`) ? reason : `${run.mode}: ${reason}`;
+    // A mode that never showed a frame makes way for the next; one that played is retried.
+    if (!run.firstFrame) this.skipped.push(why);
+    if (!run.firstFrame && this.queue.length) return this.#next();
+    this.#retry(why);
+  }
+
+  #retry(why) {
+    if (this.kept && ++this.keptFailures >= KEEP_ROUNDS) this.kept = undefined;
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt++;
     const until = performance.now() + delay;
     const show = () => {
       const left = Math.max(0, Math.ceil((until - performance.now()) / 1000));
-      this.#set('retrying', `${reason}; retrying in ${left} s (attempt ${this.attempt + 1})`);
+      this.#set('retrying', `${why}; retrying in ${left} s (attempt ${this.attempt + 1})`);
     };
     show();
     const countdown = setInterval(show, 1000);
     this.retryTimer = setTimeout(() => {
       clearInterval(countdown);
-      if (this.running) this.#connect();
+      if (this.running) this.#round();
     }, delay);
     const stopCountdown = this.retryTimer;
     this.#clearCountdown = () => { clearInterval(countdown); clearTimeout(stopCountdown); };
@@ -172,43 +182,18 @@ export class Player {
     this.run = null;
     if (!run) return;
     for (const t of run.timers) clearTimeout(t);
-    // camrelay does not notice a closed peer connection before its disconnect timeout; the DELETE ends it now.
-    run.pc.close();
-    // The explicit release: keepalive lets the request outlive a closing page (sendBeacon can only POST).
-    if (run.session) fetch(api(`webrtc?id=${encodeURIComponent(run.session)}`), { method: 'DELETE', keepalive: true }).catch(() => {});
-    // go2rtc's socket does not end a session by closing (Home Assistant closes it after the
-    // answer); it is closed so that nothing is left open.
-    run.ws.onclose = null;
-    run.ws.close();
-    this.video.srcObject = null;
+    run.handle?.stop();
   }
 
-  /** Numbers for the stats overlay, from getStats(); undefined when not connected. */
+  /** Numbers for the stats overlay, with the mode and the modes skipped; undefined when not connected. */
   async stats() {
-    const pc = this.run?.pc;
-    if (!pc) return undefined;
-    const report = await pc.getStats();
-    const out = { width: 0, height: 0, fps: 0, framesDecoded: 0, bytes: 0, packetsLost: 0, rttMs: undefined, ttffMs: this.ttffMs, t: performance.now() };
-    for (const s of report.values()) {
-      if (s.type === 'inbound-rtp') {
-        out.bytes += s.bytesReceived ?? 0;
-        out.packetsLost += s.packetsLost ?? 0;
-        if (s.kind === 'video') {
-          out.width = s.frameWidth ?? 0;
-          out.height = s.frameHeight ?? 0;
-          out.fps = s.framesPerSecond ?? 0;
-          out.framesDecoded = s.framesDecoded ?? 0;
-        }
-      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) {
-        out.rttMs = Math.round(s.currentRoundTripTime * 1000);
-      }
-    }
-    return out;
+    const run = this.run;
+    if (!run?.handle) return undefined;
+    const s = await run.handle.stats();
+    const t = performance.now();
+    // Modes without a rate of their own: from the frames since the last call.
+    if (s.fps === undefined) s.fps = run.last && t > run.last.t ? Math.round(((s.framesDecoded - run.last.frames) * 1000) / (t - run.last.t)) : 0;
+    run.last = { t, frames: s.framesDecoded };
+    return { width: 0, height: 0, framesDecoded: 0, ...s, mode: run.mode, skipped: [...this.skipped], ttffMs: this.ttffMs, t };
   }
-}
-
-async function decodedFrames(pc) {
-  const report = await pc.getStats();
-  for (const s of report.values()) if (s.type === 'inbound-rtp' && s.kind === 'video') return s.framesDecoded ?? 0;
-  return 0;
 }

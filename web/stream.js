@@ -1,10 +1,11 @@
 // The single-stream view (/stream.html?src=NAME, as go2rtc users bookmark it): player, stats
 // overlay, and the stream's producers and consumers as GET /api/streams returns them.
 import { el, getJSON, hiddenGraceMs, pauseWhenHidden, stateLabel } from './common.js';
-import { Player } from './player.js';
+import { Player, parseModes } from './player.js';
 
 const $ = (id) => document.getElementById(id);
-const src = new URLSearchParams(location.search).get('src') ?? '';
+const query = new URLSearchParams(location.search);
+const src = query.get('src') ?? '';
 document.title = `${src} · camrelay`;
 $('title').textContent = src || 'no stream given';
 
@@ -13,7 +14,16 @@ video.muted = true;
 const player = new Player(src, video, (s) => {
   $('status').textContent = s.text;
   $('screen').dataset.phase = s.phase;
-});
+  showModes();
+}, parseModes(query.get('mode')));
+
+/** Details: the mode running (or tried) and why the modes before it were skipped. */
+function showModes() {
+  const playing = player.status.phase === 'playing' || player.status.phase === 'stalled';
+  const now = player.mode ? `${playing ? 'playing over' : 'trying'} ${player.mode}` : 'no mode';
+  $('mode').textContent = [`mode: ${now} (order ${player.modes.join(', ')})`, ...player.skipped.map((w) => `skipped ${w}`)].join(' · ');
+  $('mode').dataset.mode = player.mode ?? '';
+}
 // Tests and scripts read the player from here.
 window.camrelayPlayer = player;
 
@@ -33,14 +43,17 @@ async function showStats() {
   if (!s) { $('stats').textContent = ''; last = undefined; return; }
   const kbps = last && s.bytes >= last.bytes ? ((s.bytes - last.bytes) * 8) / (s.t - last.t) : undefined;
   last = s;
+  const rtc = s.mode === 'webrtc';
   $('stats').textContent = [
+    `mode ${s.mode}`,
     `resolution ${s.width}×${s.height}`,
     `fps ${s.fps ?? 0}`,
     `bitrate ${kbps === undefined ? '…' : `${Math.round(kbps)} kbit/s`}`,
-    `rtt ${s.rttMs === undefined ? '…' : `${s.rttMs} ms`}`,
-    `packets lost ${s.packetsLost}`,
+    // Round trip and packet loss exist only for RTP.
+    ...(rtc ? [`rtt ${s.rttMs === undefined ? '…' : `${s.rttMs} ms`}`, `packets lost ${s.packetsLost}`] : []),
     `first frame ${s.ttffMs === undefined ? '…' : `${s.ttffMs} ms`}`,
     `frames ${s.framesDecoded}`,
+    ...s.skipped.map((w) => `skipped ${w}`),
   ].join('\n');
 }
 
