@@ -20,6 +20,7 @@ import { mediaRoutes } from './api/routes-media.js';
 import { MjpegHub } from './outputs/mjpeg-hub.js';
 import { preloadRoutes } from './api/routes-preload.js';
 import { mp4Routes } from './api/routes-mp4.js';
+import { hlsRoutes } from './api/routes-hls.js';
 import { PreloadTable } from './outputs/preload.js';
 import { basicAuthOk } from './api/auth.js';
 import type { IncomingMessage } from 'node:http';
@@ -124,6 +125,7 @@ export class Camrelay {
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
         mp4Routes({ registry }),
+        hlsRoutes({ registry }),
         mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache, mjpeg }),
       ],
       path.join(root, 'web'),

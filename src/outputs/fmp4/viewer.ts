@@ -32,9 +32,9 @@ export interface ViewerMeta {
   maxBuffered?: number;
 }
 
-export type ViewerKind = 'mse' | 'mp4';
-const FORMAT_NAME: Record<ViewerKind, string> = { mse: 'mse/fmp4', mp4: 'mp4' };
-const PROTOCOL: Record<ViewerKind, string> = { mse: 'ws', mp4: 'http' };
+export type ViewerKind = 'mse' | 'mp4' | 'hls';
+const FORMAT_NAME: Record<ViewerKind, string> = { mse: 'mse/fmp4', mp4: 'mp4', hls: 'hls/fmp4' };
+const PROTOCOL: Record<ViewerKind, string> = { mse: 'ws', mp4: 'http', hls: 'http' };
 
 export class Fmp4Viewer extends Owned {
   readonly id = randomBytes(6).toString('base64url');
