@@ -155,3 +155,77 @@ test('a WebRTC that shows no frame within 10 s makes way for MSE, its server ses
   }
   await released();
 });
+
+test('without WebRTC, MSE and HLS the default order ends at MJPEG, every skip named', { timeout: 40_000, skip: chromiumSkip }, async () => {
+  const page = await browser!.page();
+  try {
+    await page.addInitScript(`delete window.RTCPeerConnection; delete window.MediaSource; delete window.ManagedMediaSource;
+      HTMLMediaElement.prototype.canPlayType = () => '';`);
+    await page.goto(`${app.base}/stream.html?src=demo`);
+    const overlay = await waitFor('mjpeg with its reasons', async () => {
+      const t = (await page.locator('#stats').textContent()) ?? '';
+      const w = await page.evaluate<number>(`document.querySelector('img.mjpeg')?.naturalWidth ?? 0`);
+      return w > 0 && /^mode mjpeg\n[\s\S]*frames [1-9]/.test(t) ? t : '';
+    }, 15_000, 100);
+    assert.deepEqual(overlay.split('\n').filter((l) => l.startsWith('skipped')), [
+      'skipped webrtc: RTCPeerConnection not available',
+      'skipped mse: MediaSource not available',
+      'skipped hls: not supported by this browser',
+    ]);
+    assert.match((await page.locator('#mode').textContent()) ?? '', /^mode: playing over mjpeg/);
+  } finally {
+    await page.close({ runBeforeUnload: true });
+  }
+  await released();
+});
+
+test('MJPEG falls back to /api/stream.mjpeg when the socket cannot', { timeout: 40_000, skip: chromiumSkip }, async () => {
+  const page = await browser!.page();
+  try {
+    // A server without MJPEG on its socket: the request is answered with an error.
+    await page.addInitScript(`{ const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (m) {
+        if (m === '{"type":"mjpeg"}') { this.dispatchEvent(new MessageEvent('message', { data: '{"type":"error","value":"mjpeg: not supported"}' })); return; }
+        return send.call(this, m);
+      }; }`);
+    await page.goto(`${app.base}/stream.html?src=demo&mode=mjpeg`);
+    const img = await waitFor('stream.mjpeg in the img', async () => {
+      const i = await page.evaluate<{ src: string; width: number } | undefined>(`(() => { const i = document.querySelector('img.mjpeg'); return i && { src: i.src, width: i.naturalWidth }; })()`);
+      return i && i.width > 0 ? i : undefined;
+    }, 15_000, 100);
+    assert.equal(img.src, `${app.base}/api/stream.mjpeg?src=demo`);
+    assert.equal(img.width, 640);
+    await waitFor('playing', async () => (await page.locator('video').getAttribute('data-phase')) === 'playing', 5000, 50);
+    const consumers = (await app.json<{ consumers: { format_name?: string }[] }>('/api/streams?src=demo')).body.consumers;
+    assert.equal(consumers.length, 1, JSON.stringify(consumers));
+  } finally {
+    await page.close({ runBeforeUnload: true });
+  }
+  await released();
+});
+
+test('the mode list and the MSE codecs are built as go2rtc\'s player builds them', { timeout: 20_000, skip: chromiumSkip }, async () => {
+  const page = await browser!.page();
+  try {
+    await page.goto(`${app.base}/links.html`);
+    const got = await page.evaluate<{ modes: string[][]; chrome: string; safari13: string; safari12: string; none: string }>(`(async () => {
+      const { parseModes } = await import('./player.js');
+      const { mseCodecs } = await import('./mode-mse.js');
+      const all = () => true;
+      return {
+        modes: ['mse', 'webrtc,mse', 'webrtc/tcp,MSE,mp4', 'x', ''].map(parseModes),
+        chrome: mseCodecs((t) => MediaSource.isTypeSupported(t), navigator.userAgent),
+        safari13: mseCodecs(all, 'Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.1 Safari/605.1.15'),
+        safari12: mseCodecs(all, 'Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1 Safari/605.1.15'),
+        none: mseCodecs(() => false, navigator.userAgent),
+      };
+    })()`);
+    assert.deepEqual(got.modes, [['mse'], ['webrtc', 'mse'], ['webrtc', 'mse'], ['webrtc', 'mse', 'hls', 'mjpeg'], ['webrtc', 'mse', 'hls', 'mjpeg']]);
+    assert.equal(got.chrome, 'avc1.640029,avc1.64002A,avc1.640033,mp4a.40.2,mp4a.40.5,flac,opus');
+    assert.equal(got.safari13, 'avc1.640029,avc1.64002A,avc1.640033,hvc1.1.6.L153.B0,mp4a.40.2,mp4a.40.5');
+    assert.equal(got.safari12, 'avc1.640029,avc1.64002A,avc1.640033,hvc1.1.6.L153.B0');
+    assert.equal(got.none, '');
+  } finally {
+    await page.close();
+  }
+});
