@@ -9,6 +9,7 @@ import { parseMp4Query } from '../outputs/fmp4/codecs.js';
 import { HLS_PLAYLIST_SEGMENTS, HLS_TARGET_SECONDS, type HlsSession } from '../outputs/hls/session.js';
 import { HlsSessions } from '../outputs/hls/sessions.js';
 import { masterPlaylist, mediaPlaylist } from '../outputs/hls/playlist.js';
+import { log } from '../core/log.js';
 import { sendError } from './http-error.js';
 
 const M3U8 = 'application/vnd.apple.mpegurl';
@@ -38,7 +39,10 @@ export function hlsRoutes(ctx: HlsContext): Router {
     if (!stream) return sendError(res, 404, 'stream.m3u8: stream not found');
     const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
     const s = table.open(stream, parseMp4Query(params, parseMediaQuery), { remoteAddr: req.socket.remoteAddress, userAgent: req.headers['user-agent'] });
-    if (!s) return sendError(res, 503, `stream.m3u8: too many HLS sessions (${table.maxPerStream} per stream, ${table.max} in all)`);
+    if (!s) {
+      log.warn({ stream: name, refused: table.refused }, 'hls: session refused (too many)');
+      return sendError(res, 503, `stream.m3u8: too many HLS sessions (${table.maxPerStream} per stream, ${table.max} in all)`);
+    }
     let left = false;
     res.once('close', () => (left = !res.writableFinished));
     await s.wait(() => s.mime !== undefined, ANSWER_WAIT_MS, onGone(res));
@@ -62,10 +66,14 @@ export function hlsRoutes(ctx: HlsContext): Router {
   r.get('/api/hls/playlist.m3u8', async (req, res) => {
     const s = sessionOf(req, res);
     if (!s) return;
-    // The first answer waits for a segment: a playlist without one makes players retry or give up.
-    await s.wait(() => s.segmenter.segments.length > 0, FIRST_SEGMENT_WAIT_MS, onGone(res));
+    // Each answer waits for a segment newer than the last one listed: an empty playlist makes
+    // players give up, and Chromium's native HLS fails (DEMUXER_ERROR_COULD_NOT_PARSE) when a
+    // reload brings nothing new. A segment takes about HLS_TARGET_SECONDS, so this is short.
+    const newest = () => s.segmenter.segments.at(-1)?.seq ?? -1;
+    await s.wait(() => newest() > s.listed, s.listed < 0 ? FIRST_SEGMENT_WAIT_MS : SEGMENT_WAIT_MS, onGone(res));
     if (res.destroyed) return;
     if (s.closed) return void res.status(404).end();
+    s.listed = Math.max(s.listed, newest());
     s.touch();
     res.status(200).type(M3U8).setHeader('Cache-Control', 'no-cache');
     res.end(mediaPlaylist(s.id, s.segmenter.segments, HLS_PLAYLIST_SEGMENTS, s.segmenter.maxDuration));

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 const SCRIPT = path.join(import.meta.dirname, 'gst-rtsp-server.py');
 
 /** 'h264-file' serves `file` (H.264 Annex B) in a loop without encoding: the benchmarks' camera. */
-export type CameraPipeline = 'h264' | 'h264-aac' | 'h265' | 'h264-file';
+export type CameraPipeline = 'h264' | 'h264-aac' | 'h265' | 'h265-aac' | 'h264-file';
 
 export interface GstCameraOptions {
   pipeline?: CameraPipeline;
@@ -40,6 +40,8 @@ export function cameraCanRun(pipeline: CameraPipeline): boolean {
   const need =
     pipeline === 'h265'
       ? ['x265enc', 'rtph265pay']
+      : pipeline === 'h265-aac'
+        ? ['x265enc', 'rtph265pay', 'voaacenc', 'rtpmp4gpay']
       : pipeline === 'h264-aac'
         ? ['x264enc', 'voaacenc', 'rtpmp4gpay']
         : pipeline === 'h264-file'

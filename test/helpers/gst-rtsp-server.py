@@ -2,7 +2,7 @@
 # A real RTSP camera for tests: GStreamer's gst-rtsp-server (Debian: python3-gst-1.0,
 # gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,bad,ugly}), run with /usr/bin/python3.
 #
-# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h265|h264-file]
+# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h265|h265-aac|h264-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
 #                           [--file clip.h264 [--fps 25]]
 # h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
@@ -40,6 +40,7 @@ PIPELINES = {
     'h264': f'( {VIDEO_H264} )',
     'h264-aac': f'( {VIDEO_H264} {AUDIO_AAC} )',
     'h265': f'( {VIDEO_H265} )',
+    'h265-aac': f'( {VIDEO_H265} {AUDIO_AAC} )',
 }
 
 

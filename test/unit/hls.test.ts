@@ -163,3 +163,21 @@ test('a session not asked for within its timeout ends, its muxer closes and the 
   assert.equal(liveObjects()['HlsSession'] ?? 0, before);
   await stream.close();
 });
+
+test('a request waiting on a session (a long first GOP) keeps it past its timeout; it ends a timeout after that request', { timeout: 30_000 }, async () => {
+  const { track } = await h264Frames();
+  let made: ScriptedSource | undefined;
+  const stream = new Stream('cam', ['test://cam'], { idleTimeout: 0, startTimeout: 5000, backoff: { base: 40, max: 320, stableAfter: 10_000 } }, (url) => (made = new ScriptedSource(url, { outcome: 'ok', after: 0 }, [track])));
+  const table = new HlsSessions(2, 3, 200);
+  const s = table.open(stream, { video: ['H264'] }, {})!;
+  await waitFor('the source', () => made);
+  await waitFor('the answer', () => s.mime);
+  const t0 = Date.now();
+  // No frame comes: the wait runs to its own end, 3 timeouts long.
+  await s.wait(() => s.segmenter.segments.length > 0, 600);
+  assert.ok(Date.now() - t0 >= 590);
+  assert.equal(s.closed, false, 'not closed while the request waited');
+  await waitFor('closed a timeout after the wait', () => s.closed, 1000, 10);
+  assert.equal(muxersOf(stream).length, 0);
+  await stream.close();
+});

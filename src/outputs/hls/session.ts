@@ -40,6 +40,8 @@ export class HlsSession extends Owned {
   readonly id = sessionId();
   readonly viewer: Fmp4Viewer;
   readonly segmenter = new Segmenter({ targetSeconds: HLS_TARGET_SECONDS, keep: HLS_KEPT_SEGMENTS });
+  /** The newest segment a playlist answer listed (-1: none yet): a reload waits for a newer one. */
+  listed = -1;
   #mime: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Requests waiting for the session to change (an answer, a segment, its close). */
@@ -57,6 +59,8 @@ export class HlsSession extends Owned {
       {
         start: (mime) => {
           this.#mime = mime;
+          // Its clock starts with the answer: until then stream.m3u8's request holds it.
+          this.touch();
           this.#wake();
         },
         write: (parts) => {
@@ -68,7 +72,6 @@ export class HlsSession extends Owned {
       meta,
     );
     this.viewer.once('close', (reason?: Error) => this.close(reason));
-    this.touch();
   }
 
   /** Joins the stream's muxer; the answer (mime) follows when its tracks are known. */
@@ -81,11 +84,15 @@ export class HlsSession extends Owned {
     return this.#mime;
   }
 
-  /** A request named the session: it lives HLS_SESSION_TIMEOUT_MS from now. */
+  /** A request named the session: it lives HLS_SESSION_TIMEOUT_MS from now (or from its last waiting request's end). */
   touch(): void {
     if (this.closed) return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.close(new CloseReason('disconnect_timeout', `no HLS request for ${this.timeoutMs} ms`)), this.timeoutMs);
+    this.#timer = setTimeout(() => {
+      // A request still waiting (for a long GOP's first segment) is the player being there.
+      if (this.#waiters.size > 0) this.touch();
+      else this.close(new CloseReason('disconnect_timeout', `no HLS request for ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
   }
 
   /** The finished segment `seq`, if it is still kept. */
