@@ -26,6 +26,7 @@ after(async () => {
 
 interface Sample {
   mode: string;
+  phase: string;
   width: number;
   time: number;
   frames: number;
@@ -36,11 +37,11 @@ interface Sample {
 // Browser-side code as text: the project typechecks without the DOM library.
 const SAMPLE = `(async () => {
   const v = document.querySelector('video');
-  return { mode: v.dataset.mode || '', width: v.videoWidth, time: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames,
+  return { mode: v.dataset.mode || '', phase: v.dataset.phase || '', width: v.videoWidth, time: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames,
     overlay: document.getElementById('stats').textContent, details: document.getElementById('mode').textContent };
 })()`;
 
-/** Waits until the video element plays in `mode` (width, currentTime and frames advancing) and the overlay names it. */
+/** Waits until the video element plays in `mode` (width, currentTime and frames advancing), the player says so and the overlay names it. */
 async function waitPlaying(page: Page, mode: string, ms: number): Promise<Sample> {
   let first: Sample | undefined;
   let last: Sample | undefined;
@@ -52,7 +53,7 @@ async function waitPlaying(page: Page, mode: string, ms: number): Promise<Sample
         if (s.width === 0 || s.mode !== mode) return undefined;
         first ??= s;
         const moving = s.time > first.time + 0.5 && s.frames > first.frames;
-        return moving && s.overlay.startsWith(`mode ${mode}\n`) ? s : undefined;
+        return moving && s.phase === 'playing' && s.overlay.startsWith(`mode ${mode}\n`) ? s : undefined;
       },
       ms,
       100,
@@ -62,7 +63,9 @@ async function waitPlaying(page: Page, mode: string, ms: number): Promise<Sample
   }
 }
 
-const released = () => waitFor('the demo released', () => app.children().length === 0, 3000, 20);
+const released = (ms = 3000) => waitFor('the demo released', () => app.children().length === 0, ms, 20);
+/** An HLS session ends when nothing has fetched from it for this long (the server's documented timeout). */
+const HLS_SESSION_TIMEOUT_MS = 5000;
 
 test('?mode=mse plays the demo over MSE', { timeout: 40_000, skip: chromiumSkip }, async () => {
   const page = await browser!.page();
@@ -228,4 +231,26 @@ test('the mode list and the MSE codecs are built as go2rtc\'s player builds them
   } finally {
     await page.close();
   }
+});
+
+test('?mode=hls plays the demo natively where the browser plays HLS', { timeout: 60_000, skip: chromiumSkip }, async () => {
+  const page = await browser!.page();
+  try {
+    await page.goto(`${app.base}/stream.html?src=demo&mode=hls`);
+    const native = await page.evaluate<string>(`document.querySelector('video').canPlayType('application/vnd.apple.mpegurl')`);
+    if (!native) {
+      // This Chromium plays no HLS by itself: the page must say so.
+      const t = await waitFor('the reason', async () => /hls: not supported by this browser/.test((await page.locator('#status').textContent()) ?? ''), 5000, 50);
+      assert.ok(t);
+      return;
+    }
+    const s = await waitPlaying(page, 'hls', 40_000);
+    assert.equal(s.width, 640);
+    assert.match(s.details, /mode: playing over hls/);
+    console.log(`# hls overlay: ${s.overlay.replace(/\n/g, ' | ')}`);
+  } finally {
+    await page.close({ runBeforeUnload: true });
+  }
+  // HLS has no connection to close: the session ends by its timeout.
+  await released(HLS_SESSION_TIMEOUT_MS + 3000);
 });
