@@ -9,7 +9,8 @@ import { parseMp4Query } from '../outputs/fmp4/codecs.js';
 import { HLS_PLAYLIST_SEGMENTS, HLS_TARGET_SECONDS, type HlsSession } from '../outputs/hls/session.js';
 import { HlsSessions } from '../outputs/hls/sessions.js';
 import { masterPlaylist, mediaPlaylist } from '../outputs/hls/playlist.js';
-import { log } from '../core/log.js';
+import { LogThrottle } from '../core/log-throttle.js';
+import { countRefusal } from '../core/refusals.js';
 import { sendError } from './http-error.js';
 
 const M3U8 = 'application/vnd.apple.mpegurl';
@@ -29,6 +30,9 @@ export interface HlsContext {
 
 const onGone = (res: Response) => (cb: () => void) => res.once('close', cb);
 
+// A client (or an attacker) asking for sessions in a loop must not flood the log.
+const refusedLog = new LogThrottle('hls: session refused (too many)');
+
 export function hlsRoutes(ctx: HlsContext): Router {
   const table = ctx.sessions ?? new HlsSessions(undefined, undefined, ctx.sessionTimeoutMs);
   const r = Router();
@@ -40,7 +44,8 @@ export function hlsRoutes(ctx: HlsContext): Router {
     const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
     const s = table.open(stream, parseMp4Query(params, parseMediaQuery), { remoteAddr: req.socket.remoteAddress, userAgent: req.headers['user-agent'] });
     if (!s) {
-      log.warn({ stream: name, refused: table.refused }, 'hls: session refused (too many)');
+      countRefusal('hls_sessions');
+      refusedLog.hit({ stream: name, refused: table.refused });
       return sendError(res, 503, `stream.m3u8: too many HLS sessions (${table.maxPerStream} per stream, ${table.max} in all)`);
     }
     let left = false;

@@ -19,6 +19,8 @@ export const REFUSAL_REASONS = [
   'snapshot_decoders',
   /** accept() failed for want of file descriptors (EMFILE/ENFILE). */
   'fd_limit',
+  /** stream.m3u8 over the HLS session bounds (per stream, in all). */
+  'hls_sessions',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
