@@ -19,8 +19,9 @@ const player = new Player(src, video, (s) => {
 
 /** Details: the mode running (or tried) and why the modes before it were skipped. */
 function showModes() {
-  const playing = player.status.phase === 'playing' || player.status.phase === 'stalled';
-  const now = player.mode ? `${playing ? 'playing over' : 'trying'} ${player.mode}` : 'no mode';
+  const { phase } = player.status;
+  const doing = phase === 'playing' || phase === 'stalled' ? 'playing over' : phase === 'connecting' ? 'trying' : 'last tried';
+  const now = player.mode ? `${doing} ${player.mode}` : 'no mode';
   $('mode').textContent = [`mode: ${now} (order ${player.modes.join(', ')})`, ...player.skipped.map((w) => `skipped ${w}`)].join(' · ');
   $('mode').dataset.mode = player.mode ?? '';
 }
@@ -41,6 +42,8 @@ let last;
 async function showStats() {
   const s = await player.stats().catch(() => undefined);
   if (!s) { $('stats').textContent = ''; last = undefined; return; }
+  // Each mode counts its bytes from its own start.
+  if (last?.mode !== s.mode) last = undefined;
   const kbps = last && s.bytes >= last.bytes ? ((s.bytes - last.bytes) * 8) / (s.t - last.t) : undefined;
   last = s;
   const rtc = s.mode === 'webrtc';
