@@ -24,7 +24,7 @@ import type { SessionTable } from './sessions.js';
 import { onFmp4Viewer } from '../outputs/fmp4/muxers.js';
 
 const STATES: StreamState[] = ['idle', 'starting', 'live', 'backoff', 'stopping'];
-const KINDS = ['webrtc', 'rtsp', 'mjpeg', 'snapshot', 'preload', 'mse', 'mp4'];
+const KINDS = ['webrtc', 'rtsp', 'mjpeg', 'snapshot', 'preload', 'mse', 'mp4', 'hls'];
 export const CLOSE_REASONS = ['client', 'disconnect_timeout', 'connect_timeout', 'failed', 'server_shutdown', 'replaced', 'slow_consumer', 'other'] as const;
 export type CloseReasonLabel = (typeof CLOSE_REASONS)[number];
 
@@ -216,7 +216,7 @@ export class Metrics {
     });
     // Labelled series exist (at 0) before the first event, so rate() and absent() behave.
     for (const reason of CLOSE_REASONS) this.#closed.inc({ reason }, 0);
-    for (const kind of ['webrtc', 'rtsp', 'mse', 'mp4']) this.#dropped.inc({ kind }, 0);
+    for (const kind of ['webrtc', 'rtsp', 'mjpeg', 'mse', 'mp4', 'hls']) this.#dropped.inc({ kind }, 0);
     for (const reason of RTSP_REFUSAL_REASONS) this.#rtspRefused.inc({ reason }, 0);
     processMetrics();
   }
