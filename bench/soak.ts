@@ -1,6 +1,6 @@
-// npm run soak [-- --webrtc 1000 --rtsp 1000 --every 100 --write]
-// Drives a real camrelay process through WebRTC and RTSP viewer cycles and prints its resources
-// at checkpoints; exits 1 if an acceptance criterion fails. With --write, the result replaces the
+// npm run soak [-- --webrtc 1000 --rtsp 1000 --mse 100 --hls 50 --every 100 --write]
+// Drives a real camrelay process through WebRTC and RTSP viewer cycles, then MSE and HLS ones, and
+// prints its resources at checkpoints; exits 1 if an acceptance criterion fails. With --write, the result replaces the
 // 'soak' section of docs/benchmarks.md.
 import { parseArgs } from 'node:util';
 import { DEFAULTS, runSoak } from './soak/harness.js';
@@ -11,6 +11,8 @@ const { values } = parseArgs({
   options: {
     webrtc: { type: 'string', default: '1000' },
     rtsp: { type: 'string', default: '1000' },
+    mse: { type: 'string', default: '100' },
+    hls: { type: 'string', default: '50' },
     every: { type: 'string', default: String(DEFAULTS.every) },
     reference: { type: 'string', default: String(DEFAULTS.reference) },
     'connect-timeout': { type: 'string', default: DEFAULTS.connectTimeout },
@@ -26,9 +28,11 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`usage: npm run soak -- [--webrtc N] [--rtsp N] [--every N] [--reference N]
+  console.log(`usage: npm run soak -- [--webrtc N] [--rtsp N] [--mse N] [--hls N] [--every N] [--reference N]
                        [--connect-timeout 1.5s] [--disconnect-timeout 1s] [--backend NAME] [--no-warmup] [--no-gc] [--write]
   --webrtc/--rtsp  cycles of each (default 1000 each)
+  --mse/--hls      MSE cycles over /api/ws (default 100) and HLS sessions (default 50) after them, each
+                   kind followed by a row that must be back at the baseline; 0 = none
   --every          a checkpoint row every N cycles (default ${DEFAULTS.every}); one is always at --reference (default ${DEFAULTS.reference})
   --backend        webrtc.backend in camrelay's config: auto (default; CAMRELAY_TEST_WEBRTC_BACKEND overrides), werift, node-datachannel
   --no-warmup      baseline right after startup (default: after one clean WebRTC and one RTSP cycle)
@@ -51,6 +55,8 @@ const options = {
   ...DEFAULTS,
   webrtc: count('webrtc', values.webrtc),
   rtsp: count('rtsp', values.rtsp),
+  mse: count('mse', values.mse),
+  hls: count('hls', values.hls),
   every: Math.max(1, count('every', values.every)),
   reference: count('reference', values.reference),
   connectTimeout: values['connect-timeout'],
@@ -62,7 +68,7 @@ const options = {
 };
 
 const command = ['npm run soak --', ...process.argv.slice(2)].join(' ');
-console.error(`[soak] ${options.webrtc} WebRTC + ${options.rtsp} RTSP cycles; ${values.write ? `the result goes to ${BENCHMARKS_MD}` : 'print only (--write puts the result in docs/benchmarks.md)'}`);
+console.error(`[soak] ${options.webrtc} WebRTC + ${options.rtsp} RTSP cycles, then ${options.mse} MSE and ${options.hls} HLS; ${values.write ? `the result goes to ${BENCHMARKS_MD}` : 'print only (--write puts the result in docs/benchmarks.md)'}`);
 const result = await runSoak(options);
 console.log(resultTable(result));
 console.log();

@@ -16,7 +16,7 @@ export const HEAP_GROWTH_LIMIT = 5 * 2 ** 20;
 
 type Done = Omit<SoakResult, 'criteria' | 'pass'>;
 
-export function evaluate(r: Done, ctx: { failed: number; expectedWebrtc: number; expectedRtsp: number; mediaKinds: ReadonlySet<string> }): Criterion[] {
+export function evaluate(r: Done, ctx: { failed: number; expectedWebrtc: number; expectedRtsp: number; mediaKinds: ReadonlySet<string>; outputsFailed?: number }): Criterion[] {
   const out: Criterion[] = [];
   const sum = (pred: (k: string) => boolean, f: (s: Done['kinds'][string]) => number) =>
     Object.entries(r.kinds).filter(([k]) => pred(k)).reduce((n, [, s]) => n + f(s), 0);
@@ -66,6 +66,7 @@ export function evaluate(r: Done, ctx: { failed: number; expectedWebrtc: number;
     out.push({ name: rssName, pass: true, notApplicable: true, detail: `not measured: fewer than ${r.options.reference + 1} cycles` });
   }
   const b = r.baseline;
+  out.push(...outputCriteria(r, ctx.outputsFailed ?? 0));
   out.push({
     name: 'no child process left',
     pass: final.children === 0 && r.leftoverFfmpeg.length === 0,
@@ -87,6 +88,38 @@ export function evaluate(r: Done, ctx: { failed: number; expectedWebrtc: number;
     pass: r.idleCpu < IDLE_CPU_LIMIT,
     detail: `${(r.idleCpu * 100).toFixed(2)} % of a core`,
   });
+  return out;
+}
+
+/**
+ * The MSE and HLS cycles: every one played (MSE: the answer, the init and a fragment; HLS: the
+ * playlists, init.mp4 and a segment) and ended, and camrelay was back at its baseline in the row
+ * read after that kind's cycles (the last row is also judged by the criteria after these).
+ */
+function outputCriteria(r: Done, failed: number): Criterion[] {
+  const out: Criterion[] = [];
+  const b = r.baseline;
+  for (const [kind, label, expected] of [['mse', 'MSE', r.options.mse], ['hls', 'HLS', r.options.hls]] as const) {
+    if (!expected) continue;
+    const stats = Object.entries(r.outputKinds).filter(([k]) => k === kind || k.startsWith(`${kind}:`));
+    const ok = stats.reduce((n, [, s]) => n + s.ok, 0);
+    const played = stats.reduce((n, [, s]) => n + s.withMedia, 0);
+    const firsts = Object.entries(r.mseFirstFragment).filter(([k]) => k.startsWith(`${kind}:`));
+    out.push({
+      name: `every ${label} cycle played and ended`,
+      pass: ok === expected && played === expected && !r.stoppedEarly,
+      detail: `${ok}/${expected} ended, ${played}/${expected} with media (${stats.map(([k, s]) => `${k} ${s.ok}/${s.cycles}`).join(', ')}), ${failed} failed MSE/HLS cycles` +
+        (firsts.length ? `; first fragment p50/p95: ${firsts.map(([k, q]) => `${k} ${q.p50.toFixed(0)}/${q.p95.toFixed(0)} ms`).join(', ')}` : ''),
+    });
+    const row = r.rows.find((x) => x.phase?.kind === kind);
+    out.push({
+      name: `back to baseline after the ${label} cycles (objects, fds, sockets, children)`,
+      pass: !!row && row.objects === '= baseline' && row.fds === b.fds && row.children === 0 && row.tcp === b.sockets.tcp && row.udp === b.sockets.udp && row.otherSockets === b.sockets.other,
+      detail: row
+        ? `objects ${row.objects}; fds ${row.fds} (baseline ${b.fds})${row.fdDiff ? `: ${row.fdDiff}` : ''}; tcp ${row.tcp}/${b.sockets.tcp}, udp ${row.udp}/${b.sockets.udp}, unix ${row.otherSockets}/${b.sockets.other}; children ${row.children}`
+        : 'no row after these cycles',
+    });
+  }
   return out;
 }
 

@@ -8,6 +8,8 @@ import { soakConfig } from './config.js';
 import { cpuWindow, cpuTicks, CLK_TCK, memory } from './proc.js';
 import { webrtcCycle, WEBRTC_KINDS, type Deadlines, type WebRtcKind } from './webrtc-cycles.js';
 import { rtspCycle, RTSP_KINDS } from './rtsp-cycles.js';
+import { mseCycle, MSE_ROUND, type MseCycle } from './mse-cycles.js';
+import { hlsCycle, hlsSessionsEnded, HLS_BATCH, HLS_TIMEOUT_MS } from './hls-cycles.js';
 import { diffCounts, liveFfmpeg, snapshot, type Snapshot } from './snapshot.js';
 import { evaluate } from './criteria.js';
 import { Tally } from './tally.js';
@@ -43,6 +45,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
 
 class Soak {
   readonly #tally = new Tally();
+  /** MSE and HLS cycles, kept apart from the WebRTC and RTSP kinds. */
+  readonly #outputs = new Tally();
+  readonly #firstFragment: Record<string, number[]> = {};
   readonly #tails = new Set<Promise<void>>();
   readonly #rows: Row[] = [];
   readonly #deadlines: Deadlines;
@@ -96,6 +101,23 @@ class Soak {
           break;
         }
       }
+      // Each output kind after the WebRTC and RTSP cycles, each followed by a row read the same
+      // way (idle window, back to baseline, GC), so each kind is judged back at baseline on its own.
+      const w = this.#rows.at(-1)?.webrtc ?? 0;
+      const r = this.#rows.at(-1)?.rtsp ?? 0;
+      for (const [kind, cycles, drive] of [
+        ['mse', o.mse, () => this.#msePhase()],
+        ['hls', o.hls, () => this.#hlsPhase()],
+      ] as const) {
+        if (cycles === 0 || stoppedEarly) continue;
+        this.#newSegment();
+        await drive();
+        stoppedEarly = this.#tally.failed + this.#outputs.failed > o.maxFailures;
+        const end = { rss: memory(app.pid).rss, cpu: this.#segmentCpu(), rssMin: this.#segment.rssMin, rssMax: this.#segment.rssMax };
+        idle = await cpuWindow(app.pid, o.idleCpuMs);
+        const s = await this.#checkpoint(w, r, end, idle.share, { kind, cycles });
+        rssAtRest = s.rss;
+      }
     } finally {
       clearInterval(sampler);
     }
@@ -110,8 +132,10 @@ class Soak {
       rssAtRest,
       idleCpu: idle.share,
       idleCpuSlices: idle.slices,
-      failures: t.failures,
+      failures: [...t.failures, ...this.#outputs.failures],
       kinds: t.kinds,
+      outputKinds: this.#outputs.kinds,
+      mseFirstFragment: Object.fromEntries(Object.entries(this.#firstFragment).map(([k, v]) => [k, { p50: quantile(v, 0.5), p95: quantile(v, 0.95) }])),
       webrtcReasons: t.webrtcReasons,
       rtspReasons: t.rtspReasons,
       wsDrop: t.wsDrop,
@@ -119,7 +143,7 @@ class Soak {
       durationS: (performance.now() - this.#t0) / 1000,
       stoppedEarly,
     };
-    const criteria = evaluate(result, { failed: t.failed, expectedWebrtc: o.webrtc, expectedRtsp: o.rtsp, mediaKinds: MEDIA_KINDS });
+    const criteria = evaluate(result, { failed: t.failed, expectedWebrtc: o.webrtc, expectedRtsp: o.rtsp, mediaKinds: MEDIA_KINDS, outputsFailed: this.#outputs.failed });
     return { ...result, criteria, pass: criteria.every((c) => c.pass) };
   }
 
@@ -190,6 +214,78 @@ class Soak {
     }
   }
 
+  /**
+   * The MSE cycles in rounds of MSE_ROUND: the first of a round finds the stream idle and holds it
+   * until the round's other cycles have come and gone (see mse-cycles.ts). Every cycle's socket is
+   * seen ended by camrelay before the next starts.
+   */
+  async #msePhase(): Promise<void> {
+    const t = this.#outputs;
+    for (let i = 0; i < this.o.mse && t.failed <= this.o.maxFailures; i += MSE_ROUND) {
+      await waitFor('stream idle before an MSE round', () => streamState(this.app) === 'idle', this.#deadlines.endMs, 10).catch((e: unknown) => t.fail(`mse round ${i} (precondition)`, e));
+      const holder = await this.#mse(i, 'cold');
+      for (let j = i + 1; j < Math.min(i + MSE_ROUND, this.o.mse) && t.failed <= this.o.maxFailures; j++) {
+        const c = await this.#mse(j, 'warm');
+        if (c) await this.#mseLeave(c, j, 'warm');
+      }
+      if (holder) await this.#mseLeave(holder, i, 'cold');
+    }
+  }
+
+  async #mse(i: number, kind: 'cold' | 'warm'): Promise<MseCycle | undefined> {
+    const k = `mse:${kind}`;
+    const t = this.#outputs;
+    t.kind(k).cycles++;
+    try {
+      const c = await mseCycle(this.app, i, this.#deadlines);
+      t.media(k, c.viewer.binary.length - 1);
+      (this.#firstFragment[k] ??= []).push(c.viewer.firstFragmentMs!);
+      return c;
+    } catch (e) {
+      t.fail(`mse ${kind} #${i}`, e);
+      return undefined;
+    }
+  }
+
+  async #mseLeave(c: MseCycle, i: number, kind: 'cold' | 'warm'): Promise<void> {
+    c.viewer.close();
+    try {
+      await c.ended(this.#deadlines.endMs);
+      this.#outputs.kind(`mse:${kind}`).ok++;
+    } catch (e) {
+      this.#outputs.fail(`mse ${kind} #${i} (server side)`, e);
+    }
+  }
+
+  /**
+   * The HLS cycles in batches of HLS_BATCH at once: each session fetches its playlists, init and a
+   * segment, then nothing, and the batch ends when camrelay has timed every session out. A batch
+   * is bounded by the media deadline for its fetches plus the session timeout and the end deadline.
+   */
+  async #hlsPhase(): Promise<void> {
+    const t = this.#outputs;
+    for (let i = 0; i < this.o.hls && t.failed <= this.o.maxFailures; i += HLS_BATCH) {
+      const n = Math.min(HLS_BATCH, this.o.hls - i);
+      const ran = await Promise.all(Array.from({ length: n }, async (_, j) => {
+        t.kind('hls').cycles++;
+        try {
+          const r = await hlsCycle(this.app, this.#deadlines);
+          t.media('hls', r.segmentLength > 0 ? 1 : 0);
+          return true;
+        } catch (e) {
+          t.fail(`hls #${i + j}`, e);
+          return false;
+        }
+      }));
+      try {
+        await hlsSessionsEnded(this.app, HLS_TIMEOUT_MS + this.#deadlines.endMs);
+        t.kind('hls').ok += ran.filter(Boolean).length;
+      } catch (e) {
+        t.fail(`hls batch ${i} (server side)`, e);
+      }
+    }
+  }
+
   /** Waits until camrelay holds only what it held at the baseline (or `ms` passes); returns what it saw last. */
   async #settle(ms: number): Promise<Snapshot> {
     const b = this.#baseline;
@@ -201,7 +297,7 @@ class Soak {
     return s;
   }
 
-  async #checkpoint(w: number, r: number, end: { rss: number; cpu: number; rssMin: number; rssMax: number }, idleCpu: number): Promise<Snapshot> {
+  async #checkpoint(w: number, r: number, end: { rss: number; cpu: number; rssMin: number; rssMax: number }, idleCpu: number, phase?: Row['phase']): Promise<Snapshot> {
     const { rss: rssEnd, cpu, rssMin, rssMax } = end;
     const s = await this.#settle(10_000);
     const gc = this.o.gc ? await this.#collect() : undefined;
@@ -210,6 +306,7 @@ class Soak {
     const row: Row = {
       webrtc: w,
       rtsp: r,
+      ...(phase && { phase }),
       elapsedS: (performance.now() - this.#t0) / 1000,
       rss: rssEnd,
       rssMin: Math.min(rssMin, rssEnd),
@@ -227,11 +324,11 @@ class Soak {
       sourceStarts: this.app.logs.slice(this.#logsAtBaseline).filter((l) => l.msg === 'source starting').length,
       cpu,
       idleCpu,
-      failures: this.#tally.failed,
+      failures: this.#tally.failed + this.#outputs.failed,
     };
     this.#rows.push(row);
     this.#say(
-      `${w} WebRTC + ${r} RTSP cycles, ${row.elapsedS.toFixed(0)} s: RSS ${mb(row.rss)} MB (${mb(row.rssMin)}-${mb(row.rssMax)}, peak ${mb(row.peak)}` +
+      `${w} WebRTC + ${r} RTSP cycles${phase ? `, then ${phase.cycles} ${phase.kind.toUpperCase()}` : ''}, ${row.elapsedS.toFixed(0)} s: RSS ${mb(row.rss)} MB (${mb(row.rssMin)}-${mb(row.rssMax)}, peak ${mb(row.peak)}` +
         `${gc ? `, after GC ${mb(gc.rssGc)}, net ${mb(gc.rssNet)}, JS heap live ${mb(gc.heapLive)} of ${mb(gc.heapTotal)}` : ''}), ` +
         `fds ${row.fds}${row.fdDiff ? ` (${row.fdDiff})` : ''}, threads ${row.threads}, children ${row.children}, tcp ${row.tcp}, udp ${row.udp}, ` +
         `objects ${row.objects}, ffmpeg starts ${row.sourceStarts}, CPU ${(cpu * 100).toFixed(1)} % (then idle ${(idleCpu * 100).toFixed(1)} %), failures ${row.failures}`,
@@ -292,6 +389,11 @@ function seconds(s: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(s.trim());
   if (!m) throw new Error(`not a duration in s or ms: ${s}`);
   return m[2] === 'ms' ? Number(m[1]) / 1000 : Number(m[1]);
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * q))]! : NaN;
 }
 
 export const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);

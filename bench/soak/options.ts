@@ -4,6 +4,10 @@ import { testWebRtcBackend } from '../../test/helpers/camrelay-process.js';
 export interface SoakOptions {
   webrtc: number;
   rtsp: number;
+  /** MSE cycles (bench/soak/mse-cycles.ts), after the WebRTC and RTSP ones; 0 = none. */
+  mse: number;
+  /** HLS cycles (bench/soak/hls-cycles.ts), after the MSE ones; 0 = none. */
+  hls: number;
   /** The checkpoint whose RSS the final RSS is compared with (cycles of each kind). */
   reference: number;
   /** A checkpoint row every this many cycles (of each kind) after the reference. */
@@ -43,4 +47,6 @@ export const DEFAULTS: Omit<SoakOptions, 'webrtc' | 'rtsp'> = {
   gc: true,
   idleCpuMs: 5000,
   maxFailures: 10,
+  mse: 0,
+  hls: 0,
 };

@@ -7,6 +7,8 @@ import type { SoakOptions } from './options.js';
 export interface Row {
   webrtc: number;
   rtsp: number;
+  /** Set on the row read after the MSE or the HLS cycles: which, and how many ran. */
+  phase?: { kind: 'mse' | 'hls'; cycles: number };
   elapsedS: number;
   /** RSS the moment the row's last cycle ended (every row is read in that same state). */
   rss: number;
@@ -61,6 +63,10 @@ export interface SoakResult {
   pass: boolean;
   failures: string[];
   kinds: Record<string, KindStats>;
+  /** MSE and HLS cycles by kind (mse:cold, mse:warm, hls), apart from the WebRTC and RTSP ones. */
+  outputKinds: Record<string, KindStats>;
+  /** First fragment after the socket's creation, ms, of the MSE cycles: p50, p95 by kind. */
+  mseFirstFragment: Record<string, { p50: number; p95: number }>;
   webrtcReasons: Record<string, number>;
   rtspReasons: Record<string, number>;
   wsDrop: { abortedBeforeAnswer: number; answeredFirst: number };
