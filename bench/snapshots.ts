@@ -6,13 +6,14 @@
 // Then a profiled camrelay (node --cpu-prof) takes the same varied bursts with no sampler, to
 // say what one refused snapshot costs its main thread and where.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../test/helpers/wait.js';
+import { childrenNamed } from '../test/helpers/proc-children.js';
 import type { ApiSample } from './api-sampler.js';
 import { Camrelay, metricValue } from './camrelay.js';
 import { CACHE, describeClip } from './clip.js';
@@ -71,31 +72,9 @@ interface Latency {
   n: number;
 }
 
-/** camrelay's children named ffmpeg, from /proc (every thread's children file: spawn may run off the main thread). */
+/** camrelay's children named ffmpeg (snapshot decoders: the camera is pulled natively). */
 function ffmpegChildren(pid: number): number[] {
-  const out: number[] = [];
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tasks) {
-    let kids: string[];
-    try {
-      kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean);
-    } catch {
-      continue;
-    }
-    for (const k of kids) {
-      try {
-        if (readFileSync(`/proc/${k}/comm`, 'utf8').trim() === 'ffmpeg') out.push(Number(k));
-      } catch {
-        /* gone while we looked */
-      }
-    }
-  }
-  return out;
+  return childrenNamed(pid, ['ffmpeg']);
 }
 
 /** All cores' busy and total jiffies from /proc/stat (busy: not idle, not iowait). */

@@ -2,24 +2,12 @@
 // start codes), for test cameras that packetize it themselves.
 import { spawn } from 'node:child_process';
 import { nalType } from '../../src/codecs/h264.js';
+import { splitAnnexB } from './media-clips.js';
 
 export interface H264Clip {
   /** One entry per frame: the NAL units of that access unit, parameter sets in front of each IDR. */
   units: Buffer[][];
   fps: number;
-}
-
-function splitAnnexB(data: Buffer): Buffer[] {
-  const starts: Array<[at: number, len: number]> = [];
-  for (let i = 0; i + 3 <= data.length; i++) {
-    if (data[i] === 0 && data[i + 1] === 0) {
-      if (data[i + 2] === 1) starts.push([i, 3]);
-      else if (data[i + 2] === 0 && data[i + 3] === 1) starts.push([i++, 4]);
-      else continue;
-      i += 2;
-    }
-  }
-  return starts.map(([at, len], k) => data.subarray(at + len, k + 1 < starts.length ? starts[k + 1]![0] : data.length)).filter((n) => n.length > 0);
 }
 
 /** `frames` frames of testsrc at `size`, one slice per frame, no B-frames, a keyframe every `gop`. */

@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { CamrelayProcess, nonZero, testConfig } from '../helpers/camrelay-process.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { request } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
+import { childrenNamed } from '../helpers/proc-children.js';
 
 let app: CamrelayProcess;
 
@@ -108,33 +109,6 @@ test('stream.mjpeg sends multipart JPEGs; the encoder and the source stop when t
   await waitFor('encoder and source gone', () => app.children().length === 0, 2000);
 });
 
-/** camrelay's ffmpeg children (and decoders still in chrt, about to exec ffmpeg), from /proc: cheap enough to poll every few ms. */
-function childCount(pid: number): number {
-  let n = 0;
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
-  for (const t of tasks) {
-    let kids: string[] = [];
-    try {
-      kids = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean);
-    } catch {
-      continue;
-    }
-    for (const k of kids) {
-      try {
-        const comm = readFileSync(`/proc/${k}/comm`, 'utf8').trim();
-        if (comm === 'ffmpeg' || comm === 'chrt') n++;
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-  return n;
-}
 
 test('150 varied + 150 identical snapshots at once: at most api.max_snapshots decoders, the rest 503, identical ones share, GET /api stays fast', { timeout: 90000 }, async () => {
   // A connection cap above the burst: this test is about decoders, not connections.
@@ -159,7 +133,8 @@ test('150 varied + 150 identical snapshots at once: at most api.max_snapshots de
     const apiMs: number[] = [];
     const children = (async () => {
       for (let i = 0; polling && i < 20000; i++) {
-        maxChildren = Math.max(maxChildren, childCount(cr.pid));
+        // Decoders still in chrt are about to exec ffmpeg: they count.
+        maxChildren = Math.max(maxChildren, childrenNamed(cr.pid, ['ffmpeg', 'chrt']).length);
         await new Promise((r) => setTimeout(r, 2));
       }
     })();
