@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,baseline] [--backend werift|node-datachannel|both] [--no-write]
+// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,mse,baseline] [--backend werift|node-datachannel|both] [--no-write]
 // Prints each benchmark's tables and writes its section of docs/benchmarks.md (bench/report.ts).
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { ensureClip } from './clip.js';
 import type { BenchContext } from './context.js';
 import { runFanout } from './fanout.js';
 import { runFloor } from './floor.js';
+import { runMse } from './mse.js';
 import { runRelay } from './relay.js';
 import { runSnapshots } from './snapshots.js';
 import { writeSection } from './report.js';
@@ -23,6 +24,7 @@ const BENCHES = {
   relay: runRelay,
   floor: runFloor,
   snapshots: runSnapshots,
+  mse: runMse,
   // Last: its ratios use the figures of the others from this same run.
   baseline: runBaseline,
 } as const satisfies Record<string, (ctx: BenchContext) => Promise<string>>;
@@ -55,8 +57,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const clip = ensureClip(undefined, log);
   const backends = await probeBackends(wanted, log);
-  // snapshots and baseline use no WebRTC.
-  if (backends.length === 0 && names.some((n) => n !== 'baseline' && n !== 'snapshots')) throw new Error('no WebRTC backend of camrelay runs here');
+  // snapshots, mse and baseline use no WebRTC.
+  if (backends.length === 0 && names.some((n) => n !== 'baseline' && n !== 'snapshots' && n !== 'mse')) throw new Error('no WebRTC backend of camrelay runs here');
   const camera = await GstCamera.start({ pipeline: 'h264-file', file: clip.file, fps: clip.fps });
   const ctx: BenchContext = {
     quick: values.quick,
