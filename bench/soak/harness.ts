@@ -279,6 +279,9 @@ class Soak {
       }));
       try {
         await hlsSessionsEnded(this.app, HLS_TIMEOUT_MS + this.#deadlines.endMs);
+        // The last session's end releases the stream: its ffmpeg stopping belongs to the batch,
+        // not to the idle window after the last one.
+        await waitFor('stream idle after an HLS batch', () => streamState(this.app) === 'idle', this.#deadlines.endMs, 10);
         t.kind('hls').ok += ran.filter(Boolean).length;
       } catch (e) {
         t.fail(`hls batch ${i} (server side)`, e);
@@ -329,7 +332,7 @@ class Soak {
     this.#rows.push(row);
     this.#say(
       `${w} WebRTC + ${r} RTSP cycles${phase ? `, then ${phase.cycles} ${phase.kind.toUpperCase()}` : ''}, ${row.elapsedS.toFixed(0)} s: RSS ${mb(row.rss)} MB (${mb(row.rssMin)}-${mb(row.rssMax)}, peak ${mb(row.peak)}` +
-        `${gc ? `, after GC ${mb(gc.rssGc)}, net ${mb(gc.rssNet)}, JS heap live ${mb(gc.heapLive)} of ${mb(gc.heapTotal)}` : ''}), ` +
+        `${gc ? `, after GC ${mb(gc.rssGc)}, net ${mb(gc.rssNet)}, JS heap live ${mb(gc.heapLive)} of ${mb(gc.heapTotal)}, external ${mb(gc.external)}` : ''}), ` +
         `fds ${row.fds}${row.fdDiff ? ` (${row.fdDiff})` : ''}, threads ${row.threads}, children ${row.children}, tcp ${row.tcp}, udp ${row.udp}, ` +
         `objects ${row.objects}, ffmpeg starts ${row.sourceStarts}, CPU ${(cpu * 100).toFixed(1)} % (then idle ${(idleCpu * 100).toFixed(1)} %), failures ${row.failures}`,
     );

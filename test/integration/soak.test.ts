@@ -18,7 +18,7 @@ test('soak: 100 WebRTC + 100 RTSP + 100 MSE + 50 HLS viewer cycles leave camrela
     return found;
   };
   // One assertion per criterion, so a failure names what broke and what was measured.
-  for (const prefix of ['every cycle ended', 'media in every cycle', 'final RSS within 10 MB', 'live JS heap after a full GC', 'no child process left', 'TCP/UDP sockets back', 'live objects back', 'open fds back', 'CPU in the', 'every MSE cycle played and ended', 'back to baseline after the MSE cycles', 'every HLS cycle played and ended', 'back to baseline after the HLS cycles']) {
+  for (const prefix of ['every cycle ended', 'media in every cycle', 'final RSS within 10 MB', 'live JS heap after a full GC', 'no child process left', 'TCP/UDP sockets back', 'live objects back', 'open fds back', 'CPU in the', 'every MSE cycle played and ended', 'back to baseline after the MSE cycles', 'every HLS cycle played and ended', 'back to baseline after the HLS cycles', 'live JS heap and external memory after a full GC within 5 MB of the row before the MSE', 'live JS heap and external memory after a full GC within 5 MB of the row before the HLS']) {
     const x = c(prefix);
     assert.ok(!x.notApplicable, `${x.name}: measured`);
     assert.ok(x.pass, `${x.name}: ${x.detail}`);
