@@ -68,7 +68,7 @@ export class SnapshotPool {
 
   constructor(private readonly opts: SnapshotPoolOptions) {}
 
-  /** Decodes running now. */
+  /** Decodes admitted now: running, or waiting for their keyframe or for a decoder to run on. */
   get decoders(): number {
     return this.#running.size;
   }
