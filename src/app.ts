@@ -115,7 +115,7 @@ export class Camrelay {
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
     // One MJPEG encoder per stream and size for HTTP and WebSocket viewers alike.
-    const mjpeg = new MjpegHub({ ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, onViewer: (v) => metrics.watchDrop(v, 'mjpeg') });
+    const mjpeg = new MjpegHub({ ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, maxEncoders: config.api.maxMjpegEncoders, onViewer: (v) => metrics.watchDrop(v, 'mjpeg') });
     const api = new ApiServer(
       config.api.listen,
       [

@@ -4,7 +4,7 @@ import { errorMessage } from '../core/errors.js';
 import type { StopGrace } from '../process/child.js';
 import { SnapshotPool, SnapshotsBusy } from '../outputs/snapshot-pool.js';
 import { MJPEG_BOUNDARY, MultipartJpegSink } from '../outputs/mjpeg.js';
-import { MjpegHub, type MjpegViewer } from '../outputs/mjpeg-hub.js';
+import { MjpegEncodersBusy, MjpegHub, type MjpegViewer } from '../outputs/mjpeg-hub.js';
 import { SnapshotAborted } from '../outputs/snapshot.js';
 import { HttpError, sendError } from './http-error.js';
 import { statusFor } from './routes-webrtc.js';
@@ -99,7 +99,9 @@ export function mediaRoutes(ctx: MediaContext): Router {
       res.setHeader('Cache-Control', 'no-cache');
       await v.start();
     } catch (e) {
-      if (!res.headersSent) sendError(res, e instanceof HttpError ? e.status : statusFor(e), `stream.mjpeg: ${errorMessage(e)}`);
+      if (e instanceof MjpegEncodersBusy && !res.headersSent) res.set('Retry-After', '1');
+      const status = e instanceof HttpError ? e.status : e instanceof MjpegEncodersBusy ? 503 : statusFor(e);
+      if (!res.headersSent) sendError(res, status, `stream.mjpeg: ${errorMessage(e)}`);
       viewer?.close();
     }
   });

@@ -171,6 +171,7 @@ export class WsConnection extends Owned {
     }
     this.#mjpeg?.close();
     const viewer = startMjpegOverWs(this.#ws, stream, hub, { remoteAddr: this.#remoteAddr, userAgent: this.#userAgent });
+    if (!viewer) return; // refused, and told so
     this.#mjpeg = viewer;
     viewer.once('close', (reason?: Error) => {
       if (this.#mjpeg === viewer) this.#mjpeg = undefined;

@@ -49,12 +49,19 @@ class WsJpegSink implements JpegSink {
  * Starts a viewer of `stream` on `ws` and returns it at once: the caller owns it (closes it when
  * the socket closes or asks for something else); it also closes itself on the socket's 'close'.
  */
-export function startMjpegOverWs(ws: WebSocket, stream: Stream, hub: MjpegHub, opts: WsMjpegOptions = {}): MjpegViewer {
-  const viewer = hub.viewer(stream, { width: opts.width, height: opts.height }, new WsJpegSink(ws), {
-    remoteAddr: opts.remoteAddr,
-    userAgent: opts.userAgent,
-    via: 'ws',
-  });
+export function startMjpegOverWs(ws: WebSocket, stream: Stream, hub: MjpegHub, opts: WsMjpegOptions = {}): MjpegViewer | undefined {
+  let viewer: MjpegViewer;
+  try {
+    viewer = hub.viewer(stream, { width: opts.width, height: opts.height }, new WsJpegSink(ws), {
+      remoteAddr: opts.remoteAddr,
+      userAgent: opts.userAgent,
+      via: 'ws',
+    });
+  } catch (e) {
+    // Every encoder slot taken (api.max_mjpeg_encoders): told as go2rtc's error, socket open.
+    if (ws.readyState === ws.OPEN) ws.send(errorMessage('mjpeg', messageOf(e)));
+    return undefined;
+  }
   const onSocketClose = () => viewer.close();
   ws.once('close', onSocketClose);
   viewer.once('close', () => ws.off('close', onSocketClose));

@@ -12,7 +12,7 @@ export const DEFAULTS = {
   connectTimeout: 15_000,
   disconnectTimeout: 3_500,
   maxConnectingPerClient: 8,
-  api: { maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, snapshotCache: 1_000 },
+  api: { maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, maxMjpegEncoders: 8, snapshotCache: 1_000 },
   rtsp: { maxConnections: 256, headerTimeout: 10_000 },
   stopGrace: { quit: 300, term: 500 },
   logLevel: 'info',

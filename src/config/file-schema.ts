@@ -42,6 +42,7 @@ export const fileSchema = z.strictObject({
       header_timeout: positiveDuration.optional(),
       idle_timeout: positiveDuration.optional(),
       max_snapshots: positiveInt.optional(),
+      max_mjpeg_encoders: positiveInt.optional(),
       snapshot_cache: duration.optional(),
     })
     .optional(),

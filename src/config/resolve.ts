@@ -23,6 +23,7 @@ export function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
       headerTimeout: f.api?.header_timeout ?? DEFAULTS.api.headerTimeout,
       idleTimeout: f.api?.idle_timeout ?? DEFAULTS.api.idleTimeout,
       maxSnapshots: f.api?.max_snapshots ?? DEFAULTS.api.maxSnapshots,
+      maxMjpegEncoders: f.api?.max_mjpeg_encoders ?? DEFAULTS.api.maxMjpegEncoders,
       snapshotCache: f.api?.snapshot_cache ?? DEFAULTS.api.snapshotCache,
     },
     rtsp: {

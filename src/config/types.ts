@@ -35,6 +35,8 @@ export interface Config {
     idleTimeout: number;
     /** Snapshot decoders (ffmpeg) running at once; a request beyond them gets 503. */
     maxSnapshots: number;
+    /** MJPEG encoders (ffmpeg, one per stream and size) at once; a viewer needing one more gets 503. */
+    maxMjpegEncoders: number;
     /** ms a decoded snapshot is reused for the same stream and size. */
     snapshotCache: number;
   };

@@ -21,6 +21,8 @@ export const REFUSAL_REASONS = [
   'fd_limit',
   /** stream.m3u8 over the HLS session bounds (per stream, in all). */
   'hls_sessions',
+  /** api.max_mjpeg_encoders: an MJPEG viewer needing one more encoder (a new stream or size). */
+  'mjpeg_encoders',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 

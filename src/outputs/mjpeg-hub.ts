@@ -1,5 +1,7 @@
 // MJPEG viewers and the table of shared encoders they join: one encoder per stream and picture
 // size (mjpeg-encoder.ts), started by its first viewer and stopped when its last one leaves.
+import { countRefusal } from '../core/refusals.js';
+import { LogThrottle } from '../core/log-throttle.js';
 import { Owned } from '../core/owned.js';
 import { CloseReason } from '../core/close-reason.js';
 import { SourceError } from '../core/errors.js';
@@ -103,6 +105,8 @@ export class MjpegViewer extends Owned implements JpegSubscriber {
   }
 }
 
+const busyLog = new LogThrottle('mjpeg viewer refused: api.max_mjpeg_encoders encoders busy');
+
 export interface MjpegHubOptions {
   ffmpegBin: string;
   grace: StopGrace;
@@ -110,6 +114,15 @@ export interface MjpegHubOptions {
   onViewer?: (viewer: MjpegViewer, stream: string) => void;
   /** Per-viewer send buffer bound (default MAX_VIEWER_BUFFER). */
   maxViewerBuffer?: number;
+  /** api.max_mjpeg_encoders: encoders at once, all streams and sizes (default: no bound). */
+  maxEncoders?: number;
+}
+
+/** Every encoder slot is taken and none of them makes this stream at this size. */
+export class MjpegEncodersBusy extends Error {
+  constructor(readonly max: number) {
+    super(`all ${max} MJPEG encoders are busy (api.max_mjpeg_encoders: ${max}); a stream and size already being watched can still be joined`);
+  }
 }
 
 /**
@@ -127,6 +140,12 @@ export class MjpegHub {
     let bySize = this.#encoders.get(stream);
     if (!bySize) this.#encoders.set(stream, (bySize = new Map()));
     let enc = bySize.get(key);
+    if (!enc && this.encoders >= (this.opts.maxEncoders ?? Infinity)) {
+      if (bySize.size === 0) this.#encoders.delete(stream);
+      countRefusal('mjpeg_encoders');
+      busyLog.hit({ max: this.opts.maxEncoders, stream: stream.name, size: key });
+      throw new MjpegEncodersBusy(this.opts.maxEncoders!);
+    }
     if (!enc) {
       const made = new MjpegEncoder({ ffmpegBin: this.opts.ffmpegBin, grace: this.opts.grace, ...size, stream: stream.name });
       const table = bySize;

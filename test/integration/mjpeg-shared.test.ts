@@ -123,3 +123,45 @@ test('a viewer that stops reading is dropped and counted; the other viewer of it
   }
   await waitFor('encoder gone', () => encoders() === 0, 1000);
 });
+
+test('api.max_mjpeg_encoders: a viewer needing one more encoder gets 503 naming the bound and is counted; a watched size can still be joined', { timeout: 60000 }, async () => {
+  const cr = await CamrelayProcess.start(
+    testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=640x360#video=h264' }).replace('api: { listen: "127.0.0.1:0" }', 'api: { listen: "127.0.0.1:0", max_mjpeg_encoders: 2 }'),
+  );
+  const readers: http.ClientRequest[] = [];
+  const open = (query: string) =>
+    new Promise<{ status: number; parts: () => number; body: () => string; retryAfter?: string }>((resolve) => {
+      let parts = 0;
+      let body = '';
+      const req = http.get(`${cr.base}/api/stream.mjpeg?src=demo&${query}`, { agent: false }, (res) => {
+        res.on('data', (c: Buffer) => {
+          parts += c.toString('latin1').split('--frame').length - 1;
+          if (body.length < 400) body += c.toString('latin1');
+        });
+        res.on('error', () => {});
+        resolve({ status: res.statusCode ?? 0, parts: () => parts, body: () => body, retryAfter: res.headers['retry-after'] as string | undefined });
+      });
+      req.on('error', () => resolve({ status: 0, parts: () => 0, body: () => '' }));
+      readers.push(req);
+    });
+  try {
+    const a = await open('width=320');
+    const b = await open('width=160');
+    assert.deepEqual([a.status, b.status], [200, 200]);
+    await waitFor('both encoders send pictures', () => a.parts() > 1 && b.parts() > 1, 20000);
+    const c = await open('width=480');
+    assert.equal(c.status, 503);
+    assert.equal(c.retryAfter, '1');
+    await waitFor('the refusal body', () => c.body().includes('}'), 5000);
+    assert.match(JSON.parse(c.body()).error, /^stream\.mjpeg: all 2 MJPEG encoders are busy \(api\.max_mjpeg_encoders: 2\)/);
+    // Joining a size already encoded needs no new encoder.
+    const d = await open('width=320');
+    assert.equal(d.status, 200);
+    await waitFor('the joiner gets pictures', () => d.parts() > 1, 10000);
+    assert.equal(metric(await scrape(cr), 'camrelay_api_refused_total', { reason: 'mjpeg_encoders' }), 1);
+  } finally {
+    for (const r of readers) r.destroy();
+    await waitFor('no ffmpeg left', () => cr.children().length === 0, 5000);
+    assert.equal(await cr.stop(), 0);
+  }
+});

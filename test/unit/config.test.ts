@@ -12,7 +12,7 @@ const FILE = 'config.yaml';
 const GOP = { maxBytes: 8 * 1024 * 1024, maxDuration: 10_000 };
 const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP };
 /** The bounds every config gets unless it sets them (issue 12). */
-const API_BOUNDS = { allowedHosts: [], origin: '', maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, snapshotCache: 1_000 };
+const API_BOUNDS = { allowedHosts: [], origin: '', maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, maxMjpegEncoders: 8, snapshotCache: 1_000 };
 const RTSP_BOUNDS = { maxConnections: 256, headerTimeout: 10_000 };
 
 test('durations: numbers are seconds, strings carry a unit', { timeout: 5000 }, () => {
