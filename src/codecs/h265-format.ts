@@ -1,5 +1,8 @@
 // H.265 over RTP (RFC 7798): sprop-vps/sps/pps in the fmtp (7.1); decoding order numbers
-// (sprop-max-don-diff > 0) are not supported, as cameras do not send them.
+// (sprop-max-don-diff > 0) are not supported, as cameras do not send them. Sent over WebRTC to
+// viewers that offer H265 (Chrome 136+ and Safari 18 with a hardware decoder) in single-stream
+// mode (tx-mode SRST, what an offer without tx-mode means); profile, tier and level are matched
+// in outputs/webrtc/h265-fmtp.ts.
 import { H265Depacketizer } from '../rtp/h265-depacketizer.js';
 import { packetizeH265Frame } from '../rtp/h265-packetizer.js';
 import type { CodecFormat } from './format.js';
@@ -14,6 +17,7 @@ export const H265_FORMAT: CodecFormat = {
   aliases: ['HEVC'],
   ffprobeName: 'hevc',
   clockRate: 90000,
+  webrtc: { clockRate: 90000, requires: { key: 'tx-mode', value: 'SRST', absent: 'SRST' } },
   unsupported: (f) => (Number(f.fmtpParams['sprop-max-don-diff'] ?? 0) > 0 ? 'H.265 with decoding order numbers (sprop-max-don-diff > 0)' : undefined),
   track: (f) => ({
     kind: 'video',

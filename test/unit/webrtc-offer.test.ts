@@ -16,7 +16,7 @@ test('a Chrome offer: H.264 mode 1 only, audio codecs in the offer order', { tim
   const o = parseOffer(CHROME_OFFER);
   assert.equal(o.media.length, 2);
   assert.deepEqual(o.request, { video: ['H264'], audio: ['OPUS', 'PCMU', 'PCMA'] });
-  assert.deepEqual(o.video?.h264.map((c) => c.payloadType), [102, 106, 127, 112]);
+  assert.deepEqual(o.video?.codecs.map((c) => [c.name, c.codec.payloadType]), [['H264', 102], ['H264', 106], ['H264', 127], ['H264', 112]]);
   assert.equal(o.video?.media.mid, '0');
   assert.equal(o.audio?.media.mid, '1');
 });
@@ -105,4 +105,119 @@ test('an offer the WebRTC library could not connect with is an OfferError (400) 
   // Session-level credentials count for every m-line.
   const sessionLevel = CHROME_OFFER.replace(/a=ice-ufrag:\S+\r\n/g, '').replace('t=0 0\r\n', 't=0 0\r\na=ice-ufrag:Kq7Q\r\n');
   assert.ok(parseOffer(sessionLevel).video);
+});
+
+// Issue 16: H.265 as Chrome 136+ offers it (one payload type per profile, in the low dynamic
+// range, each with its rtx; level-id from the machine's decoder), and Safari without any fmtp.
+const H265_LINES = (pt: number, fmtp: string | undefined) => [`a=rtpmap:${pt} H265/90000`, 'a=rtcp-fb:' + pt + ' nack', 'a=rtcp-fb:' + pt + ' nack pli', ...(fmtp ? [`a=fmtp:${pt} ${fmtp}`] : []), `a=rtpmap:${pt + 1} rtx/90000`, `a=fmtp:${pt + 1} apt=${pt}`];
+/** CHROME_OFFER's video m-line with H265 payload types added after its H.264 ones (or alone with `only`). */
+function withH265(entries: [number, string | undefined][], only = false): string {
+  const [head, rest] = CHROME_OFFER.split(/(?=m=video)/) as [string, string];
+  const [video, audio] = rest.split(/(?=m=audio)/) as [string, string];
+  const pts = entries.flatMap(([pt]) => [pt, pt + 1]);
+  let lines = video.split('\r\n');
+  if (only) lines = lines.filter((l) => !/^a=(rtpmap|fmtp|rtcp-fb):/.test(l));
+  lines[0] = only ? lines[0]!.replace(/(SAVPF)( \d+)+/, `$1 ${pts.join(' ')}`) : `${lines[0]} ${pts.join(' ')}`;
+  const at = lines.findIndex((l) => l === '');
+  lines.splice(at < 0 ? lines.length : at, 0, ...entries.flatMap(([pt, f]) => H265_LINES(pt, f)));
+  return head + lines.join('\r\n') + audio;
+}
+const CHROME_H265 = 'level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST';
+
+// A real x265 SPS (320x180: Main, Main tier, level 2 = level-id 60; compatible with Main and Main 10).
+const X265_SPS = Buffer.from('42010101600000030090000003000003003ca00a080b9f796566924caf016808000003000800000300c840', 'hex');
+/** X265_SPS with another profile_tier_level: profile byte (space|tier|idc), compatibility flags, level. */
+function hsps(profileByte: number, compat: number, level: number): Buffer {
+  const raw = rbsp(X265_SPS);
+  raw[3] = profileByte;
+  raw.writeUInt32BE(compat >>> 0, 4);
+  raw[14] = level;
+  return escape(raw);
+}
+function rbsp(nal: Buffer): Buffer {
+  const out: number[] = [];
+  let zeros = 0;
+  for (const b of nal) {
+    if (zeros >= 2 && b === 3) {
+      zeros = 0;
+      continue;
+    }
+    out.push(b);
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+  return Buffer.from(out);
+}
+function escape(raw: Buffer): Buffer {
+  const out: number[] = [];
+  let zeros = 0;
+  for (const b of raw) {
+    if (zeros >= 2 && b <= 3) {
+      out.push(3);
+      zeros = 0;
+    }
+    out.push(b);
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+  return Buffer.from(out);
+}
+const h265 = (sps?: Buffer): Track => ({ kind: 'video', codec: { name: 'H265', clockRate: 90000 }, params: sps ? { sps } : {} });
+
+test('H.265 offers: the request lists the offered video codecs in offer order', { timeout: 5000 }, () => {
+  const only = parseOffer(withH265([[49, CHROME_H265]], true));
+  assert.deepEqual(only.request.video, ['H265']);
+  assert.deepEqual(only.video?.codecs.map((c) => [c.name, c.codec.payloadType]), [['H265', 49]]);
+  const both = parseOffer(withH265([[49, CHROME_H265], [51, 'level-id=93;profile-id=2;tier-flag=0;tx-mode=SRST']]));
+  assert.deepEqual(both.request, { video: ['H264', 'H265'], audio: ['OPUS', 'PCMU', 'PCMA'] });
+  assert.deepEqual(both.video?.codecs.filter((c) => c.name === 'H265').map((c) => c.codec.payloadType), [49, 51]);
+  // H265 first in the offer: first in the request (the stream is asked in the viewer's order).
+  const first = parseOffer(withH265([[49, CHROME_H265]], true).replace(/(m=video \d+ \S+) 49 50/, '$1 49 50 102').replace('a=rtpmap:49', 'a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\na=rtpmap:49'));
+  assert.deepEqual(first.request.video, ['H265', 'H264']);
+  // Safari's H265 without fmtp: the defaults (Main, Main tier, level 3.1, SRST).
+  assert.deepEqual(parseOffer(withH265([[104, undefined]], true)).request.video, ['H265']);
+});
+
+test('H.265 offers we cannot send to are refused by name', { timeout: 5000 }, () => {
+  const refused = (sdp: string) => parseOffer(sdp.replace(/m=audio[\s\S]*$/, ''));
+  for (const fmtp of ['level-id=93;profile-id=1;tier-flag=0;tx-mode=MRST', 'profile-id=main;tier-flag=0', 'level-id=93;profile-id=1;tier-flag=2', 'profile-space=1;profile-id=1']) {
+    assert.throws(
+      () => refused(withH265([[49, fmtp]], true)),
+      (e: unknown) => e instanceof OfferError && e.message.startsWith('offer has no video codec we can send: H264 with packetization-mode=1, H265 (it accepts'),
+      fmtp,
+    );
+  }
+  assert.throws(() => refused(withH265([[49, 'tx-mode=MRST']], true)), /\(it accepts H265\(tx-mode=MRST\)/);
+  // tx-mode is read as libwebrtc reads it, in any case.
+  assert.deepEqual(refused(withH265([[49, 'tx-mode=srst']], true)).request.video, ['H265']);
+});
+
+test('H.265 answer: the payload type whose profile decodes the stream, its profile and tier, level no higher than offered', { timeout: 5000 }, () => {
+  const main10 = 'level-id=120;profile-id=2;tier-flag=0;tx-mode=SRST';
+  const o = parseOffer(withH265([[49, 'level-id=180;profile-id=1;tier-flag=0;tx-mode=SRST'], [51, main10]]));
+  // x265 Main, level 2: Main payload type; answered with the stream's lower level.
+  const v = chooseVideo(o, h265(X265_SPS));
+  assert.equal(v?.codec.payloadType, 49);
+  assert.deepEqual(v?.fmtp, { 'level-id': '60', 'profile-id': '1', 'tier-flag': '0', 'tx-mode': 'SRST' });
+  assert.equal(v?.description, 'H265 pt 49 profile-id=1 level-id=60');
+  assert.ok(!Object.keys(v?.fmtp ?? {}).some((k) => k.startsWith('sprop-')), 'no parameter sets in the answer: WebRTC takes them in band');
+  // A Main stream at level 5.1 (153): the Main entry covers its level and is its own profile.
+  assert.equal(chooseVideo(o, h265(hsps(0x01, 0x60000000, 153)))?.codec.payloadType, 49);
+  // A Main 10 stream: only the Main 10 entry decodes it; answered at the offer's level (lower than the stream's).
+  const m10 = chooseVideo(o, h265(hsps(0x02, 0x20000000, 150)));
+  assert.equal(m10?.codec.payloadType, 51);
+  assert.deepEqual(m10?.fmtp, { 'level-id': '120', 'profile-id': '2', 'tier-flag': '0', 'tx-mode': 'SRST' });
+  // Main into a Main 10 decoder (the Main stream says it is compatible) when that is all there is.
+  const only10 = parseOffer(withH265([[51, main10]], true));
+  assert.equal(chooseVideo(only10, h265(X265_SPS))?.fmtp?.['profile-id'], '2');
+  // Not decodable: Main 10 into Main only, a High-tier stream into Main tier.
+  const onlyMain = parseOffer(withH265([[49, CHROME_H265]], true));
+  assert.equal(chooseVideo(onlyMain, h265(hsps(0x02, 0x20000000, 93))), undefined);
+  assert.equal(chooseVideo(onlyMain, h265(hsps(0x21, 0x60000000, 93))), undefined);
+  // No SPS known yet: the first offered entry, at its own level.
+  assert.deepEqual(chooseVideo(o, h265())?.fmtp, { 'level-id': '180', 'profile-id': '1', 'tier-flag': '0', 'tx-mode': 'SRST' });
+  // Safari without fmtp: the defaults answered explicitly, no tx-mode (it named none).
+  assert.deepEqual(chooseVideo(parseOffer(withH265([[104, undefined]], true)), h265(X265_SPS))?.fmtp, { 'level-id': '60', 'profile-id': '1', 'tier-flag': '0' });
+  // The other codec's payload types are never chosen for a track.
+  assert.equal(chooseVideo(onlyMain, h264(0x42, 0xc0)), undefined);
+  assert.equal(chooseVideo(parseOffer(CHROME_OFFER), h265(X265_SPS)), undefined);
+  assert.equal(chooseVideo(o, h264(0x42, 0xc0))?.codec.payloadType, 106, 'H.264 beside H.265: H.264 as before');
 });

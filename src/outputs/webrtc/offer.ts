@@ -1,8 +1,10 @@
 // What a viewer's SDP offer accepts: the first receivable video m-line (H.264 with
-// packetization-mode=1) and the first receivable audio m-line (Opus, PCMA, PCMU: the codec
-// table's webrtc entries), and which of their payload types to answer for the stream's tracks.
+// packetization-mode=1, H.265 in single-stream mode) and the first receivable audio m-line (Opus,
+// PCMA, PCMU): the codec table's webrtc entries; and which of their payload types to answer for
+// the stream's tracks, with which fmtp.
 import { formatByEncoding, formatByStaticPayloadType, webrtcFormats, type CodecFormat } from '../../codecs/table.js';
 import type { CodecName, MediaRequest, Track } from '../../core/media.js';
+import { h265AnswerFmtp, h265Fit, offeredPtl, streamPtl } from './h265-fmtp.js';
 
 /** The offer is malformed or asks for nothing we can send: the viewer's fault (HTTP 400). */
 export class OfferError extends Error {
@@ -49,10 +51,16 @@ export interface AudioChoice {
   codec: OfferCodec;
 }
 
+/** A video payload type of the offer we can send, with our name for its codec. */
+export interface VideoChoice {
+  name: CodecName;
+  codec: OfferCodec;
+}
+
 export interface Offer {
   media: OfferMedia[];
-  /** The m-line our video goes on, with its H.264 payload types fit for us, in offer order. */
-  video?: { media: OfferMedia; h264: OfferCodec[] };
+  /** The m-line our video goes on, with its payload types we can send (H.264, H.265), in offer order. */
+  video?: { media: OfferMedia; codecs: VideoChoice[] };
   /** The m-line our audio goes on, with the codecs we have, in offer order. */
   audio?: { media: OfferMedia; codecs: AudioChoice[] };
   /** What to ask the stream for. */
@@ -64,9 +72,6 @@ function staticCodec(pt: number): OfferCodec | undefined {
   const f = formatByStaticPayloadType(pt);
   return f ? { payloadType: pt, fmtp: {}, name: f.encoding, clockRate: f.clockRate!, channels: 1 } : undefined;
 }
-
-/** What WebRTC viewers get video in: the table's one entry sent over WebRTC (H.264). */
-const VIDEO_FORMAT = webrtcFormats('video')[0]!;
 
 const DIRECTIONS = new Set<string>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
 
@@ -175,21 +180,38 @@ function receivable(m: OfferMedia): boolean {
 }
 
 /**
+ * Offered fmtp parameters a codec must be able to read, beyond the table's `requires`: H.265's
+ * profile-id, tier-flag and level-id (an offer with one we cannot read matches nothing, as in
+ * libwebrtc).
+ */
+const READABLE: Partial<Record<CodecName, (fmtp: Record<string, string>) => boolean>> = {
+  H265: (fmtp) => offeredPtl(fmtp) !== undefined,
+};
+
+/**
  * The codec we can send in an offered format, if any: one the table sends over WebRTC, at its
  * clock rate, with what it requires (H.264: packetization-mode=1, as mode 0 cannot carry a NAL
- * unit larger than the MTU).
+ * unit larger than the MTU; H.265: tx-mode SRST, one RTP stream, also when the offer leaves it out).
  */
 function sendable(c: OfferCodec, kind: 'video' | 'audio'): CodecFormat | undefined {
   const f = formatByEncoding(c.name);
   if (!f || f.kind !== kind || !f.webrtc || c.clockRate !== f.webrtc.clockRate) return undefined;
   const r = f.webrtc.requires;
-  return !r || c.fmtp[r.key] === r.value ? f : undefined;
+  if (r && (c.fmtp[r.key] ?? r.absent).toUpperCase() !== r.value.toUpperCase()) return undefined;
+  return READABLE[f.name]?.(c.fmtp) === false ? undefined : f;
 }
 
-/** What the formats of `kind` we send need, for a refusal: "H264 with packetization-mode=1", "OPUS/48000, …". */
+/**
+ * What the formats of `kind` we send need, for a refusal: "H264 with packetization-mode=1, H265",
+ * "OPUS/48000, …". A requirement an offer meets by leaving the parameter out goes unsaid.
+ */
 function needs(kind: 'video' | 'audio'): string {
   return webrtcFormats(kind)
-    .map(({ name, webrtc }) => (webrtc!.requires ? `${name} with ${webrtc!.requires.key}=${webrtc!.requires.value}` : `${name}/${webrtc!.clockRate}`))
+    .map(({ name, webrtc }) => {
+      const r = webrtc!.requires;
+      if (r) return r.absent === r.value ? name : `${name} with ${r.key}=${r.value}`;
+      return kind === 'video' ? name : `${name}/${webrtc!.clockRate}`;
+    })
     .join(', ');
 }
 
@@ -198,12 +220,15 @@ function chooseLines(media: OfferMedia[]): Offer {
   const problems: string[] = [];
   const videoLine = media.find((m) => m.kind === 'video' && receivable(m));
   if (videoLine) {
-    const h264 = videoLine.codecs.filter((c) => sendable(c, 'video') === VIDEO_FORMAT);
+    const codecs: VideoChoice[] = videoLine.codecs.flatMap((c) => {
+      const name = sendable(c, 'video')?.name;
+      return name ? [{ name, codec: c }] : [];
+    });
     if (!videoLine.mid) problems.push('its video m-line has no a=mid');
-    else if (h264.length) {
-      offer.video = { media: videoLine, h264 };
-      offer.request.video = [VIDEO_FORMAT.name];
-    } else problems.push(`its video accepts ${listCodecs(videoLine)} but not ${needs('video')}`);
+    else if (codecs.length) {
+      offer.video = { media: videoLine, codecs };
+      offer.request.video = [...new Set(codecs.map((v) => v.name))];
+    } else problems.push(`its video accepts ${listCodecs(videoLine)} but none of ${needs('video')}`);
   }
   const audioLine = media.find((m) => m.kind === 'audio' && receivable(m));
   if (audioLine) {
@@ -220,6 +245,8 @@ function chooseLines(media: OfferMedia[]): Offer {
   }
   if (!offer.video && !offer.audio) {
     if (!videoLine && !audioLine) throw new OfferError('offer has no video or audio m-line we can send to (recvonly or sendrecv)');
+    // Video alone and refused: say so in the words a user can act on.
+    if (!audioLine && videoLine?.mid) throw new OfferError(`offer has no video codec we can send: ${needs('video')} (it accepts ${listCodecs(videoLine)})`);
     throw new OfferError(`offer accepts nothing we can send: ${problems.join('; ')}`);
   }
   return offer;
@@ -237,14 +264,44 @@ function listCodecs(m: OfferMedia): string {
   return names.length ? names.join(', ') : 'no codec';
 }
 
-/** What to send on the video m-line for this track, or undefined when the offer cannot take it. */
-export function chooseVideo(offer: Offer, track: Track | undefined): { mid: string; codec: OfferCodec } | undefined {
-  if (!offer.video || !track || !offer.request.video?.includes(track.codec.name)) return undefined;
+/** The payload type to send a video track on, and the fmtp to answer it with (undefined: the offer's). */
+export interface VideoAnswer {
+  mid: string;
+  codec: OfferCodec;
+  fmtp?: Record<string, string>;
+  /** For logs and /api/streams: the payload type and its profile, as answered. */
+  description: string;
+}
+
+/**
+ * What to send on the video m-line for this track, or undefined when the offer cannot take it:
+ * not its codec, or (H.265) only payload types whose profile or tier cannot decode it.
+ */
+export function chooseVideo(offer: Offer, track: Track | undefined): VideoAnswer | undefined {
+  if (!offer.video || !track) return undefined;
+  const offered = offer.video.codecs.filter((v) => v.name === track.codec.name).map((v) => v.codec);
+  if (offered.length === 0) return undefined;
+  const mid = offer.video.media.mid!;
+  const describe = (c: OfferCodec, profile: string | undefined) => `${track.codec.name} pt ${c.payloadType}${profile ? ` ${profile}` : ''}`;
+  if (track.codec.name === 'H265') {
+    const stream = streamPtl(track.params?.sps);
+    let best: OfferCodec | undefined;
+    let bestScore = -1;
+    for (const c of offered) {
+      const ptl = offeredPtl(c.fmtp)!;
+      // Without an SPS yet nothing is known against: the first offered one.
+      const s = stream ? h265Fit(ptl, stream) : 0;
+      if (s !== undefined && s > bestScore) [best, bestScore] = [c, s];
+    }
+    if (!best) return undefined;
+    const fmtp = h265AnswerFmtp(best.fmtp, stream);
+    return { mid, codec: best, fmtp, description: describe(best, `profile-id=${fmtp['profile-id']} level-id=${fmtp['level-id']}`) };
+  }
   const sps = track.params?.sps;
-  let best = offer.video.h264[0]!;
+  let best = offered[0]!;
   if (sps && sps.length >= 4) {
     let bestScore = -1;
-    for (const c of offer.video.h264) {
+    for (const c of offered) {
       const s = profileScore(sps, c.fmtp['profile-level-id']);
       if (s > bestScore) {
         best = c;
@@ -252,7 +309,7 @@ export function chooseVideo(offer: Offer, track: Track | undefined): { mid: stri
       }
     }
   }
-  return { mid: offer.video.media.mid!, codec: best };
+  return { mid, codec: best, description: describe(best, best.fmtp['profile-level-id']) };
 }
 
 // RFC 6184 8.1: without profile-level-id the offer means Baseline, level 1.0.

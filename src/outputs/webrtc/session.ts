@@ -1,5 +1,6 @@
-// One WebRTC viewer: a consumer of a stream that answers the viewer's offer with send-only H.264
-// (and audio when both sides have a codec in common) and sends the stream's frames as RTP.
+// One WebRTC viewer: a consumer of a stream that answers the viewer's offer with send-only video
+// in the stream's codec when the offer takes it (H.264, H.265), and audio when both sides have a
+// codec in common, and sends the stream's frames as RTP.
 // Liveness is ours, not the library's (DESIGN.md): connect timeout, disconnect timeout on inbound
 // silence, and an explicit close when the connection reports disconnected/failed/closed.
 import { randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import { KeyframeGate } from '../../core/delivery-gate.js';
 import { CODECS } from '../../codecs/table.js';
 import type { RtpPayload } from '../../rtp/payload.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
-import type { IceCandidateInit, PeerState, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
+import type { IceCandidateInit, PeerState, SendCodec, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
 import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
 import type { WebRtcSettings } from './settings.js';
 
@@ -193,8 +194,8 @@ export class WebRtcSession extends Owned implements Consumer {
     await peer.setRemoteOffer(offerSdp);
     this.#assertOpen();
     if (video && videoTrack) {
-      const out = peer.addSendTrack({ mid: video.mid, kind: 'video', codec: sendCodec(video.codec) });
-      this.#video = new RtpLane(out, videoTrack.codec, `${videoTrack.codec.name} pt ${video.codec.payloadType} ${video.codec.fmtp['profile-level-id'] ?? ''}`.trim());
+      const out = peer.addSendTrack({ mid: video.mid, kind: 'video', codec: sendCodec(video.codec, video.fmtp) });
+      this.#video = new RtpLane(out, videoTrack.codec, video.description);
     }
     if (audio) {
       const out = peer.addSendTrack({ mid: audio.mid, kind: 'audio', codec: sendCodec(audio.codec) });
@@ -324,6 +325,7 @@ export class WebRtcSession extends Owned implements Consumer {
   }
 }
 
-function sendCodec(c: OfferCodec): { payloadType: number; name: string; clockRate: number; channels?: number } {
-  return { payloadType: c.payloadType, name: c.name, clockRate: c.clockRate, channels: c.channels };
+/** The offered payload type as sent: `fmtp` is what to answer it with, when not the offer's own. */
+function sendCodec(c: OfferCodec, fmtp?: Record<string, string>): SendCodec {
+  return { payloadType: c.payloadType, name: c.name, clockRate: c.clockRate, channels: c.channels, ...(fmtp && { fmtp }) };
 }
