@@ -7,6 +7,7 @@ import { StreamRegistry } from './core/registry.js';
 import { DEFAULTS, type Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
 import { rtspPlayers } from './outputs/rtsp.js';
+import { autoTranscodes } from './sources/auto-transcodes.js';
 import { createSourceFactory, sourceReads } from './sources/factory.js';
 import { PushSource } from './sources/push.js';
 import { ApiServer } from './api/server.js';
@@ -87,6 +88,7 @@ export class Camrelay {
     // The factory needs the registry (transcodes read other streams) and the registry the factory.
     const registry: StreamRegistry = new StreamRegistry({
       reads: sourceReads,
+      transcodes: autoTranscodes,
       make: metrics.watchSources(createSourceFactory({
         bin: opts.ffmpegBin,
         grace: config.ffmpeg.stopGrace,

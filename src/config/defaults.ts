@@ -22,5 +22,6 @@ export const DEFAULTS = {
     backoff: { base: 500, max: 30_000, stableAfter: 30_000 },
     gopCache: DEFAULT_GOP_CACHE,
     stallTimeout: 10_000,
+    transcode: 'auto' as 'auto' | 'never',
   } satisfies StreamSettings,
 };

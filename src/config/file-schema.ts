@@ -27,6 +27,8 @@ const lifecycleFields = {
   stall_timeout: positiveDuration.optional(),
   backoff: backoffFields.optional(),
   gop_cache: gopCacheFields.optional(),
+  // auto: a viewer that cannot take the camera's codec gets a shared transcode; never: an error.
+  transcode: z.enum(['auto', 'never']).optional(),
 };
 
 export const streamObject = z.strictObject({ sources: stringList('a source URL'), ...lifecycleFields });
@@ -96,4 +98,4 @@ export const fileSchema = z.strictObject({
 
 export type FileConfig = z.output<typeof fileSchema>;
 type Lifecycle = z.output<typeof streamObject>;
-export type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'stall_timeout' | 'backoff' | 'gop_cache'>>;
+export type LifecycleOverrides = Partial<Pick<Lifecycle, 'idle_timeout' | 'start_timeout' | 'stall_timeout' | 'backoff' | 'gop_cache' | 'transcode'>>;

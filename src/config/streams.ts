@@ -15,6 +15,7 @@ export function settings(defaults: StreamSettings, o: LifecycleOverrides): Strea
     idleTimeout: o.idle_timeout ?? defaults.idleTimeout,
     startTimeout: o.start_timeout ?? defaults.startTimeout,
     stallTimeout: o.stall_timeout ?? defaults.stallTimeout ?? DEFAULTS.stream.stallTimeout,
+    transcode: o.transcode ?? defaults.transcode ?? DEFAULTS.stream.transcode,
     backoff: {
       base: o.backoff?.base ?? defaults.backoff.base,
       max: o.backoff?.max ?? defaults.backoff.max,

@@ -60,6 +60,11 @@ export class RetryTimers {
     return this.#timers.has(index);
   }
 
+  /** The indices with a retry pending. */
+  indices(): number[] {
+    return [...this.#timers.keys()];
+  }
+
   cancel(index: number): void {
     clearTimeout(this.#timers.get(index));
     this.#timers.delete(index);

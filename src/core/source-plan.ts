@@ -4,8 +4,8 @@
 // source in list order with a track it accepts serves it; a later source starts only when a
 // waiting consumer wants a kind nobody provides yet, one at a time; a source reading this very
 // stream (a transcode, `ffmpeg:<name>#audio=opus`) never serves our own internal readers.
-import { ALL_CODECS, type Kind, type MediaRequest, type Track } from './media.js';
-import type { StreamInputOf } from './source.js';
+import { ALL_CODECS, type CodecName, type Kind, type MediaRequest, type Track } from './media.js';
+import type { AutoTranscode, StreamInputOf } from './source.js';
 
 export const KINDS: readonly Kind[] = ['video', 'audio'];
 
@@ -35,6 +35,11 @@ export interface PlannedList {
   readsSelf(index: number): readonly Kind[] | undefined;
   /** A source not to start now: it failed since the primary went live, or waits to retry. */
   unavailable(index: number): boolean;
+  /**
+   * What the source at `index` is known to give before it runs: one kind in one codec for the
+   * stream's automatic transcodes; undefined for a configured source (anything, until it runs).
+   */
+  provides?(index: number): { kind: Kind; codec: CodecName } | undefined;
 }
 
 /** Per kind the consumer accepts, the index of the first running source (in list order) with such a track. */
@@ -50,11 +55,34 @@ export function bindable(request: MediaRequest, internal: boolean, runs: readonl
   return from;
 }
 
-/** The next source (after the primary) neither running nor unavailable, when none is starting. */
-export function nextCandidate(runs: readonly PlannedRun[], list: PlannedList): number | undefined {
+/** Per kind a consumer asks for but no running source gives in a codec it accepts: the codecs it accepts. */
+export function lacking(request: MediaRequest, internal: boolean, runs: readonly PlannedRun[], list: PlannedList): Map<Kind, readonly CodecName[]> {
+  const from = bindable(request, internal, runs, list);
+  const out = new Map<Kind, readonly CodecName[]>();
+  for (const k of KINDS) {
+    const codecs = request[k];
+    if (codecs && codecs.length > 0 && !from.has(k)) out.set(k, codecs);
+  }
+  return out;
+}
+
+/** Whether the source at `index` may give something of `lacks`: a configured one may give anything. */
+function mayHelp(index: number, lacks: ReadonlyMap<Kind, readonly CodecName[]>, list: PlannedList): boolean {
+  const p = list.provides?.(index);
+  return p === undefined ? lacks.size > 0 : lacks.get(p.kind)?.includes(p.codec) === true;
+}
+
+/**
+ * The next source (after the primary) neither running nor unavailable, when none is starting;
+ * with `lacks`, only one that may give some of it (an automatic transcode gives one known codec).
+ */
+export function nextCandidate(runs: readonly PlannedRun[], list: PlannedList, lacks?: ReadonlyMap<Kind, readonly CodecName[]>): number | undefined {
   if (runs.some((r) => !r.tracks)) return undefined;
   const running = new Set(runs.map((r) => r.index));
-  for (let i = 1; i < list.count; i++) if (!running.has(i) && !list.unavailable(i)) return i;
+  for (let i = 1; i < list.count; i++) {
+    if (running.has(i) || list.unavailable(i)) continue;
+    if (!lacks || mayHelp(i, lacks, list)) return i;
+  }
   return undefined;
 }
 
@@ -97,44 +125,76 @@ export interface Plan<C> {
  */
 export function plan<C>(consumers: readonly PlannedConsumer<C>[], runs: readonly PlannedRun[], list: PlannedList): Plan<C> {
   const pending = runs.some((r) => !r.tracks);
-  const candidate = nextCandidate(runs, list);
-  const missing = new Set<Kind>();
+  const missing = new Map<Kind, CodecName[]>();
+  let start: number | undefined;
   const resolve: Plan<C>['resolve'] = [];
   for (const c of consumers) {
     if (!c.waiting) continue;
     const from = bindable(c.request, c.internal, runs, list);
-    const lacks = KINDS.filter((k) => c.request[k] && !from.has(k));
-    if (lacks.length > 0 && !c.internal) {
+    if (!c.internal) {
+      const lacks = lacking(c.request, false, runs, list);
+      const candidate = lacks.size > 0 ? nextCandidate(runs, list, lacks) : undefined;
       if (candidate !== undefined) {
-        lacks.forEach((k) => missing.add(k));
+        // Sources start one at a time, in list order: the earliest any waiter may use.
+        if (start === undefined || candidate < start) start = candidate;
+        for (const [k, codecs] of lacks) missing.set(k, [...new Set([...(missing.get(k) ?? []), ...codecs])]);
         continue;
       }
-      if (pending) continue;
+      if (lacks.size > 0 && pending) continue;
     }
     resolve.push({ consumer: c.key, from });
   }
-  if (candidate === undefined || missing.size === 0) return { resolve };
-  return { resolve, start: { index: candidate, want: wanted(consumers, [...missing]) } };
+  if (start === undefined) return { resolve };
+  const p = list.provides?.(start);
+  const kinds = p ? [p.kind] : [...missing.keys()];
+  return { resolve, start: { index: start, want: wanted(consumers, kinds) } };
 }
 
-/** A stream's list of source URLs as planning sees it, with what it remembers of each source. */
+/**
+ * A stream's list of source URLs as planning sees it, with what it remembers of each source: the
+ * configured ones, then the automatic transcodes (`auto`), which start only for a consumer that
+ * accepts what they give and gets it from nothing before them.
+ */
 export class SourceList implements PlannedList {
   /** Sources tried since the primary went live that gave nothing usable or failed. */
   readonly exhausted = new Set<number>();
 
   constructor(
     private readonly stream: string,
-    private readonly urls: () => readonly string[],
+    private readonly configured: () => readonly string[],
     private readonly reads: StreamInputOf,
     private readonly retrying: (index: number) => boolean,
+    private readonly auto: () => readonly AutoTranscode[] = () => [],
   ) {}
 
+  /** Where the automatic transcodes begin: after the configured sources, and never at 0 (a publisher's place). */
+  get #autoFrom(): number {
+    return Math.max(1, this.configured().length);
+  }
+
   get count(): number {
-    return this.urls().length;
+    const auto = this.auto().length;
+    return auto > 0 ? this.#autoFrom + auto : this.configured().length;
+  }
+
+  /** The URL of the source at `index`: configured, else automatic. */
+  url(index: number): string | undefined {
+    const urls = this.configured();
+    return index < urls.length ? urls[index] : this.auto()[index - this.#autoFrom]?.url;
+  }
+
+  /** Whether the source at `index` is one of the stream's automatic transcodes. */
+  isAuto(index: number): boolean {
+    return index >= this.#autoFrom && index < this.count;
+  }
+
+  provides(index: number): { kind: Kind; codec: CodecName } | undefined {
+    const t = this.isAuto(index) ? this.auto()[index - this.#autoFrom] : undefined;
+    return t && { kind: t.kind, codec: t.codec };
   }
 
   readsSelf(index: number): readonly Kind[] | undefined {
-    const url = this.urls()[index];
+    const url = this.url(index);
     const input = url === undefined ? undefined : this.reads(url);
     return input?.stream === this.stream ? input.kinds : undefined;
   }

@@ -1,5 +1,5 @@
 import type { Owned } from './owned.js';
-import type { Frame, Kind, MediaRequest, Track } from './media.js';
+import type { CodecName, Frame, Kind, MediaRequest, Track } from './media.js';
 
 export interface SourceInfo {
   /** The configured URL, credentials masked. */
@@ -49,10 +49,23 @@ export interface StreamInput {
 /** Says, without making anything, which stream a source URL reads; undefined: none (a camera, a file). */
 export type StreamInputOf = (url: string) => StreamInput | undefined;
 
+/**
+ * A transcode a stream starts by itself (`stream_defaults.transcode: auto`) for a consumer that
+ * cannot take what its sources give: an H.264-only browser of an H.265 camera, an MP4 player of
+ * G.711 audio. It reads the stream back and gives one kind in one codec.
+ */
+export interface AutoTranscode {
+  url: string;
+  kind: Kind;
+  codec: CodecName;
+}
+
 /** A factory together with its knowledge of which sources read streams. */
 export interface SourceMaker {
   make: SourceFactory;
   reads: StreamInputOf;
+  /** The automatic transcodes of a stream, in the order they are tried; none when undefined. */
+  transcodes?: (streamName: string) => readonly AutoTranscode[];
 }
 
 /** A bare factory reads no stream: nothing it makes is a transcode of one. */

@@ -4,7 +4,7 @@
 import type { Consumer } from './consumer.js';
 import { ConsumerGate } from './delivery-gate.js';
 import type { Kind, Track } from './media.js';
-import type { PlannedConsumer } from './source-plan.js';
+import { bindable, type PlannedConsumer, type PlannedList, type PlannedRun } from './source-plan.js';
 
 interface Waiter {
   resolve: (tracks: Track[]) => void;
@@ -80,7 +80,10 @@ export class StreamConsumers {
     const a = this.#all.get(c);
     if (!a?.waiter) return;
     const tracks: Track[] = [];
-    for (const [kind, index] of from) {
+    // Video first, whichever source came first: outputs list their tracks in this order.
+    for (const kind of ['video', 'audio'] as const) {
+      const index = from.get(kind);
+      if (index === undefined) continue;
       const t = tracksOf(index).find((x) => x.kind === kind && c.request[kind]?.includes(x.codec.name));
       if (t) tracks.push(t);
     }
@@ -119,6 +122,15 @@ export class StreamConsumers {
   /** Whether some consumer takes a kind from source `index`. */
   uses(index: number): boolean {
     for (const a of this.#all.values()) for (const i of a.from.values()) if (i === index) return true;
+    return false;
+  }
+
+  /** Whether a consumer takes a kind from source `index`, or a waiter will once its other kinds come. */
+  inUse(runs: readonly PlannedRun[], list: PlannedList, index: number): boolean {
+    if (this.uses(index)) return true;
+    for (const [c, a] of this.#all) {
+      if (a.waiter && !c.internal && [...bindable(c.request, false, runs, list).values()].includes(index)) return true;
+    }
     return false;
   }
 

@@ -14,6 +14,12 @@ export interface StreamSettings {
   gopCache?: GopCacheSettings;
   /** ms a live source may deliver no frame before it is restarted like a failed one; undefined: never. */
   stallTimeout?: number;
+  /**
+   * 'auto' (default): a consumer that cannot take the sources' codec gets a shared transcode of
+   * the stream (SourceMaker.transcodes), started by the first such consumer, stopped with the
+   * last; 'never': it gets what there is, or an error naming the codec.
+   */
+  transcode?: 'auto' | 'never';
 }
 
 export interface BackoffEvent {
@@ -30,4 +36,13 @@ export interface StreamEvents {
   backoff: [event: BackoffEvent];
   /** A source of the list (or a publisher) was made and is starting. */
   source: [source: Source];
+}
+
+/** Which source of its stream a consumer takes a kind from. */
+export interface SourceBinding {
+  /** Its index in the stream's list (configured sources, then the automatic transcodes). */
+  index: number;
+  url: string;
+  /** One of the stream's automatic transcodes (stream_defaults.transcode: auto). */
+  auto: boolean;
 }

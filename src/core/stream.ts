@@ -5,15 +5,16 @@ import { log, maskCredentials, type Logger } from './log.js';
 import type { Consumer } from './consumer.js';
 import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from './media.js';
 import { KINDS, plan, SourceList, wanted } from './source-plan.js';
+import { Secondaries } from './stream-secondaries.js';
 import { SourceRun, SourceRuns } from './source-run.js';
 import { toSourceMaker, type Source, type SourceFactory, type SourceMaker } from './source.js';
 import { StreamConsumers } from './stream-consumers.js';
 import { StreamDelivery } from './stream-delivery.js';
-import type { StreamEvents, StreamSettings } from './stream-types.js';
+import type { SourceBinding, StreamEvents, StreamSettings } from './stream-types.js';
 import { checkTransition, type StreamState } from './stream-states.js';
 
 export type { StreamState } from './stream-states.js';
-export type { BackoffEvent, StreamEvents, StreamSettings } from './stream-types.js';
+export type { BackoffEvent, SourceBinding, StreamEvents, StreamSettings } from './stream-types.js';
 export { FAN_OUT_SLICE_MS } from './stream-delivery.js';
 
 /**
@@ -25,6 +26,8 @@ export { FAN_OUT_SLICE_MS } from './stream-delivery.js';
  * Opus from a transcode of this stream. Such a transcode reads the stream back as an `internal`
  * consumer: it neither keeps the stream alive nor starts it, and only takes tracks of sources
  * that do not read this stream. Frames reach each consumer through its gate (delivery-gate.ts).
+ * With `transcode: auto` the list goes on with the stream's automatic transcodes
+ * (SourceMaker.transcodes), and a secondary nobody uses stops (stream-secondaries.ts).
  */
 export class Stream extends Owned<StreamEvents> {
   #state: StreamState = 'idle';
@@ -40,6 +43,7 @@ export class Stream extends Owned<StreamEvents> {
   #holds = 0;
   #lastError: Error | undefined;
   #delivery: StreamDelivery;
+  #secondaries: Secondaries;
   #maker: SourceMaker;
   #log: Logger;
 
@@ -52,7 +56,8 @@ export class Stream extends Owned<StreamEvents> {
   ) {
     super('Stream');
     this.#maker = toSourceMaker(makeSource);
-    this.#list = new SourceList(name, () => this.sources, this.#maker.reads, (i) => this.#retries.has(i));
+    const auto = () => (this.settings.transcode === 'never' ? [] : (this.#maker.transcodes?.(name) ?? []));
+    this.#list = new SourceList(name, () => this.sources, this.#maker.reads, (i) => this.#retries.has(i), auto);
     this.#backoff = new Backoff(settings.backoff, random);
     this.#log = log.child({ stream: name });
     this.#runs = new SourceRuns(
@@ -66,6 +71,17 @@ export class Stream extends Owned<StreamEvents> {
       this.#log,
     );
     this.#delivery = new StreamDelivery(this.#consumers, this.#runs, this.#log);
+    this.#secondaries = new Secondaries({
+      runs: this.#runs,
+      list: this.#list,
+      retries: this.#retries,
+      consumers: this.#consumers,
+      log: this.#log,
+      live: () => !this.closed && this.#state === 'live',
+      startRun: (i, want, backoff) => this.#startRun(i, want, backoff),
+      plan: () => this.#plan(),
+      backoff: (e) => this.emit('backoff', e),
+    });
   }
 
   get state(): StreamState {
@@ -109,11 +125,6 @@ export class Stream extends Owned<StreamEvents> {
     return this.#delivery.catchUp(c);
   }
 
-  /** A source that reads this very stream back (a transcode of it: `ffmpeg:<this name>#…`). */
-  isLoopSource(index: number): boolean {
-    return this.#list.readsSelf(index) !== undefined;
-  }
-
   /**
    * Adds a consumer and resolves with the tracks it gets (one per kind it asked for and the
    * stream has) once the sources that can provide them run. Rejects (and detaches the consumer)
@@ -144,7 +155,19 @@ export class Stream extends Owned<StreamEvents> {
     if (!this.#consumers.remove(consumer, () => new StreamClosedError(this.name, 'consumer left before the stream started'))) return;
     this.#log.debug({ consumer: consumer.id, consumers: this.#consumers.size }, 'consumer detached');
     if (!this.#consumers.watched() && this.#holds === 0) this.#lastConsumerLeft();
+    else this.#secondaries.stopUnused();
   }
+
+  /** Where each kind of `consumer` comes from (what /api/streams and the answer tell the viewer). */
+  bindingOf(consumer: Consumer): Map<Kind, SourceBinding> {
+    const out = new Map<Kind, SourceBinding>();
+    for (const [kind, index] of this.#consumers.get(consumer)?.from ?? []) {
+      const url = this.#runs.get(index)?.source.url ?? this.#list.url(index);
+      if (url !== undefined) out.set(kind, { index, url, auto: this.#list.isAuto(index) });
+    }
+    return out;
+  }
+
 
   /**
    * Keeps the running source while no consumer is attached, until the returned release is
@@ -217,14 +240,14 @@ export class Stream extends Owned<StreamEvents> {
   }
 
   #startRun(index: number, want: MediaRequest, backoff?: Backoff, pushed?: Source): void {
-    const url = pushed?.url ?? this.sources[index]!;
+    const url = pushed?.url ?? this.#list.url(index)!;
     let src: Source;
     try {
       src = pushed ?? this.#maker.make(url, this.name);
     } catch (e) {
       const err = e instanceof SourceError ? e : new SourceError(errorMessage(e), true);
       if (index === 0) this.#primaryFailed(err);
-      else this.#secondaryFailed(index, err, undefined);
+      else this.#secondaries.failed(index, err, undefined);
       return;
     }
     const run = new SourceRun(index, src, backoff ?? new Backoff(this.settings.backoff, this.random), this.settings.gopCache, pushed !== undefined);
@@ -241,6 +264,7 @@ export class Stream extends Owned<StreamEvents> {
       for (const i of resume) if (!this.#runs.has(i)) this.#startRun(i, wanted(this.#consumers.planned()));
     }
     this.#plan();
+    if (run.index > 0) this.#secondaries.wentLive(run);
   }
 
   #runEnded(run: SourceRun, err: Error): void {
@@ -254,7 +278,7 @@ export class Stream extends Owned<StreamEvents> {
       return;
     }
     if (run.index === 0) this.#primaryFailed(err, run);
-    else this.#secondaryFailed(run.index, err, run);
+    else this.#secondaries.failed(run.index, err, run);
   }
 
   /**
@@ -267,29 +291,6 @@ export class Stream extends Owned<StreamEvents> {
     const p = plan(this.#consumers.planned(), this.#runs.sorted(), this.#list);
     for (const { consumer, from } of p.resolve) this.#consumers.resolve(consumer, from, (i) => this.#runs.get(i)?.tracks ?? []);
     if (p.start) this.#startRun(p.start.index, p.start.want);
-  }
-
-  #secondaryFailed(index: number, err: Error, run: SourceRun | undefined): void {
-    this.#log.warn({ index, err: maskCredentials(err.message) }, 'secondary source failed');
-    if (!this.#consumers.uses(index) || (err instanceof SourceError && err.permanent) || !run) {
-      // Nobody relies on it yet: waiters go on with what the other sources give.
-      this.#list.exhausted.add(index);
-      this.#plan();
-      return;
-    }
-    run.backoff.ranFor(run.ranFor());
-    const delay = run.backoff.next();
-    this.emit('backoff', { attempt: run.backoff.attempts, delay, ceiling: run.backoff.ceiling, error: err, source: index });
-    this.#log.info({ index, delay }, 'retrying secondary source');
-    const backoff = run.backoff;
-    const gone = run.source.done;
-    this.#retries.set(index, delay, () => {
-      void gone.then(() => {
-        if (this.closed || this.#state !== 'live' || this.#runs.has(index)) return;
-        this.#consumers.restartGates(index);
-        this.#startRun(index, wanted(this.#consumers.planned()), backoff);
-      });
-    });
   }
 
   #primaryFailed(err: Error, run?: SourceRun): void {
