@@ -1,9 +1,21 @@
-// A real WebRTC viewer for tests: a werift peer that offers recvonly H.264 + audio on loopback
-// and records every RTP packet it receives.
+// A real WebRTC viewer for tests: a werift peer that offers recvonly H.264 (or H.265, or both, as
+// Chrome 136+ does) + audio on loopback and records every RTP packet it receives.
 import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
 import { request } from './http.js';
 
 const H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f';
+/** What Chrome 136+ offers for H.265 Main with a hardware decoder (level 3.1 here; it varies per machine). */
+export const H265_FMTP = 'level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST';
+
+export interface ViewerOptions {
+  /** The video codecs offered, in this order (default: H.264 only). */
+  video?: readonly ('H264' | 'H265')[];
+}
+
+const VIDEO_CODECS = {
+  H264: () => new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }], parameters: H264_FMTP }),
+  H265: () => new RTCRtpCodecParameters({ mimeType: 'video/H265', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }], parameters: H265_FMTP }),
+};
 
 export class Viewer {
   readonly pc: RTCPeerConnection;
@@ -13,7 +25,7 @@ export class Viewer {
   location: string | undefined;
   private gathering: Promise<void> = Promise.resolve();
 
-  constructor(audioMime: 'audio/opus' | 'audio/PCMA' | 'audio/PCMU' | 'audio/G722' = 'audio/opus') {
+  constructor(audioMime: 'audio/opus' | 'audio/PCMA' | 'audio/PCMU' | 'audio/G722' = 'audio/opus', opts: ViewerOptions = {}) {
     const opus = audioMime === 'audio/opus';
     this.pc = new RTCPeerConnection({
       // werift's default bundle policy leaks the unbundled transport's UDP socket.
@@ -23,14 +35,7 @@ export class Viewer {
       iceUseIpv6: false,
       iceAdditionalHostAddresses: ['127.0.0.1'],
       codecs: {
-        video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-            parameters: H264_FMTP,
-          }),
-        ],
+        video: (opts.video ?? ['H264']).map((c) => VIDEO_CODECS[c]()),
         audio: [new RTCRtpCodecParameters({ mimeType: audioMime, clockRate: opus ? 48000 : 8000, channels: opus ? 2 : 1 })],
       },
     });
