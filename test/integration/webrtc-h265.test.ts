@@ -58,7 +58,7 @@ const isIrap = (t: number) => t >= 16 && t <= 21;
 
 for (const backend of ['werift', 'node-datachannel'] as const) {
   const skip = skipCamera || (backend === 'node-datachannel' && !ndcLoads ? 'node-datachannel does not load here' : false);
-  test(`${backend}: a viewer offering H264 and H265 gets the camera's H.265; the first access unit has VPS, SPS, PPS and an IRAP picture; ffmpeg decodes it`, { timeout: 60_000, skip }, async () => {
+  test(`${backend}: a viewer offering H264 and H265 gets the camera's H.265; the first access unit has VPS, SPS, PPS and an IRAP picture; ffmpeg decodes it; a late joiner offering only H265 starts on a keyframe with them too`, { timeout: 60_000, skip }, async () => {
     const app = await camrelay(backend);
     // H265 after H264, as Chrome 136+ lists them: the stream's codec decides, not the order.
     const viewer = new Viewer('audio/opus', { video: ['H264', 'H265'] });
@@ -111,6 +111,20 @@ for (const backend of ['werift', 'node-datachannel'] as const) {
         streams.consumers?.some((c) => c.medias?.some((m) => m === `video, sendonly, H265 pt ${h265Pt} profile-id=1 level-id=60`)),
         `the session says what it sends: ${JSON.stringify(streams.consumers)}`,
       );
+
+      // A late joiner offering only H265: it starts on the stream's
+      // cached keyframe (the session's replay), which carries VPS, SPS, PPS too.
+      const late = new Viewer('audio/opus', { video: ['H265'] });
+      try {
+        await late.connect(app.base, 'hevc');
+        await waitFor('10 access units to the late joiner', () => accessUnits(late).length >= 10, 15_000);
+        const lateFirst = accessUnits(late)[0]!;
+        assert.equal(h265NalType(late.video[0]!.payload), 32, 'its first packet is the VPS');
+        assert.deepEqual(lateFirst.nals.map(h265NalType).slice(0, 3), [32, 33, 34]);
+        assert.ok(lateFirst.keyframe);
+      } finally {
+        await late.close();
+      }
     } finally {
       await viewer.close();
       assert.equal(await app.stop(), 0, 'graceful shutdown exits 0');

@@ -1,5 +1,8 @@
 // The m-line descriptions camrelay answers with on node-datachannel: one codec each, sending or
-// inactive, with the fmtp camrelay chose or the offer's.
+// inactive, with the fmtp camrelay chose or the offer's. Every video codec goes through
+// addVideoCodec(pt, name, fmtp), H.265 included: addH265Codec(pt) takes no fmtp and would answer
+// libdatachannel's own instead of the profile, tier and level chosen for the stream (h265-fmtp.ts).
+// No libdatachannel packetizer is used (ndc-send-track.ts), so any codec's RTP goes out as made.
 import type { Audio, Video } from 'node-datachannel';
 import type { OfferedMedia } from './ndc-sdp.js';
 import type { NdcLib } from './ndc-native.js';

@@ -1,7 +1,9 @@
 // The WebRTC backend on werift (pure TypeScript). Facts this relies on, from werift 0.24.4:
 // - codecs are negotiated by mime type only, keeping the offer's payload types and fmtp; an m-line
 //   with no codec in the local list makes setRemoteDescription throw. So the local list is made
-//   from the offer itself, and the session decides what is sent where.
+//   from the offer itself, and the session decides what is sent where. werift has packetizers
+//   for none of it that we use (it has no H.265 one at all): sendRtp sends our payloads as they
+//   are, so H.265 (video/H265, answered with the fmtp the session chose) works as H.264 does.
 // - a sender takes rtx/red from the negotiated list (red makes it RED-encode every packet), so
 //   those are left out of the local list and never answered.
 // - setLocalDescription awaits candidate gathering; sockets bound by a gathering still running
