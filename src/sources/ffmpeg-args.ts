@@ -1,5 +1,7 @@
 import { SourceError } from '../core/errors.js';
 import type { AudioTarget, FfmpegInput, FfmpegSourceSpec, VideoCodec, VirtualInput } from './ffmpeg-url.js';
+import { encoderArgs, hardwarePlan, type EngineUse, type HardwareCodec, type HardwarePlan } from './hardware/engines.js';
+import { HARDWARE_WAIT_MS, type HardwareEncoders } from './hardware/choice.js';
 
 // Sources import parsing, checking and building from here as one unit.
 export { checkInputExists, parseFfmpegUrl, type FfmpegSourceSpec } from './ffmpeg-url.js';
@@ -29,6 +31,11 @@ export interface FfmpegArgsOptions {
    * long into `-f null -`, which proves a command line runs without a server.
    */
   output?: 'rtsp' | { nullSeconds: number };
+  /**
+   * What hardware detection found, for sources with `#hardware`; without it (or while detection
+   * runs) they are encoded in software.
+   */
+  hardware?: Pick<HardwareEncoders, 'pick' | 'ready'>;
 }
 
 const LOW_DELAY = ['-fflags', 'nobuffer', '-flags', 'low_delay'];
@@ -160,22 +167,57 @@ export function carriesAdts(input: FfmpegInput): boolean {
   }
 }
 
+/** #width/#height as a scale, and the filters only software does here (#rotate, orientations). */
+function videoWork(spec: FfmpegSourceSpec): { scale?: { w: number; h: number }; software: string[] } {
+  const software: string[] = [];
+  if (spec.rotate === 90) software.push('transpose=1');
+  if (spec.rotate === 180) software.push('transpose=1,transpose=1');
+  if (spec.rotate === 270) software.push('transpose=2');
+  if (spec.orientation) software.push(spec.orientation);
+  if (spec.width === undefined && spec.height === undefined) return { software };
+  // -2 (not go2rtc's -1) for the missing side keeps it even, which yuv420p encoders need.
+  return { scale: { w: spec.width ?? -2, h: spec.height ?? -2 }, software };
+}
+
 function filters(spec: FfmpegSourceSpec): string[] {
-  const f: string[] = [];
-  if (spec.width !== undefined || spec.height !== undefined) {
-    // -2 (not go2rtc's -1) for the missing side keeps it even, which yuv420p encoders need.
-    f.push(`scale=${spec.width ?? -2}:${spec.height ?? -2}`);
-  }
-  if (spec.rotate === 90) f.push('transpose=1');
-  if (spec.rotate === 180) f.push('transpose=1,transpose=1');
-  if (spec.rotate === 270) f.push('transpose=2');
-  if (spec.orientation) f.push(spec.orientation);
-  return f;
+  const { scale, software } = videoWork(spec);
+  return [...(scale ? [`scale=${scale.w}:${scale.h}`] : []), ...software];
+}
+
+/** The hardware codecs a source encodes, or undefined when its outputs cannot all use one engine. */
+function hardwareCodecs(spec: FfmpegSourceSpec): HardwareCodec[] | undefined {
+  // mjpeg stays in software (RTP/JPEG's full-range 4:2:0), and a copied track cannot share the
+  // -vf chain that carries frames to the GPU: then the whole command is software.
+  if (spec.video.length === 0 || !spec.video.every((c) => c === 'h264' || c === 'h265')) return undefined;
+  return [...new Set(spec.video as HardwareCodec[])];
+}
+
+/** The engine a source's #hardware gets here (undefined = software). */
+export function hardwareFor(spec: FfmpegSourceSpec, opts: FfmpegArgsOptions): EngineUse | undefined {
+  if (!spec.hardware || !opts.hardware) return undefined;
+  const codecs = hardwareCodecs(spec);
+  return codecs ? opts.hardware.pick(spec.hardware, codecs, spec.url) : undefined;
+}
+
+/**
+ * Waits (bounded, HARDWARE_WAIT_MS) for hardware detection when this source asks for hardware
+ * and detection has not finished, so that a transcode started right after startup gets it too.
+ * At once for every other source.
+ */
+export async function hardwareReady(spec: FfmpegSourceSpec, opts: FfmpegArgsOptions, signal?: AbortSignal): Promise<void> {
+  if (!spec.hardware || !opts.hardware || !hardwareCodecs(spec)) return;
+  await opts.hardware.ready(HARDWARE_WAIT_MS, signal);
 }
 
 /** The full argument list (without the binary) for one `ffmpeg:` source. */
 export function buildFfmpegArgs(spec: FfmpegSourceSpec, publishUrl: string, opts: FfmpegArgsOptions = {}): string[] {
   const args = ['-hide_banner', '-loglevel', spec.logLevel ?? opts.logLevel ?? 'error', '-nostats'];
+  const use = hardwareFor(spec, opts);
+  // Only inputs of compressed video are decoded on the GPU (a lavfi picture or a V4L2 webcam's
+  // raw frames are not); the main input is always input 0.
+  const decodable = spec.input.kind === 'url' || spec.input.kind === 'stream' || spec.input.kind === 'file';
+  const hw: HardwarePlan | undefined = use && hardwarePlan(use, { decodable, ...videoWork(spec) });
+  if (hw) args.push(...hw.global, ...hw.input);
   args.push(...inputArgs(spec, spec.input, opts));
   args.push(...spec.raw);
 
@@ -186,7 +228,8 @@ export function buildFfmpegArgs(spec: FfmpegSourceSpec, publishUrl: string, opts
   const audioInput = spec.input.kind === 'virtual' && spec.input.audio ? 1 : 0;
   spec.video.forEach((codec, i) => {
     if (multi) args.push('-map', '0:v:0?');
-    args.push(...videoCodecArgs(codec, multi ? `v:${i}` : 'v'));
+    const s = multi ? `v:${i}` : 'v';
+    args.push(...(hw && (codec === 'h264' || codec === 'h265') ? encoderArgs(hw.engine, codec, s) : videoCodecArgs(codec, s)));
   });
   if (spec.bitrate) args.push('-b:v', spec.bitrate, '-maxrate:v', spec.bitrate, '-bufsize:v', spec.bitrate);
   const adts = carriesAdts(spec.input);
@@ -201,7 +244,7 @@ export function buildFfmpegArgs(spec: FfmpegSourceSpec, publishUrl: string, opts
   else if (spec.video.length === 0) args.push('-vn');
   else if (spec.audio.length === 0) args.push('-an');
 
-  const f = filters(spec);
+  const f = hw ? hw.filters : filters(spec);
   if (f.length > 0) args.push('-vf', f.join(','));
 
   const out = opts.output ?? 'rtsp';

@@ -1,6 +1,8 @@
 import { access, constants } from 'node:fs/promises';
 import { SourceError } from '../core/errors.js';
 import { maskCredentials } from '../core/log.js';
+import { ENGINES, FOREIGN_ENGINES } from './hardware/engines.js';
+import type { HardwareRequest } from './hardware/choice.js';
 
 // go2rtc's `ffmpeg:` source syntax, parsed into a typed spec:
 //   ffmpeg:<input>#video=h264#audio=opus#audio=pcma#width=1280#rotate=90#raw=-ss 10
@@ -60,6 +62,11 @@ export interface FfmpegSourceSpec {
    * -vf chain of #width/#height/#rotate and is the only #raw= the API accepts.
    */
   orientation?: string;
+  /**
+   * `#hardware` ('auto': the engine detection found, if any) or `#hardware=vaapi` (that engine if
+   * it works here, else software with a warning). Only #video=h264/h265 outputs use it.
+   */
+  hardware?: HardwareRequest;
   /** `#query=log_level=debug` (what Home Assistant adds): ffmpeg's -loglevel for this source. */
   logLevel?: 'quiet' | 'error' | 'warning' | 'info' | 'verbose' | 'debug';
 }
@@ -106,7 +113,6 @@ function parseAudio(url: string, v: string): AudioTarget {
 // `#rotate=__proto__` must not find Object.prototype's members.
 const NOT_YET = new Map<string, string>([
   ['input', 'ffmpeg input templates'],
-  ['hardware', 'hardware encoding'],
   ['drawtext', 'text overlays'],
   ['async', 'wall-clock audio resync'],
 ]);
@@ -142,6 +148,14 @@ function applyFragment(spec: FfmpegSourceSpec, key: string, value: string): void
     case 'raw':
       spec.raw.push(...value.split(/\s+/).filter(Boolean));
       return;
+    case 'hardware': {
+      // The first one counts, as in go2rtc. Only a name: the device is the one detection found.
+      if (spec.hardware) return;
+      if (value === '') spec.hardware = 'auto';
+      else if ((ENGINES as readonly string[]).includes(value) || FOREIGN_ENGINES.has(value)) spec.hardware = value as HardwareRequest;
+      else fail(url, `unknown #hardware=${value} (supported: ${[...ENGINES, ...FOREIGN_ENGINES.keys()].join(', ')}, or #hardware alone to pick)`);
+      return;
+    }
     case 'query': {
       // Only a log level: anything else in it would reach ffmpeg's command line.
       const m = /^log_level=(quiet|error|warning|info|verbose|debug|trace)$/.exec(value);

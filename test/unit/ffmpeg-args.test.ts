@@ -167,8 +167,9 @@ test('a stream transcode without a stream URL function is refused', { timeout: 5
 test('unknown, unsupported and unsafe parts are rejected with a permanent SourceError', { timeout: 5000 }, () => {
   const table: [string, RegExp][] = [
     ['ffmpeg:/a.mp4#foo=bar', /unknown fragment #foo=bar/],
-    ['ffmpeg:/a.mp4#video=h264#hardware', /#hardware \(hardware encoding\) is not supported yet/],
-    ['ffmpeg:/a.mp4#video=h264#hardware=vaapi', /#hardware .*not supported yet/],
+    ['ffmpeg:/a.mp4#video=h264#hardware=nvidia', /unknown #hardware=nvidia \(supported: vaapi, cuda, qsv, v4l2m2m, rkmpp, videotoolbox, dxva2, or #hardware alone to pick\)/],
+    ['ffmpeg:/a.mp4#video=h264#hardware=/dev/dri/renderD129', /unknown #hardware=\/dev\/dri\/renderD129/],
+    ['ffmpeg:/a.mp4#video=h264#hardware=__proto__', /unknown #hardware=__proto__/],
     ['ffmpeg:/a.mp4#input=rtsp/udp', /#input \(ffmpeg input templates\) is not supported yet/],
     ['ffmpeg:/a.mp4#video=h264#drawtext=x=10', /#drawtext .*not supported yet/],
     ['ffmpeg:/a.mp4#async', /#async .*not supported yet/],
