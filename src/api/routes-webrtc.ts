@@ -66,6 +66,10 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
       });
       if (!opened) return;
       const { session, answer } = opened;
+      // Which kinds come through a transcode the stream started for this viewer (transcode: auto):
+      // a header, because go2rtc's clients parse the body and know no field of ours.
+      const transcoded = [...stream.bindingOf(session)].filter(([, b]) => b.auto).map(([kind]) => kind);
+      if (transcoded.length > 0) res.setHeader('X-Camrelay-Transcode', transcoded.join(', '));
       if (isSdp) {
         res.status(201).location(`/api/webrtc?id=${session.id}`).type('application/sdp').send(answer);
       } else {

@@ -98,9 +98,10 @@ export class Stream extends Owned<StreamEvents> {
   get running(): Source[] {
     return this.#runs.sorted().map((r) => r.source);
   }
-  /** Media bytes a running source has delivered since it started (go2rtc's bytes_recv). */
-  bytesFrom(src: Source): number | undefined {
-    return this.#runs.sorted().find((r) => r.source === src)?.bytes;
+  /** A running source's tracks, and the media bytes it delivered since it started (go2rtc's bytes_recv). */
+  runOf(src: Source): { tracks: readonly Track[]; bytes: number; auto: boolean } | undefined {
+    const r = this.#runs.sorted().find((x) => x.source === src);
+    return r && { tracks: r.tracks ?? [], bytes: r.bytes, auto: this.#list.isAuto(r.index) };
   }
   /** The primary source while it runs. */
   get source(): Source | undefined {

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 const SCRIPT = path.join(import.meta.dirname, 'gst-rtsp-server.py');
 
 /** 'h264-file' serves `file` (H.264 Annex B) in a loop without encoding: the benchmarks' camera. */
-export type CameraPipeline = 'h264' | 'h264-aac' | 'h265' | 'h265-aac' | 'h264-file';
+export type CameraPipeline = 'h264' | 'h264-aac' | 'h264-pcma' | 'h265' | 'h265-aac' | 'h265-pcma' | 'h264-file';
 
 export interface GstCameraOptions {
   pipeline?: CameraPipeline;
@@ -38,7 +38,9 @@ export interface CameraEvent {
 /** Whether GStreamer has the elements a pipeline needs (x265enc comes from plugins-bad). */
 export function cameraCanRun(pipeline: CameraPipeline): boolean {
   const need =
-    pipeline === 'h265'
+    pipeline === 'h264-pcma' || pipeline === 'h265-pcma'
+      ? [pipeline === 'h264-pcma' ? 'x264enc' : 'x265enc', 'alawenc', 'rtppcmapay']
+      : pipeline === 'h265'
       ? ['x265enc', 'rtph265pay']
       : pipeline === 'h265-aac'
         ? ['x265enc', 'rtph265pay', 'voaacenc', 'rtpmp4gpay']

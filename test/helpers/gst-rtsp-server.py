@@ -2,7 +2,7 @@
 # A real RTSP camera for tests: GStreamer's gst-rtsp-server (Debian: python3-gst-1.0,
 # gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,bad,ugly}), run with /usr/bin/python3.
 #
-# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h265|h265-aac|h264-file]
+# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h264-pcma|h265|h265-aac|h265-pcma|h264-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
 #                           [--file clip.h264 [--fps 25]]
 # h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
@@ -36,11 +36,17 @@ VIDEO_H265 = ('videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,
 AUDIO_AAC = ('audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=1 '
              '! voaacenc bitrate=64000 ! aacparse ! rtpmp4gpay name=pay1 pt=97')
 
+# G.711 A-law at 8 kHz, the audio of most IP cameras: what no MP4 player takes.
+AUDIO_PCMA = ('audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=8000,channels=1 '
+              '! alawenc ! rtppcmapay name=pay1 pt=8')
+
 PIPELINES = {
     'h264': f'( {VIDEO_H264} )',
     'h264-aac': f'( {VIDEO_H264} {AUDIO_AAC} )',
     'h265': f'( {VIDEO_H265} )',
     'h265-aac': f'( {VIDEO_H265} {AUDIO_AAC} )',
+    'h264-pcma': f'( {VIDEO_H264} {AUDIO_PCMA} )',
+    'h265-pcma': f'( {VIDEO_H265} {AUDIO_PCMA} )',
 }
 
 
