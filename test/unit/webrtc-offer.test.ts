@@ -185,7 +185,8 @@ test('H.265 offers we cannot send to are refused by name', { timeout: 5000 }, ()
       fmtp,
     );
   }
-  assert.throws(() => refused(withH265([[49, 'tx-mode=MRST']], true)), /\(it accepts H265\(tx-mode=MRST\)/);
+  assert.throws(() => refused(withH265([[49, 'tx-mode=MRST']], true)), /\(it accepts H265\(tx-mode=MRST\), rtx\)$/);
+  assert.throws(() => refused(withH265([[49, 'profile-id=main;tier-flag=0']], true)), /\(it accepts H265\(profile-id=main;tier-flag=0\), rtx\)$/);
   // tx-mode is read as libwebrtc reads it, in any case.
   assert.deepEqual(refused(withH265([[49, 'tx-mode=srst']], true)).request.video, ['H265']);
 });

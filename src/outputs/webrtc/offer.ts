@@ -252,12 +252,21 @@ function chooseLines(media: OfferMedia[]): Offer {
   return offer;
 }
 
+/**
+ * The offered codecs for a refusal, each with what kept it out: `H264(packetization-mode=0)`,
+ * `H265(tx-mode=MRST)`, `H265(profile-id=main)` (an fmtp we cannot read, as offered).
+ */
 function listCodecs(m: OfferMedia): string {
   const names = [
     ...new Set(
       m.codecs.map((c) => {
-        const r = formatByEncoding(c.name)?.webrtc?.requires;
-        return r ? `${c.name}(${r.key}=${c.fmtp[r.key] ?? r.absent})` : c.name;
+        const f = formatByEncoding(c.name);
+        const r = f?.webrtc?.requires;
+        const value = r && (c.fmtp[r.key] ?? r.absent);
+        // A requirement the offer meets by default (H.265's tx-mode) is named only when unmet.
+        if (r && (r.absent !== r.value || value!.toUpperCase() !== r.value.toUpperCase())) return `${c.name}(${r.key}=${value})`;
+        if (f && READABLE[f.name]?.(c.fmtp) === false) return `${c.name}(${Object.entries(c.fmtp).map(([k, v]) => `${k}=${v}`).join(';')})`;
+        return c.name;
       }),
     ),
   ];
