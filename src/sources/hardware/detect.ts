@@ -46,7 +46,7 @@ const CODECS: readonly HardwareCodec[] = ['h264', 'h265'];
 interface Run {
   ok: boolean;
   stdout: string;
-  /** The last stderr line, or what stopped the child. */
+  /** Its stderr (the last few lines, joined), or what stopped it. */
   why: string;
 }
 
@@ -74,8 +74,13 @@ async function runChild(opts: DetectOptions, args: string[], label: string, stdo
     const out = Buffer.concat(chunks).toString('utf8');
     if (stopped) return { ok: false, stdout: out, why: stopped };
     if (exit.error) return { ok: false, stdout: out, why: exit.error.message };
-    const last = child.lastStderr().at(-1) ?? '';
-    if (exit.code !== 0) return { ok: false, stdout: out, why: last || (exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`) };
+    // The first lines say what failed ("Cannot load libcuda.so.1"), the last only that it did.
+    const said = child
+      .lastStderr()
+      .map((l) => l.replace(/^\[(\S+) @ 0x[0-9a-f]+\] /, '$1: '))
+      .join(' | ')
+      .slice(0, 500);
+    if (exit.code !== 0) return { ok: false, stdout: out, why: said || (exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`) };
     return { ok: true, stdout: out, why: '' };
   } finally {
     clearTimeout(timer);
@@ -206,6 +211,7 @@ export async function detectHardware(opts: DetectOptions): Promise<HardwareRepor
         const use: EngineUse = device === undefined ? { engine } : { engine, device };
         const r = await runChild(opts, testEncodeArgs(use, codec), `ffmpeg ${encoder} test`, false);
         test = { engine, codec, ok: r.ok, ...(device !== undefined && { device }), info: r.ok ? 'OK' : `test encode failed: ${r.why}` };
+        log.debug({ engine, codec, device, info: test.info }, 'hardware test encode');
         if (r.ok) break;
       }
       tests.push(test);
