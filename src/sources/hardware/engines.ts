@@ -106,9 +106,10 @@ function onGpu(engine: Engine, work: VideoWork): boolean {
 }
 
 /**
- * The command-line parts for `use` and the video work a source asks for. Frames decoded on the
- * GPU that the decoder could not take (a codec the GPU lacks) arrive in system memory; each chain
- * takes both, as go2rtc's `format=vaapi|nv12,hwupload` does.
+ * The command-line parts for `use` and the video work a source asks for. A camera codec the GPU
+ * cannot decode is decoded in software by ffmpeg: the vaapi chain takes those frames too
+ * (`format=vaapi|nv12,hwupload`, as go2rtc's), and so does NVENC unless scale_cuda has to
+ * scale them; the qsv GPU chain (hwmap) needs the GPU's decoder.
  */
 export function hardwarePlan(use: EngineUse, work: VideoWork): HardwarePlan {
   const { engine } = use;
