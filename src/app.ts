@@ -8,6 +8,9 @@ import { DEFAULTS, type Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
 import { rtspPlayers } from './outputs/rtsp.js';
 import { autoTranscodes } from './sources/auto-transcodes.js';
+import { HardwareEncoders } from './sources/hardware/choice.js';
+import { detectHardware } from './sources/hardware/detect.js';
+import { ffmpegRoutes } from './api/routes-ffmpeg.js';
 import { createSourceFactory, sourceReads } from './sources/factory.js';
 import { PushSource } from './sources/push.js';
 import { ApiServer } from './api/server.js';
@@ -47,6 +50,9 @@ interface Parts {
   ws: WsSignalling;
   preloads: PreloadTable;
   webrtcBackend: SelectedBackend;
+  /** Aborts the startup probe of hardware encoders if it still runs at shutdown. */
+  hardwareStop: AbortController;
+  hardware: HardwareEncoders;
 }
 
 export class Camrelay {
@@ -59,6 +65,9 @@ export class Camrelay {
     const backend = webrtcBackend.backend;
     log.info({ backend: backend.name, reason: webrtcBackend.reason }, 'webrtc backend');
     const { username, password, sessionTimeout, maxSendBuffer } = config.rtsp;
+    // In the background: a transcode that starts meanwhile waits for it (bounded), nothing else does.
+    const hardwareStop = new AbortController();
+    const hardware = new HardwareEncoders(detectHardware({ bin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, signal: hardwareStop.signal }));
     const metrics = new Metrics();
     const rtsp = new RtspServer({
       listen: config.rtsp.listen,
@@ -93,7 +102,7 @@ export class Camrelay {
         bin: opts.ffmpegBin,
         grace: config.ffmpeg.stopGrace,
         rtsp,
-        args: { logLevel: config.log.level === 'debug' || config.log.level === 'trace' ? 'info' : 'error' },
+        args: { logLevel: config.log.level === 'debug' || config.log.level === 'trace' ? 'info' : 'error', hardware },
         isStream: (name) => registry.get(name) !== undefined,
       }, {}, { fromApi: (name) => registry.originOf(name) === 'api' })),
     });
@@ -128,6 +137,7 @@ export class Camrelay {
         preloadRoutes({ registry, store, preloads }),
         mp4Routes({ registry }),
         hlsRoutes({ registry }),
+        ffmpegRoutes({ hardware }),
         mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache, mjpeg }),
       ],
       path.join(root, 'web'),
@@ -146,7 +156,7 @@ export class Camrelay {
       mjpeg,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
-    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend });
+    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend, hardwareStop, hardware });
     try {
       await rtsp.listen();
       await api.listen();
@@ -161,7 +171,8 @@ export class Camrelay {
 
   /** Viewers first, then streams (their sources and ffmpeg children), then the servers. */
   async close(): Promise<void> {
-    const { ws, sessions, preloads, registry, rtsp, api, webrtcBackend } = this.parts;
+    const { ws, sessions, preloads, registry, rtsp, api, webrtcBackend, hardwareStop, hardware } = this.parts;
+    hardwareStop.abort();
     ws.close(); // first: an offer still being answered is aborted, not added to a closed table
     sessions.close();
     preloads.close();
@@ -171,6 +182,6 @@ export class Camrelay {
     await webrtcBackend.close();
     rtsp.close();
     api.close();
-    await Promise.all([rtsp.done, api.done]);
+    await Promise.all([rtsp.done, api.done, hardware.settled]);
   }
 }

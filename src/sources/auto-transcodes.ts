@@ -13,7 +13,8 @@ export function autoTranscodes(streamName: string): readonly AutoTranscode[] {
   if (streamName.includes('#')) return [];
   const input = `ffmpeg:${streamName}`;
   return [
-    { url: `${input}#video=h264`, kind: 'video', codec: 'H264' },
+    // #hardware: the engine the startup probe found (sources/hardware/), else libx264.
+    { url: `${input}#video=h264#hardware`, kind: 'video', codec: 'H264' },
     { url: `${input}#audio=opus`, kind: 'audio', codec: 'OPUS' },
     { url: `${input}#audio=aac`, kind: 'audio', codec: 'AAC' },
   ];

@@ -8,7 +8,7 @@ import { ChildProcessOwner, type StopGrace } from '../process/child.js';
 import type { RtspServer, PublishSlot } from '../rtsp/server.js';
 import { parseFfmpegUrl, type FfmpegSourceSpec } from './ffmpeg-url.js';
 import { unreachableLine } from './ffmpeg-failure.js';
-import { buildFfmpegArgs, checkInputExists, loopbackStreamUrl, type FfmpegArgsOptions } from './ffmpeg-args.js';
+import { buildFfmpegArgs, checkInputExists, hardwareReady, loopbackStreamUrl, type FfmpegArgsOptions } from './ffmpeg-args.js';
 
 /**
  * When the publish connection drops, how long to wait for ffmpeg's exit before blaming the
@@ -52,6 +52,8 @@ export class FfmpegSource extends Owned implements Source {
   async start(signal: AbortSignal): Promise<Track[]> {
     if (this.closed || signal.aborted) throw new SourceError('source stopped before it started');
     await checkInputExists(this.spec);
+    // A #hardware transcode started while the startup probe still runs waits for it (bounded).
+    await hardwareReady(this.spec, this.ctx.args, signal);
     if (this.closed || signal.aborted) throw new SourceError('source stopped before it started');
 
     const slot = this.ctx.rtsp.expectPublisher(maskCredentials(this.url));

@@ -87,7 +87,7 @@ test('two H.264-only WebRTC viewers of an H.265 camera share one transcode; it e
 
     const view = await streamView('hevc');
     assert.deepEqual(view.producers.map((p) => p.transcode ?? 'camera'), ['camera', 'auto']);
-    assert.equal(view.producers[1]!.url, 'ffmpeg:hevc#video=h264');
+    assert.equal(view.producers[1]!.url, 'ffmpeg:hevc#video=h264#hardware');
     const webrtc = view.consumers.filter((c) => c.format_name === 'webrtc');
     assert.deepEqual(webrtc.map((c) => (c.transcoded ?? []).join()).sort(), ['', 'video', 'video'], 'the H.264 viewers say they get transcoded video');
 

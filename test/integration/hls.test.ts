@@ -71,11 +71,11 @@ const objects = async (): Promise<Record<string, number>> => JSON.parse((await r
 const streamOf = async (name: string): Promise<{ state: string; consumers: { format_name: string; protocol?: string }[] }> =>
   (JSON.parse((await request(`${base()}/api/streams`)).text) as Record<string, { state: string; consumers: { format_name: string }[] }>)[name]!;
 
-test('the demo: a master playlist as go2rtc\'s, a live media playlist of keyframe-cut fMP4 segments; ffprobe reads H.264', { timeout: 90_000 }, async () => {
+test('the demo: a master playlist as go2rtc\'s, a live media playlist of keyframe-cut fMP4 segments; ffprobe reads H.264, and AAC made of its Opus (transcode: auto)', { timeout: 90_000 }, async () => {
   const master = await request(`${base()}/api/stream.m3u8?src=demo`);
   assert.equal(master.status, 200);
   assert.match(String(master.headers['content-type']), /^application\/vnd\.apple\.mpegurl/);
-  const m = /^#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=192000,CODECS="avc1\.[0-9A-F]{6}"\nhls\/playlist\.m3u8\?id=([0-9A-Za-z]{16})\n$/.exec(master.text);
+  const m = /^#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=192000,CODECS="avc1\.[0-9A-F]{6},mp4a\.40\.2"\nhls\/playlist\.m3u8\?id=([0-9A-Za-z]{16})\n$/.exec(master.text);
   assert.ok(m, master.text);
   const id = m[1]!;
   const media = await request(`${base()}/api/hls/playlist.m3u8?id=${id}`);
@@ -96,7 +96,8 @@ test('the demo: a master playlist as go2rtc\'s, a live media playlist of keyfram
   assert.ok((await objects())['HlsSession']! >= 1);
 
   const p = await ffprobe(`${base()}/api/stream.m3u8?src=demo`);
-  assert.deepEqual(p.streams.map((s) => `${s.codec_type}:${s.codec_name}:${s.codec_tag_string}`), ['video:h264:avc1']);
+  // go2rtc's default HLS takes AAC only: the demo's Opus comes through the automatic transcode.
+  assert.deepEqual(p.streams.map((s) => `${s.codec_type}:${s.codec_name}:${s.codec_tag_string}`), ['video:h264:avc1', 'audio:aac:mp4a']);
   const d = await decode(`${base()}/api/stream.m3u8?src=demo&mp4=all`, 3);
   assert.ok(d.video >= 50 && d.audio >= 50, JSON.stringify(d));
   assert.equal(d.stderr, '', 'decodes without errors');

@@ -122,8 +122,8 @@ test('describe writes each entry under its encoding name, and serves every codec
   assert.match(describeTracks([SAMPLES.OPUS.track]).sdp, /a=rtpmap:96 opus\/48000\/2\r\n/);
 });
 
-test('WebRTC sends what the table marks: H.264 video; Opus, PCMA, PCMU audio', { timeout: 5000 }, () => {
-  assert.deepEqual(webrtcFormats('video').map((f) => f.name), ['H264']);
+test('WebRTC sends what the table marks: H.264 and H.265 video; Opus, PCMA, PCMU audio', { timeout: 5000 }, () => {
+  assert.deepEqual(webrtcFormats('video').map((f) => f.name), ['H264', 'H265']);
   assert.deepEqual(webrtcFormats('audio').map((f) => [f.name, f.webrtc!.clockRate]), [['OPUS', 48000], ['PCMA', 8000], ['PCMU', 8000]]);
 });
 

@@ -10,7 +10,7 @@ import { isListenAddress } from '../../src/config/schema.js';
 
 const FILE = 'config.yaml';
 const GOP = { maxBytes: 8 * 1024 * 1024, maxDuration: 10_000 };
-const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP };
+const DEFAULT_SETTINGS = { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, transcode: 'auto', backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP };
 /** The bounds every config gets unless it sets them (issue 12). */
 const API_BOUNDS = { allowedHosts: [], origin: '', maxConnections: 256, headerTimeout: 10_000, idleTimeout: 60_000, maxSnapshots: 4, maxMjpegEncoders: 8, snapshotCache: 1_000 };
 const RTSP_BOUNDS = { maxConnections: 256, headerTimeout: 10_000 };
@@ -102,7 +102,7 @@ streams:
   assert.deepEqual(c.streams.cam2?.sources, ['rtsp://admin:p@ss@10.0.0.2/main', 'ffmpeg:cam2#audio=opus']);
   assert.deepEqual(c.streams.garage, {
     sources: ['rtsp://garage'],
-    settings: { idleTimeout: 30_000, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 60_000, stableAfter: 30_000 }, gopCache: GOP },
+    settings: { idleTimeout: 30_000, startTimeout: 10_000, stallTimeout: 10_000, transcode: 'auto', backoff: { base: 500, max: 60_000, stableAfter: 30_000 }, gopCache: GOP },
   });
   assert.deepEqual(c.streams.push, { sources: [], settings: DEFAULT_SETTINGS });
   assert.notEqual(c.streams.demo?.settings, c.streams.push?.settings, 'streams do not share a settings object');
@@ -122,7 +122,7 @@ test('good documents', { timeout: 5000 }, () => {
           log: { level: 'info' },
           streams: {},
           preload: {},
-          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP },
+          streamDefaults: { idleTimeout: 0, startTimeout: 10_000, stallTimeout: 10_000, transcode: 'auto', backoff: { base: 500, max: 30_000, stableAfter: 30_000 }, gopCache: GOP },
         });
       },
     },
@@ -147,8 +147,8 @@ test('good documents', { timeout: 5000 }, () => {
       name: 'stream defaults apply to every stream, overrides per stream',
       text: 'stream_defaults: { idle_timeout: 5, backoff: { base: 1s } }\nstreams:\n  a: rtsp://a\n  b: { sources: rtsp://b, start_timeout: 3s }\n',
       check: (c) => {
-        assert.deepEqual(c.streams.a?.settings, { idleTimeout: 5000, startTimeout: 10_000, stallTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
-        assert.deepEqual(c.streams.b?.settings, { idleTimeout: 5000, startTimeout: 3000, stallTimeout: 10_000, backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
+        assert.deepEqual(c.streams.a?.settings, { idleTimeout: 5000, startTimeout: 10_000, stallTimeout: 10_000, transcode: 'auto', backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
+        assert.deepEqual(c.streams.b?.settings, { idleTimeout: 5000, startTimeout: 3000, stallTimeout: 10_000, transcode: 'auto', backoff: { base: 1000, max: 30_000, stableAfter: 30_000 }, gopCache: GOP });
         assert.deepEqual(c.streams.b?.sources, ['rtsp://b']);
       },
     },

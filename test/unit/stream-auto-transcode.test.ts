@@ -27,7 +27,7 @@ const MP4 = { video: ['H264' as const, 'H265' as const], audio: ['AAC' as const]
 function h265Camera(over: Partial<StreamSettings> = {}, fail?: SourceError) {
   const made = new Map<string, ScriptedSource[]>();
   const make = (url: string) => {
-    const tracks = url.endsWith('#video=h264') ? [H264] : url.endsWith('#audio=opus') ? [OPUS] : url.endsWith('#audio=aac') ? [AAC] : [H265, PCMA];
+    const tracks = url.includes('#video=h264') ? [H264] : url.endsWith('#audio=opus') ? [OPUS] : url.endsWith('#audio=aac') ? [AAC] : [H265, PCMA];
     const s = new ScriptedSource(url, { outcome: url.startsWith('ffmpeg:') && fail ? fail : 'ok', after: 2 }, tracks);
     made.set(url, [...(made.get(url) ?? []), s]);
     return s;
@@ -35,7 +35,7 @@ function h265Camera(over: Partial<StreamSettings> = {}, fail?: SourceError) {
   const settings: StreamSettings = { idleTimeout: 0, startTimeout: 2000, backoff: { base: 20, max: 80, stableAfter: 10_000 }, ...over };
   const stream = new Stream('cam', ['rtsp://cam'], settings, { make, reads: sourceReads, transcodes: autoTranscodes });
   const live = (url: string) => (made.get(url) ?? []).filter((s) => !s.closed);
-  return { stream, made, live, cam: () => live('rtsp://cam'), h264: () => live('ffmpeg:cam#video=h264') };
+  return { stream, made, live, cam: () => live('rtsp://cam'), h264: () => live('ffmpeg:cam#video=h264#hardware') };
 }
 
 test('two H.264-only viewers of an H.265 camera share one transcode; it stops when both leave, the H.265 viewer stays on the camera', { timeout: 5000 }, async () => {
@@ -49,7 +49,7 @@ test('two H.264-only viewers of an H.265 camera share one transcode; it stops wh
   assert.deepEqual((await stream.attach(a)).map((t) => t.codec.name), ['H264', 'PCMA']);
   assert.deepEqual((await stream.attach(b)).map((t) => t.codec.name), ['H264', 'PCMA']);
   assert.equal(h264().length, 1, 'one transcode for both');
-  assert.equal(made.get('ffmpeg:cam#video=h264')!.length, 1);
+  assert.equal(made.get('ffmpeg:cam#video=h264#hardware')!.length, 1);
   assert.equal(cam().length, 1, 'one camera connection');
   assert.equal(stream.bindingOf(a).get('video')?.auto, true);
   assert.equal(stream.bindingOf(a).get('audio')?.auto, false, 'G.711 goes to the browser as it is');
@@ -69,7 +69,7 @@ test('two H.264-only viewers of an H.265 camera share one transcode; it stops wh
 
   const c = new TestViewer('c', BROWSER);
   assert.deepEqual((await stream.attach(c)).map((t) => t.codec.name), ['H264', 'PCMA'], 'a new H.264 viewer starts it again');
-  assert.equal(made.get('ffmpeg:cam#video=h264')!.length, 2);
+  assert.equal(made.get('ffmpeg:cam#video=h264#hardware')!.length, 2);
   hevc.close();
   c.close();
   assert.equal(cam().length + h264().length, 0);
@@ -82,7 +82,7 @@ test('an MP4 viewer of a G.711 camera gets AAC from a transcode; a WebRTC viewer
   assert.deepEqual((await stream.attach(mp4)).map((t) => t.codec.name), ['H265', 'AAC']);
   assert.equal(live('ffmpeg:cam#audio=aac').length, 1);
   assert.equal(live('ffmpeg:cam#audio=opus').length, 0, 'Opus is not what this viewer takes');
-  assert.equal(live('ffmpeg:cam#video=h264').length, 0, 'it takes H.265: no video transcode');
+  assert.equal(live('ffmpeg:cam#video=h264#hardware').length, 0, 'it takes H.265: no video transcode');
   mp4.close();
   stream.close();
 
@@ -116,7 +116,7 @@ test('a transcode that cannot start is tried once; the viewer goes on with what 
   const { stream, made } = h265Camera({}, new SourceError('ffmpeg exited with code 1', false));
   const a = new TestViewer('a', BROWSER);
   assert.deepEqual((await stream.attach(a)).map((t) => t.codec.name), ['PCMA']);
-  assert.equal(made.get('ffmpeg:cam#video=h264')!.length, 1, 'tried once, not in a loop');
+  assert.equal(made.get('ffmpeg:cam#video=h264#hardware')!.length, 1, 'tried once, not in a loop');
   a.close();
   stream.close();
 });
@@ -135,7 +135,7 @@ test('a publish-only stream (no sources) gets its transcodes after the publisher
   const tracks = stream.attach(a);
   stream.acceptPublisher(new ScriptedSource('publisher', { outcome: 'ok', after: 1 }, [H265, PCMA]));
   assert.deepEqual((await tracks).map((t) => t.codec.name), ['H264', 'PCMA']);
-  assert.deepEqual(made, ['ffmpeg:pub#video=h264']);
+  assert.deepEqual(made, ['ffmpeg:pub#video=h264#hardware']);
   a.close();
   stream.close();
 });
