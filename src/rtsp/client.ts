@@ -1,6 +1,6 @@
 import { SourceError, errorMessage, isRefusalStatus } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
+import { ALL_CODECS, describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
 import { Owned } from '../core/owned.js';
 import { RtspClientConnection, type ClientConnectionOptions } from './client-connection.js';
 import { CameraUdpPair } from './camera-udp-pair.js';
@@ -207,26 +207,37 @@ export class RtspClient extends Owned {
 
   /**
    * One track per kind: the first the camera lists that a viewer wants and camrelay carries. In a
-   * media section listing several payload types, the first of those that qualifies is used.
+   * media section listing several payload types, the first of those that qualifies is used. A
+   * kind some viewer wants in a codec the camera does not have still gets the camera's track of
+   * that kind: what a transcode needs, and what tells the viewer which codec it cannot take.
    */
   #choose(sdp: SdpSession, base: string, want: MediaRequest): Chosen[] {
     const chosen: Chosen[] = [];
     const taken = new Set<Kind>();
-    for (const section of sdp.media) {
-      const formats = formatsOf(section);
-      const m = formats.find((f) => this.#skipReason(f, want, taken) === undefined);
-      if (!m) {
-        const why = this.#skipReason(section, want, taken);
-        // Media of a kind camrelay never carries (vendor metadata, ONVIF data) is expected noise.
-        const known = section.kind === 'video' || section.kind === 'audio';
-        const media = formats.map((f) => `${f.kind}:${f.codec ?? (f.payloadType >= 0 ? f.payloadType : section.formats.join(' ').slice(0, 40))}`).join(', ');
-        this.log[known ? 'info' : 'debug']({ media, why }, 'not setting up a track');
-        continue;
+    const used = new Set<SdpMedia>();
+    const any: MediaRequest = {};
+    for (const k of ['video', 'audio'] as const) if (want[k]?.length) any[k] = [...ALL_CODECS[k]];
+    for (const w of [want, any]) {
+      for (const section of sdp.media) {
+        if (used.has(section)) continue;
+        const formats = formatsOf(section);
+        const m = formats.find((f) => this.#skipReason(f, w, taken) === undefined);
+        if (!m) continue;
+        if (formats.length > 1) this.log.debug({ payloadType: m.payloadType, codec: m.codec, listed: section.payloadTypes }, 'media section lists several payload types; using the first camrelay carries');
+        const track = trackFromMedia(m)!;
+        taken.add(track.kind);
+        used.add(section);
+        chosen.push({ media: m, track, url: resolveControl(base, m.control) });
       }
-      if (formats.length > 1) this.log.debug({ payloadType: m.payloadType, codec: m.codec, listed: section.payloadTypes }, 'media section lists several payload types; using the first camrelay carries');
-      const track = trackFromMedia(m)!;
-      taken.add(track.kind);
-      chosen.push({ media: m, track, url: resolveControl(base, m.control) });
+    }
+    for (const section of sdp.media) {
+      if (used.has(section)) continue;
+      const formats = formatsOf(section);
+      const why = this.#skipReason(section, want, taken);
+      // Media of a kind camrelay never carries (vendor metadata, ONVIF data) is expected noise.
+      const known = section.kind === 'video' || section.kind === 'audio';
+      const media = formats.map((f) => `${f.kind}:${f.codec ?? (f.payloadType >= 0 ? f.payloadType : section.formats.join(' ').slice(0, 40))}`).join(', ');
+      this.log[known ? 'info' : 'debug']({ media, why }, 'not setting up a track');
     }
     if (chosen.length === 0) {
       const offered = sdp.media.flatMap(formatsOf).map((m) => `${m.kind}:${m.codec ?? (m.payloadType >= 0 ? m.payloadType : m.formats.join(' ').slice(0, 40))}`).join(', ') || 'no media';

@@ -185,6 +185,15 @@ export class WebRtcSession extends Owned implements Consumer {
     const videoTrack = tracks.find((t) => t.kind === 'video' && this.offer.request.video?.includes(t.codec.name));
     const video = chooseVideo(this.offer, videoTrack);
     const audio = chooseAudio(this.offer, tracks);
+    const streamVideo = (all ?? tracks).filter((t) => t.kind === 'video');
+    if (!video && this.offer.video && streamVideo.length > 0) {
+      // Audio alone would leave the viewer a black picture with no word of why.
+      const names = [...new Set(streamVideo.map((t) => t.codec.name))].join(', ');
+      throw new OfferError(
+        `stream "${this.streamName}" sends ${names} video, which this viewer cannot play (its offer accepts ${this.request.video?.join(', ') ?? 'no video codec we send'}), ` +
+          'and no transcode to one it accepts runs (the stream\'s transcode: auto starts one; never does not)',
+      );
+    }
     if (!video && !audio) {
       const have = (all ?? tracks).map(describeTrack).join(', ') || 'no tracks';
       const want = [...(this.request.video ?? []), ...(this.request.audio ?? [])].join(', ');
