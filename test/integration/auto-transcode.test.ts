@@ -154,3 +154,31 @@ function get(url: string, ms = 30_000): Promise<{ status: number; headers: http.
     req.on('error', reject);
   });
 }
+
+test('snapshot and MJPEG of the H.265 camera: decoded by ffmpeg from the camera\'s H.265, no H.264 transcode for them', { timeout: 60_000, skip }, async () => {
+  const jpeg = await get(`${base()}/api/frame.jpeg?src=hevc`);
+  assert.equal(jpeg.status, 200);
+  assert.equal(jpeg.headers['content-type'], 'image/jpeg');
+  assert.equal(jpeg.body.readUInt16BE(0), 0xffd8, 'a JPEG');
+  const size = spawnSync('/usr/bin/ffprobe', ['-v', 'error', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', '-i', 'pipe:0'], { input: jpeg.body, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(size.stdout.trim(), '320,180');
+
+  // Three JPEGs of stream.mjpeg; what runs meanwhile; then hang up.
+  let seen = 0;
+  const req = http.get(`${base()}/api/stream.mjpeg?src=hevc`, { agent: false }, (res) => {
+    assert.match(String(res.headers['content-type']), /^multipart\/x-mixed-replace/);
+    res.on('data', (c: Buffer) => {
+      for (let i = c.indexOf('image/jpeg'); i >= 0; i = c.indexOf('image/jpeg', i + 1)) seen++;
+    });
+  });
+  req.on('error', () => undefined);
+  try {
+    await waitFor('three MJPEG frames', () => seen >= 3, 20_000);
+    const view = await streamView('hevc');
+    assert.ok(!view.producers.some((p) => p.transcode === 'auto'), 'no automatic transcode: ffmpeg decodes H.265 itself');
+    assert.equal(ffmpegs(), 1, 'the MJPEG encoder alone');
+  } finally {
+    req.destroy();
+  }
+  await waitFor('the encoder and the camera are released', async () => ffmpegs() === 0 && (await streamView('hevc')).state === 'idle', 5_000);
+});
