@@ -136,6 +136,22 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'camrelay_auto_transcodes',
+      help: 'Automatic transcodes running (transcode: auto), by the kind they give',
+      labelNames: ['kind'],
+      registers: [this.#reg],
+      collect() {
+        const n = new Map<string, number>([['video', 0], ['audio', 0]]);
+        for (const s of self.#ctx?.registry.all() ?? []) {
+          for (const src of s.running) {
+            const run = s.runOf(src);
+            if (run?.auto) for (const t of run.tracks) n.set(t.kind, (n.get(t.kind) ?? 0) + 1);
+          }
+        }
+        for (const [kind, v] of n) this.set({ kind }, v);
+      },
+    });
+    new Gauge({
       name: 'camrelay_child_processes',
       help: 'Child processes (ffmpeg) alive',
       registers: [this.#reg],

@@ -84,6 +84,7 @@ test('two H.264-only WebRTC viewers of an H.265 camera share one transcode; it e
     const nalType = (h.video[0]!.payload[0]! >> 1) & 0x3f;
     assert.ok(nalType <= 49, `an H.265 NAL unit header (type ${nalType})`);
     assert.equal(ffmpegs(), 1, 'still one transcode');
+    assert.match((await request(`${base()}/metrics`)).text, /camrelay_auto_transcodes\{kind="video"\} 1/);
 
     const view = await streamView('hevc');
     assert.deepEqual(view.producers.map((p) => p.transcode ?? 'camera'), ['camera', 'auto']);
