@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { bindable, nextCandidate, plan, SourceList, wanted, type PlannedConsumer, type PlannedList, type PlannedRun } from '../../src/core/source-plan.js';
 import type { Kind, Track } from '../../src/core/media.js';
 import { sourceReads } from '../../src/sources/factory.js';
+import { autoTranscodes } from '../../src/sources/auto-transcodes.js';
 
 const H264: Track = { kind: 'video', codec: { name: 'H264', clockRate: 90000 } };
 const AAC: Track = { kind: 'audio', codec: { name: 'AAC', clockRate: 48000, channels: 2 } };
@@ -70,4 +71,35 @@ test('SourceList: the factory says which source reads this stream, the list comp
   assert.deepEqual([0, 1, 2, 3, 4].map((i) => list.readsSelf(i)), [undefined, ['audio'], undefined, ['video', 'audio'], undefined]);
   list.exhausted.add(2);
   assert.deepEqual([0, 1, 2, 3, 4].map((i) => list.unavailable(i)), [false, false, true, true, false]);
+});
+
+test('SourceList with automatic transcodes: after the configured sources, never at 0; each says what it gives', { timeout: 5000 }, () => {
+  const list = new SourceList('cam', () => ['rtsp://cam'], sourceReads, () => false, () => autoTranscodes('cam'));
+  assert.equal(list.count, 4);
+  assert.deepEqual([0, 1, 2, 3].map((i) => list.url(i)), ['rtsp://cam', 'ffmpeg:cam#video=h264#hardware', 'ffmpeg:cam#audio=opus', 'ffmpeg:cam#audio=aac']);
+  assert.deepEqual([0, 1, 2, 3].map((i) => list.isAuto(i)), [false, true, true, true]);
+  assert.deepEqual(list.provides(2), { kind: 'audio', codec: 'OPUS' });
+  assert.equal(list.provides(0), undefined, 'a configured source may give anything');
+  assert.deepEqual(list.readsSelf(1), ['video'], 'the transcode reads the stream back: the camera is asked for video');
+  const published = new SourceList('pub', () => [], sourceReads, () => false, () => autoTranscodes('pub'));
+  assert.equal(published.url(0), undefined, 'index 0 stays the publisher\'s');
+  assert.equal(published.url(1), 'ffmpeg:pub#video=h264#hardware');
+  assert.deepEqual(autoTranscodes('a#b'), [], 'a name with # cannot be written in an ffmpeg: URL');
+});
+
+test('an automatic transcode starts only for a waiter that accepts its codec and gets the kind from nothing before it', { timeout: 5000 }, () => {
+  const list = new SourceList('cam', () => ['rtsp://cam'], sourceReads, () => false, () => autoTranscodes('cam'));
+  const H265: Track = { kind: 'video', codec: { name: 'H265', clockRate: 90000 } };
+  const PCMA: Track = { kind: 'audio', codec: { name: 'PCMA', clockRate: 8000, channels: 1 } };
+  const runs: PlannedRun[] = [{ index: 0, tracks: [H265, PCMA] }];
+  const h264Browser: PlannedConsumer<string> = { key: 'b', request: { video: ['H264'], audio: ['OPUS', 'PCMA'] }, internal: false, waiting: true };
+  assert.deepEqual(plan([h264Browser], runs, list).start, { index: 1, want: { video: ['H264'] } });
+  const hevcBrowser: PlannedConsumer<string> = { key: 'h', request: { video: ['H264', 'H265'], audio: ['PCMA'] }, internal: false, waiting: true };
+  const p = plan([hevcBrowser], runs, list);
+  assert.equal(p.start, undefined, 'it takes the camera\'s H.265: nothing to start');
+  assert.deepEqual(p.resolve, [{ consumer: 'h', from: new Map<Kind, number>([['video', 0], ['audio', 0]]) }]);
+  const mp4: PlannedConsumer<string> = { key: 'm', request: { video: ['H264', 'H265'], audio: ['AAC'] }, internal: false, waiting: true };
+  assert.deepEqual(plan([mp4], runs, list).start, { index: 3, want: { audio: ['AAC'] } }, 'AAC, skipping the Opus one it does not take');
+  assert.equal(nextCandidate(runs, list, new Map([['video', ['H265']]])), undefined, 'nothing makes H.265');
+  assert.equal(plan([transcode], runs, list).start, undefined, 'our own reader never starts one');
 });
