@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,mse,baseline] [--backend werift|node-datachannel|both] [--no-write]
+// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,mse,transcode,baseline] [--backend werift|node-datachannel|both] [--no-write]
 // Prints each benchmark's tables and writes its section of docs/benchmarks.md (bench/report.ts).
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,7 @@ import { runSnapshots } from './snapshots.js';
 import { writeSection } from './report.js';
 import { runStop } from './stop.js';
 import { targetsReport } from './targets.js';
+import { runTranscode } from './transcode.js';
 import { runTtff } from './ttff.js';
 
 const BENCHES = {
@@ -25,6 +26,7 @@ const BENCHES = {
   floor: runFloor,
   snapshots: runSnapshots,
   mse: runMse,
+  transcode: runTranscode,
   // Last: its ratios use the figures of the others from this same run.
   baseline: runBaseline,
 } as const satisfies Record<string, (ctx: BenchContext) => Promise<string>>;

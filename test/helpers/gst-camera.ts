@@ -7,8 +7,11 @@ import { createInterface } from 'node:readline';
 
 const SCRIPT = path.join(import.meta.dirname, 'gst-rtsp-server.py');
 
-/** 'h264-file' serves `file` (H.264 Annex B) in a loop without encoding: the benchmarks' camera. */
-export type CameraPipeline = 'h264' | 'h264-aac' | 'h264-pcma' | 'h265' | 'h265-aac' | 'h265-pcma' | 'h264-file';
+/**
+ * 'h264-file' serves `file` (H.264 Annex B) in a loop without encoding: the benchmarks' camera;
+ * 'h265-file' the same for an H.265 Annex B file (the transcode benchmark's camera).
+ */
+export type CameraPipeline = 'h264' | 'h264-aac' | 'h264-pcma' | 'h265' | 'h265-aac' | 'h265-pcma' | 'h264-file' | 'h265-file';
 
 export interface GstCameraOptions {
   pipeline?: CameraPipeline;
@@ -19,7 +22,7 @@ export interface GstCameraOptions {
   sessionTimeout?: number;
   /** Default 0: a free port chosen by the camera (kept across restart()). */
   port?: number;
-  /** For pipeline 'h264-file': the H.264 Annex B file, and its frame rate (default 25). */
+  /** For pipelines 'h264-file' and 'h265-file': the Annex B file, and its frame rate (default 25). */
   file?: string;
   fps?: number;
 }
@@ -48,6 +51,8 @@ export function cameraCanRun(pipeline: CameraPipeline): boolean {
         ? ['x264enc', 'voaacenc', 'rtpmp4gpay']
         : pipeline === 'h264-file'
           ? ['appsrc', 'h264parse', 'rtph264pay']
+        : pipeline === 'h265-file'
+          ? ['appsrc', 'h265parse', 'rtph265pay']
           : ['x264enc'];
   try {
     for (const e of need) execFileSync('gst-inspect-1.0', ['--exists', e], { stdio: 'ignore' });

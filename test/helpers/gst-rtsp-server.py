@@ -2,11 +2,12 @@
 # A real RTSP camera for tests: GStreamer's gst-rtsp-server (Debian: python3-gst-1.0,
 # gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,bad,ugly}), run with /usr/bin/python3.
 #
-# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h264-pcma|h265|h265-aac|h265-pcma|h264-file]
+# usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h264-pcma|h265|h265-aac|h265-pcma|h264-file|h265-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
 #                           [--file clip.h264 [--fps 25]]
 # h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
 # encoding anything: the benchmarks' camera, so that the camera costs no CPU they measure.
+# h265-file does the same with an H.265 Annex B file (the transcode benchmark's camera).
 #
 # Prints one JSON object per line on stdout, flushed at once, so a test can wait for events:
 #   {"event": "ready", "port": N}
@@ -57,10 +58,28 @@ PIPELINES = {
 FILE_PIPELINE = ('( appsrc name=feed is-live=true do-timestamp=true format=time '
                  'caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1 '
                  '! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )')
+FILE_PIPELINE_H265 = ('( appsrc name=feed is-live=true do-timestamp=true format=time '
+                      'caps=video/x-h265,stream-format=byte-stream,alignment=au,framerate={fps}/1 '
+                      '! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )')
+FILE_PIPELINES = {'h264-file': FILE_PIPELINE, 'h265-file': FILE_PIPELINE_H265}
 
 
-def access_units(data):
-    """Splits an H.264 Annex B byte stream into access units (bytes each, start codes kept)."""
+def h264_nal(nal, h):
+    """(is a slice, is the first slice of its picture) of the H.264 NAL unit whose header is at h."""
+    t = nal[h] & 0x1f if h < len(nal) else 0
+    vcl = t in (1, 5)
+    return vcl, vcl and h + 1 < len(nal) and (nal[h + 1] & 0x80) != 0
+
+
+def h265_nal(nal, h):
+    """The same for H.265: VCL types 0-31, first_slice_segment_in_pic_flag after the 2-byte header."""
+    t = (nal[h] >> 1) & 0x3f if h < len(nal) else 63
+    vcl = t < 32
+    return vcl, vcl and h + 2 < len(nal) and (nal[h + 2] & 0x80) != 0
+
+
+def access_units(data, nal_kind=h264_nal):
+    """Splits an H.264 (or, with h265_nal, H.265) Annex B byte stream into access units (bytes each, start codes kept)."""
     starts = []
     i = data.find(b'\x00\x00\x01')
     while i >= 0:
@@ -71,11 +90,11 @@ def access_units(data):
         e = starts[k + 1] if k + 1 < len(starts) else len(data)
         nal = data[s:e]
         h = nal.index(b'\x00\x00\x01') + 3
-        t = nal[h] & 0x1f if h < len(nal) else 0
-        vcl = t in (1, 5)
-        # A new AU starts at a non-VCL NAL after a picture, or at a slice with first_mb_in_slice 0.
-        first_mb0 = vcl and h + 1 < len(nal) and (nal[h + 1] & 0x80) != 0
-        if has_vcl and (not vcl or first_mb0):
+        vcl, first_slice = nal_kind(nal, h)
+        # A new AU starts at a non-VCL NAL after a picture, or at the first slice of a picture
+        # (H.264: first_mb_in_slice 0; H.265: first_slice_segment_in_pic_flag). The clips here
+        # carry no suffix SEI, the one H.265 non-VCL NAL that follows its picture.
+        if has_vcl and (not vcl or first_slice):
             aus.append(b''.join(cur))
             cur, has_vcl = [], False
         cur.append(nal)
@@ -125,16 +144,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--port', type=int, required=True)
     p.add_argument('--mount', default='/cam')
-    p.add_argument('--pipeline', default='h264', choices=sorted([*PIPELINES, 'h264-file']))
+    p.add_argument('--pipeline', default='h264', choices=sorted([*PIPELINES, *FILE_PIPELINES]))
     p.add_argument('--auth', choices=['basic', 'digest'])
     p.add_argument('--user', default='')
     p.add_argument('--password', default='')
     p.add_argument('--session-timeout', type=int, default=0)
-    p.add_argument('--file', help='H.264 Annex B file for --pipeline h264-file')
+    p.add_argument('--file', help='H.264 (H.265) Annex B file for --pipeline h264-file (h265-file)')
     p.add_argument('--fps', type=int, default=25)
     a = p.parse_args()
-    if a.pipeline == 'h264-file' and not a.file:
-        p.error('--pipeline h264-file needs --file')
+    if a.pipeline in FILE_PIPELINES and not a.file:
+        p.error(f'--pipeline {a.pipeline} needs --file')
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -142,7 +161,7 @@ def main():
     server.set_service(str(a.port))
 
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(FILE_PIPELINE.format(fps=a.fps) if a.pipeline == 'h264-file' else PIPELINES[a.pipeline])
+    factory.set_launch(FILE_PIPELINES[a.pipeline].format(fps=a.fps) if a.pipeline in FILE_PIPELINES else PIPELINES[a.pipeline])
     factory.set_shared(True)  # one pipeline for every client of the mount, like a camera
     # Some cameras only stream over TCP or only over UDP; this one does both.
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
@@ -164,11 +183,12 @@ def main():
         perms.add_permission_for_role('user', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         factory.set_permissions(perms)
 
-    if a.pipeline == 'h264-file':
+    if a.pipeline in FILE_PIPELINES:
+        h265 = a.pipeline == 'h265-file'
         with open(a.file, 'rb') as f:
-            aus = access_units(f.read())
+            aus = access_units(f.read(), h265_nal if h265 else h264_nal)
         if not aus:
-            emit(event='error', message=f'no H.264 access units in {a.file}')
+            emit(event='error', message=f'no {"H.265" if h265 else "H.264"} access units in {a.file}')
             sys.exit(2)
 
         def on_media(_factory, media):
