@@ -97,7 +97,7 @@ const SAMPLE = `(() => {
 })()`;
 
 /** A page of camrelay's own origin (no CORS question) with hls.js in it, playing `src`. */
-async function openHls(src: string): Promise<{ page: Page; failed: string[] }> {
+async function openHls(src: string, query = ''): Promise<{ page: Page; failed: string[] }> {
   const page = await browser!.page();
   // Which request failed, for the report when hls.js gives up.
   const failed: string[] = [];
@@ -108,7 +108,7 @@ async function openHls(src: string): Promise<{ page: Page; failed: string[] }> {
   await page.goto(`${app!.base}/links.html`);
   await page.addScriptTag({ path: HLS_JS });
   assert.equal(await page.evaluate<boolean>('Hls.isSupported()'), true, 'hls.js has MSE here');
-  await page.evaluate(start(`/api/stream.m3u8?src=${encodeURIComponent(src)}`));
+  await page.evaluate(start(`/api/stream.m3u8?src=${encodeURIComponent(src)}${query}`));
   return { page, failed };
 }
 
@@ -157,8 +157,8 @@ async function stopAndWaitIdle(page: Page, name: string): Promise<void> {
 }
 
 /** hls.js plays `name` (picture, 2 s of time, audio decoded), then the session ends by its timeout. */
-async function playsWithAudio(name: string): Promise<void> {
-  const { page, failed } = await openHls(name);
+async function playsWithAudio(name: string, query = ''): Promise<void> {
+  const { page, failed } = await openHls(name, query);
   try {
     const { first, last } = await waitPlayed(page, failed, 30_000);
     assert.ok(last.width > 0);
@@ -187,7 +187,7 @@ test('hls.js plays a gst-rtsp-server H.264+AAC camera with its audio', { timeout
   await waitFor('the camera released', () => camera!.openConnections() === 0, 2000, 50);
 });
 
-test('an H.265+AAC camera: hls.js plays it where Chromium\'s MSE takes hvc1, else says the codec is unsupported', { timeout: 60_000, skip: skipHevc }, async () => {
+test('an H.265+AAC camera: hls.js plays it where Chromium\'s MSE takes hvc1, else says the codec is unsupported, and plays it with &video=h264&audio through the automatic transcode', { timeout: 60_000, skip: skipHevc }, async () => {
   const page0 = await browser!.page();
   await page0.goto(`${app!.base}/links.html`);
   const hvc1 = await page0.evaluate<boolean>(`MediaSource.isTypeSupported(${JSON.stringify(HVC1)})`);
@@ -213,5 +213,7 @@ test('an H.265+AAC camera: hls.js plays it where Chromium\'s MSE takes hvc1, els
   assert.equal(last.width, 0, 'no picture');
   console.log(`# hls.js: hevc refused as unsupported: ${JSON.stringify(fatal(last)[0])}`);
   await stopAndWaitIdle(page, 'hevc');
+  // go2rtc's video=/audio filters ask for H.264 and any audio: the stream's automatic transcode makes it, and hls.js plays.
+  await playsWithAudio('hevc', '&video=h264&audio');
   await waitFor('the camera released', () => hevc!.openConnections() === 0, 2000, 50);
 });
