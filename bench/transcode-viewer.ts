@@ -20,6 +20,23 @@ export class H265Viewer {
   #bytes = 0;
   #frames = 0;
   #base = '';
+  #lastTs = -1;
+  /** performance.now() of the first packet of the latest keyframe (IRAP picture) that arrived. */
+  lastKeyframeAt: number | undefined;
+
+  constructor() {
+    // Arrival times, which the packets werift keeps do not carry: for where in the camera's GOP
+    // another viewer's offer falls.
+    this.#viewer.pc.onTrack.subscribe((track) => {
+      if (track.kind !== 'video') return;
+      track.onReceiveRtp.subscribe((rtp) => {
+        const ts = rtp.header.timestamp;
+        if (ts === this.#lastTs) return;
+        this.#lastTs = ts;
+        if (startsIrap(rtp.payload)) this.lastKeyframeAt = performance.now();
+      });
+    });
+  }
 
   /** Offers to POST /api/webrtc (WHEP form); throws unless the answer takes H.265 for the video. */
   async connect(base: string, src: string): Promise<void> {
@@ -46,4 +63,17 @@ export class H265Viewer {
     if (this.#viewer.location) await this.#viewer.hangUp(this.#base).catch(() => this.#viewer.close());
     else await this.#viewer.close();
   }
+}
+
+/**
+ * The first packet of an access unit (RFC 7798) starts an IRAP picture: its parameter sets (VPS,
+ * SPS, PPS, alone or in an aggregation packet, as the camera sends them in front of each IDR) or
+ * the IRAP slice itself (whole or the start of a fragmentation unit).
+ */
+function startsIrap(p: Buffer): boolean {
+  if (p.length < 3) return false;
+  const t = (p[0]! >> 1) & 0x3f;
+  if (t === 32 || t === 48) return true;
+  if (t === 49) return (p[2]! & 0x80) !== 0 && (p[2]! & 0x3f) >= 16 && (p[2]! & 0x3f) <= 21;
+  return t >= 16 && t <= 21;
 }

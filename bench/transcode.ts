@@ -6,8 +6,9 @@
 // ffmpeg child; (c) two H.264-only viewers: still that one ffmpeg. Then how long the first
 // H.264 viewer waits for its first keyframe while the transcode starts, beside a viewer joining
 // a transcode already running.
-import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { cameraCanRun, GstCamera } from '../test/helpers/gst-camera.js';
 import { childrenNamed } from '../test/helpers/proc-children.js';
 import { waitFor } from '../test/helpers/wait.js';
@@ -17,6 +18,7 @@ import { connectViewer, type NdcViewer } from './ndc-viewer.js';
 import { cpuSeconds, rssBytes } from './proc.js';
 import { machineLine, table } from './report.js';
 import { describeH265Clip, ensureH265Clip } from './transcode-clip.js';
+import { nullOutputArgs, runStartCheck, withoutNobuffer, type StartCheck } from './transcode-start-check.js';
 import { H265Viewer } from './transcode-viewer.js';
 
 interface Settings {
@@ -26,6 +28,9 @@ interface Settings {
   windowMs: number;
   /** First-frame tries per round. */
   tries: number;
+  /** Start checks (bench/transcode-start-check.ts) per round and variant, and how long each runs. */
+  checks: number;
+  checkMs: number;
 }
 
 /** One case's figures in one round. */
@@ -52,6 +57,13 @@ interface Round {
   starting: number[];
   /** The same for a second H.264 viewer joining while the transcode runs, ms. */
   joining: number[];
+  /** For each `starting`: its offer's time after the camera's last keyframe reached the H.265 viewer, ms. */
+  phases: number[];
+  /** The transcode's command run again to `-f null`: as camrelay runs it, and without -fflags nobuffer. */
+  asRun: StartCheck[];
+  noNobuffer: StartCheck[];
+  /** Whether camrelay's command has -fflags nobuffer at all. */
+  hasNobuffer: boolean;
   /** What camrelay's startup hardware detection said. */
   hardware: string;
 }
@@ -61,8 +73,8 @@ const STREAM = 'cam';
 export async function runTranscode(ctx: BenchContext): Promise<string> {
   if (!cameraCanRun('h265-file')) throw new Error('GStreamer (appsrc, h265parse, rtph265pay) is missing: see test/helpers/gst-rtsp-server.py');
   const s: Settings = ctx.quick
-    ? { rounds: 1, warmupMs: 3000, windowMs: 5000, tries: 3 }
-    : { rounds: 3, warmupMs: 5000, windowMs: 20000, tries: 5 };
+    ? { rounds: 1, warmupMs: 3000, windowMs: 5000, tries: 3, checks: 1, checkMs: 4000 }
+    : { rounds: 3, warmupMs: 5000, windowMs: 20000, tries: 5, checks: 2, checkMs: 4000 };
   const clip = ensureH265Clip(undefined, ctx.log);
   // The run's first backend (node-datachannel unless --backend says otherwise); the transcode's
   // own CPU does not depend on it.
@@ -109,6 +121,8 @@ async function oneRound(ctx: BenchContext, camera: GstCamera, backend: BackendCh
     // transcode, joins at a random point of the camera's GOP, and a second viewer joins after.
     const starting: number[] = [];
     const joining: number[] = [];
+    /** Where in the camera's GOP each starting offer fell: ms after its last keyframe arrived. */
+    const phases: number[] = [];
     for (let i = 0; i < s.tries; i++) {
       await waitFor('the previous try\'s transcode to exit', () => ffmpegs().length === 0, 10000);
       await sleep(Math.random() * cameraGopMs);
@@ -117,7 +131,12 @@ async function oneRound(ctx: BenchContext, camera: GstCamera, backend: BackendCh
       try {
         const first = (await connectViewer(`start${i}`, relay.base, STREAM)).viewer;
         pair.push(first);
-        starting.push((await first.firstKeyframe(20000)) - first.times.offerSent!);
+        const took = (await first.firstKeyframe(20000)) - first.times.offerSent!;
+        starting.push(took);
+        const key = holder.lastKeyframeAt;
+        const phase = key === undefined ? NaN : first.times.offerSent! - key;
+        phases.push(phase);
+        ctx.log(`  try ${i + 1}: offer ${fmt(phase, 0)} ms after the camera's last keyframe: first H.264 keyframe after ${fmt(took, 0)} ms`);
         // A random point of the transcode's 1 s GOP.
         await sleep(Math.random() * 1000);
         const second = (await connectViewer(`join${i}`, relay.base, STREAM)).viewer;
@@ -138,6 +157,8 @@ async function oneRound(ctx: BenchContext, camera: GstCamera, backend: BackendCh
     h264.push((await connectViewer('h264-a', relay.base, STREAM)).viewer);
     await h264[0]!.firstKeyframe(20000);
     const [pid] = await waitFor('one transcode ffmpeg', () => (ffmpegs().length === 1 ? ffmpegs() : undefined), 5000);
+    const cmd = nullOutputArgs(pid!);
+    if (!cmd) throw new Error(`the transcode's command line has no RTSP output: ${readableCmdline(pid!)}`);
     const oneH264 = await measure(relay, camera, s, () => h264.map(ndcReceived), pid);
     if (oneH264.ffmpegs !== 1) throw new Error(`one H.264 viewer: ${oneH264.ffmpegs} ffmpeg children`);
 
@@ -146,13 +167,33 @@ async function oneRound(ctx: BenchContext, camera: GstCamera, backend: BackendCh
     await h264[1]!.firstKeyframe(10000);
     const twoH264 = await measure(relay, camera, s, () => h264.map(ndcReceived), pid);
     if (twoH264.ffmpegs !== 1 || ffmpegs()[0] !== pid) throw new Error(`two H.264 viewers: ffmpeg children ${ffmpegs().join(', ')} (the one transcode, pid ${pid}, expected)`);
-    return { passThrough, oneH264, twoH264, starting, joining, hardware: hw.msg };
+
+    // After the windows, so that the checks' CPU is in none of them; the transcode still runs.
+    const asRun: StartCheck[] = [];
+    const noNobuffer: StartCheck[] = [];
+    for (let i = 0; i < s.checks; i++) {
+      for (const [out, c] of [[asRun, cmd], [noNobuffer, withoutNobuffer(cmd)]] as const) {
+        await sleep(Math.random() * cameraGopMs);
+        out.push(await runStartCheck(c, s.checkMs));
+      }
+    }
+    const hasNobuffer = cmd.args.join(' ').includes('-fflags nobuffer');
+    ctx.log(`  start checks: as camrelay runs it ${asRun.map((c) => c.missingRefs).join(', ')} missing-reference errors; without -fflags nobuffer ${noNobuffer.map((c) => c.missingRefs).join(', ')}`);
+    return { passThrough, oneH264, twoH264, starting, joining, phases, asRun, noNobuffer, hasNobuffer, hardware: hw.msg };
   } catch (e) {
     throw new Error(`${String(e)}; ${relay.problemsSince(0)}`);
   } finally {
     for (const v of h264) await v.close(relay.base);
     await holder?.close();
     await relay.stop();
+  }
+}
+
+function readableCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '(gone)';
   }
 }
 
@@ -217,8 +258,13 @@ function report(ctx: BenchContext, s: Settings, clip: ReturnType<typeof ensureH2
   const col = (pick: (r: Round) => CaseRound, f: (c: CaseRound) => number, digits = 1) => spread(rounds.map((r) => f(pick(r))), digits);
   const total = (c: CaseRound) => c.camrelayCpu + (Number.isFinite(c.ffmpegCpu) ? c.ffmpegCpu : 0);
   const starting = rounds.flatMap((r) => r.starting);
+  const phases = rounds.flatMap((r) => r.phases);
+  const halfGop = (500 * clip.gop) / clip.fps;
+  const early = starting.filter((_, i) => phases[i]! < halfGop);
+  const late = starting.filter((_, i) => phases[i]! >= halfGop);
   const joining = rounds.flatMap((r) => r.joining);
   const ms = (xs: number[]) => [fmt(median(xs), 0), fmt(Math.min(...xs), 0), fmt(Math.max(...xs), 0)];
+  const tries = (xs: number[]) => `${xs.length} tr${xs.length === 1 ? 'y' : 'ies'}`;
   const pass = median(rounds.map((r) => r.passThrough.camrelayCpu));
   const one = median(rounds.map((r) => total(r.oneH264)));
   const ffmpegOne = median(rounds.map((r) => r.oneH264.ffmpegCpu));
@@ -255,13 +301,32 @@ function report(ctx: BenchContext, s: Settings, clip: ReturnType<typeof ensureH2
       [`offer → first H.264 keyframe (${starting.length} tries)`, 'median ms', 'min', 'max'],
       [
         ['first H.264 viewer: the transcode starts (the stream already live for an H.265 viewer)', ...ms(starting)],
+        [`… its offer less than ${fmt(halfGop / 1000)} s after a camera keyframe (${tries(early)})`, ...ms(early)],
+        [`… its offer ${fmt(halfGop / 1000)} s or more after a camera keyframe (${tries(late)})`, ...ms(late)],
         ['second H.264 viewer: joins the running transcode', ...ms(joining)],
       ],
     ),
     '',
     `- The fallback costs ${fmt(one - pass)} % of a core more than pass-through for this camera (${fmt(one)} against ${fmt(pass)}), ${fmt(ffmpegOne)} of it the ffmpeg child: decoding 1080p H.265 and encoding 1080p H.264. A second H.264 viewer adds only camrelay's per-viewer work: the transcode is shared.`,
     `- What the H.264 viewers receive is the transcode's output, not the camera's bitrate: ${fmt(mbitOne, 2)} Mbit/s against the camera's ${fmt(clip.actualBitrate / 1e6, 2)} here, since libx264 ultrafast runs at its default quality with no bitrate cap (on this noisy picture; a quieter scene needs less).`,
-    `- First frame: each try starts with no transcode running and the offer at a random point of the camera's ${clip.gop / clip.fps} s GOP; the time includes ffmpeg starting, reading the stream back over RTSP and encoding its first IDR. camrelay's RTSP output gives a new reader the current GOP from its keyframe at once (src/outputs/rtsp.ts), so the transcode does not wait for the camera's next keyframe. The joiner is timed the same way, at a random point of the transcode's 1 s GOP.`,
+    `- First frame: each try starts with no transcode running and the offer at a random point of the camera's ${clip.gop / clip.fps} s GOP; the time includes ffmpeg starting, reading the stream back over RTSP and encoding its first IDR. camrelay's RTSP output gives a new reader the current GOP from its keyframe at once (src/outputs/rtsp.ts), so the transcode does not wait for the camera's next keyframe; the split by where the offer fell in the camera's GOP (the time since the H.265 viewer last received a keyframe) shows how much of the wait is ffmpeg reading the start of the stream before it encodes: an offer late in the GOP finds more of it already there. The joiner is timed the same way, at a random point of the transcode's 1 s GOP.`,
+    startCheckLine(rounds, s),
     '- With a GPU, `#hardware` moves the encode (and where it can, the decode) to it; this machine has none, so these are the software figures.',
   ].join('\n');
+}
+
+function startCheckLine(rounds: Round[], s: Settings): string {
+  const asRun = rounds.flatMap((r) => r.asRun);
+  const without = rounds.flatMap((r) => r.noNobuffer);
+  const damaged = (cs: StartCheck[]) => cs.filter((c) => c.missingRefs > 0).length;
+  const first = asRun.find((c) => c.missingRefs > 0)?.first;
+  const what = rounds.every((r) => r.hasNobuffer)
+    ? `; the same command without \`-fflags nobuffer\` (which drops the packets ffmpeg reads while it probes its input, here the first frames of the GOP camrelay gives it): ${damaged(without)} of ${without.length}`
+    : ' (camrelay\'s command has no `-fflags nobuffer`)';
+  const n = damaged(asRun);
+  const verdict =
+    n > 0
+      ? `${n} of ${asRun.length} starts logged reference pictures missing (\`${first?.trim() ?? ''}\`): the decoder starts on frames whose references it never got, so its pictures are damaged until the camera's next keyframe, the first H.264 keyframe timed above among them`
+      : `none of ${asRun.length} starts logged a missing reference picture`;
+  return `- Does the transcode start on a whole picture? The bench ran the transcode's own command (from /proc) again from a fresh start, its output to \`-f null\`, for ${s.checkMs / 1000} s at a time: ${verdict}${what}.`;
 }
