@@ -21,8 +21,8 @@ export class H265Viewer {
   #frames = 0;
   #base = '';
   #lastTs = -1;
-  /** performance.now() of the first packet of the latest keyframe (IRAP picture) that arrived. */
-  lastKeyframeAt: number | undefined;
+  /** performance.now() of the first packet of each recent keyframe (IRAP picture) that arrived, oldest first. */
+  readonly #keyframes: number[] = [];
 
   constructor() {
     // Arrival times, which the packets werift keeps do not carry: for where in the camera's GOP
@@ -33,7 +33,9 @@ export class H265Viewer {
         const ts = rtp.header.timestamp;
         if (ts === this.#lastTs) return;
         this.#lastTs = ts;
-        if (startsIrap(rtp.payload)) this.lastKeyframeAt = performance.now();
+        if (!startsIrap(rtp.payload)) return;
+        this.#keyframes.push(performance.now());
+        if (this.#keyframes.length > 16) this.#keyframes.shift();
       });
     });
   }
@@ -44,6 +46,13 @@ export class H265Viewer {
     await this.#viewer.connect(base, src, 'sdp', AbortSignal.timeout(15000));
     const answer = this.#viewer.pc.remoteDescription?.sdp ?? '';
     if (!/a=rtpmap:\d+ H265\/90000/.test(answer)) throw new Error(`the answer to an H265-only offer names no H265 payload type:\n${answer}`);
+  }
+
+  /** When the last keyframe before `t` (a performance.now()) arrived, if one did. */
+  keyframeBefore(t: number): number | undefined {
+    let last: number | undefined;
+    for (const k of this.#keyframes) if (k <= t) last = k;
+    return last;
   }
 
   /** Counts what arrived since the last call (werift keeps every packet: drained here). */

@@ -133,7 +133,7 @@ async function oneRound(ctx: BenchContext, camera: GstCamera, backend: BackendCh
         pair.push(first);
         const took = (await first.firstKeyframe(20000)) - first.times.offerSent!;
         starting.push(took);
-        const key = holder.lastKeyframeAt;
+        const key = holder.keyframeBefore(first.times.offerSent!);
         const phase = key === undefined ? NaN : first.times.offerSent! - key;
         phases.push(phase);
         ctx.log(`  try ${i + 1}: offer ${fmt(phase, 0)} ms after the camera's last keyframe: first H.264 keyframe after ${fmt(took, 0)} ms`);
