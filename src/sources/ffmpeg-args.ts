@@ -39,6 +39,13 @@ export interface FfmpegArgsOptions {
 }
 
 const LOW_DELAY = ['-fflags', 'nobuffer', '-flags', 'low_delay'];
+/**
+ * Reading our own stream: its RTSP output starts with the cached GOP, keyframe first, all at once.
+ * `nobuffer` would drop what ffmpeg reads while it probes, keyframe included, and the decoder would
+ * start mid-GOP on pictures whose references it never got (damaged until the camera's next
+ * keyframe: bench/transcode-start-check.ts counts them). No fps probe: the encoder starts at once.
+ */
+const OWN_STREAM = ['-flags', 'low_delay', '-fpsprobesize', '0'];
 // Socket I/O timeout for RTSP inputs, in microseconds: a dead camera ends ffmpeg instead of hanging it.
 const RTSP_TIMEOUT = ['-timeout', '5000000'];
 // Socket I/O timeout for http and rtmp inputs, in microseconds. Never -timeout for rtmp: there it
@@ -106,7 +113,7 @@ function inputArgs(spec: FfmpegSourceSpec, input: FfmpegInput, opts: FfmpegArgsO
       const kinds = wanted(spec);
       // Loopback TCP: UDP on loopback drops large keyframes (DESIGN.md).
       const url = opts.streamUrl(input.name, kinds);
-      return [...allowedMediaTypes(kinds), ...LOW_DELAY, ...RTSP_TIMEOUT, '-rtsp_transport', 'tcp', '-i', url];
+      return [...allowedMediaTypes(kinds), ...OWN_STREAM, ...RTSP_TIMEOUT, '-rtsp_transport', 'tcp', '-i', url];
     }
   }
 }

@@ -97,14 +97,14 @@ test('exact command lines', { timeout: 5000 }, () => {
     [
       'ffmpeg:cam2#audio=opus',
       words(
-        `${HEAD} -allowed_media_types audio -fflags nobuffer -flags low_delay -timeout 5000000 -rtsp_transport tcp ` +
+        `${HEAD} -allowed_media_types audio -flags low_delay -fpsprobesize 0 -timeout 5000000 -rtsp_transport tcp ` +
           `-i rtsp://127.0.0.1:8554/cam2?audio ${OPUS} -vn ${OUT}`,
       ),
     ],
     [
       'ffmpeg:front#video=h264',
       words(
-        `${HEAD} -allowed_media_types video -fflags nobuffer -flags low_delay -timeout 5000000 -rtsp_transport tcp ` +
+        `${HEAD} -allowed_media_types video -flags low_delay -fpsprobesize 0 -timeout 5000000 -rtsp_transport tcp ` +
           `-i rtsp://127.0.0.1:8554/front?video ${H264} -an ${OUT}`,
       ),
     ],
