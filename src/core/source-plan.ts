@@ -66,10 +66,16 @@ export function lacking(request: MediaRequest, internal: boolean, runs: readonly
   return out;
 }
 
-/** Whether the source at `index` may give something of `lacks`: a configured one may give anything. */
-function mayHelp(index: number, lacks: ReadonlyMap<Kind, readonly CodecName[]>, list: PlannedList): boolean {
+/**
+ * Whether the source at `index` may give something of `lacks`: a configured one may give
+ * anything; an automatic transcode only its codec, and only of a kind some source that is not a
+ * transcode of this stream has (nothing to make Opus of for a camera without audio).
+ */
+function mayHelp(index: number, lacks: ReadonlyMap<Kind, readonly CodecName[]>, list: PlannedList, runs: readonly PlannedRun[]): boolean {
   const p = list.provides?.(index);
-  return p === undefined ? lacks.size > 0 : lacks.get(p.kind)?.includes(p.codec) === true;
+  if (p === undefined) return lacks.size > 0;
+  if (lacks.get(p.kind)?.includes(p.codec) !== true) return false;
+  return runs.some((r) => !list.readsSelf(r.index) && r.tracks?.some((t) => t.kind === p.kind));
 }
 
 /**
@@ -81,7 +87,7 @@ export function nextCandidate(runs: readonly PlannedRun[], list: PlannedList, la
   const running = new Set(runs.map((r) => r.index));
   for (let i = 1; i < list.count; i++) {
     if (running.has(i) || list.unavailable(i)) continue;
-    if (!lacks || mayHelp(i, lacks, list)) return i;
+    if (!lacks || mayHelp(i, lacks, list, runs)) return i;
   }
   return undefined;
 }

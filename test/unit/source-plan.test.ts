@@ -102,4 +102,10 @@ test('an automatic transcode starts only for a waiter that accepts its codec and
   assert.deepEqual(plan([mp4], runs, list).start, { index: 3, want: { audio: ['AAC'] } }, 'AAC, skipping the Opus one it does not take');
   assert.equal(nextCandidate(runs, list, new Map([['video', ['H265']]])), undefined, 'nothing makes H.265');
   assert.equal(plan([transcode], runs, list).start, undefined, 'our own reader never starts one');
+  const silent: PlannedRun[] = [{ index: 0, tracks: [H265] }];
+  assert.deepEqual(plan([h264Browser], silent, list).start, { index: 1, want: { video: ['H264'] } });
+  const videoOnlyCam: PlannedRun[] = [{ index: 0, tracks: [H264] }];
+  const p2 = plan([h264Browser], videoOnlyCam, list);
+  assert.equal(p2.start, undefined, 'a camera without audio: no Opus to make, no transcode');
+  assert.deepEqual(p2.resolve, [{ consumer: 'b', from: new Map<Kind, number>([['video', 0]]) }]);
 });
