@@ -6,7 +6,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:
 import path from 'node:path';
 import { packetizeH264 } from '../src/rtp/h264-packetizer.js';
 
-export const CACHE = path.resolve(import.meta.dirname, '.cache');
+// Under node_modules/.cache (gitignored, as other tools' caches), not in bench/: the clips are
+// tens of MB and bench/ holds code.
+export const CACHE = path.resolve(import.meta.dirname, '..', 'node_modules', '.cache', 'camrelay-bench');
 
 export interface ClipSpec {
   width: number;
@@ -20,6 +22,8 @@ export interface ClipSpec {
 }
 
 export const CLIP_1080P: ClipSpec = { width: 1920, height: 1080, fps: 25, bitrate: 4_000_000, gop: 50, seconds: 30 };
+/** The house benchmark's clip where 16 cameras of CLIP_1080P are more than its camera process serves. */
+export const CLIP_720P: ClipSpec = { width: 1280, height: 720, fps: 25, bitrate: 2_000_000, gop: 50, seconds: 30 };
 
 export interface Clip extends ClipSpec {
   file: string;

@@ -200,7 +200,7 @@ async function profiled(ctx: BenchContext, b: BackendChoice, n: number, s: Setti
     ctx.log(`  no profile written in ${dir}`);
     return undefined;
   }
-  return { n, summary: summarizeProfile(file, window[0], window[1]), file: path.relative(path.resolve(CACHE, '..', '..'), file) };
+  return { n, summary: summarizeProfile(file, window[0], window[1]), file: path.relative(path.resolve(import.meta.dirname, '..'), file) };
 }
 
 /** RSS of a bare node, and of node running an empty file through tsx (how camrelay ran before it was bundled), in MiB. */

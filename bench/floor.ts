@@ -1,8 +1,7 @@
 // The floor under camrelay's node-datachannel figures: what node-datachannel alone costs for the
 // same fan-out (bench/plain-ndc-server.ts: the clip's frames to N viewers, no camrelay), and
-// whether its sends could be spread over threads (bench/ndc-threads.ts). The issue's targets for
-// CPU per added viewer and relay latency are camrelay's; this says how much of each the library
-// leaves to camrelay on this machine.
+// whether its sends could be spread over threads (bench/ndc-threads.ts). The targets for CPU per
+// added viewer are camrelay's; this says how much of it the library alone takes on this machine.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { request } from '../test/helpers/http.js';
@@ -14,15 +13,12 @@ import type { FloorSamples } from './plain-ndc-server.js';
 import { PlainSender } from './plain-sender.js';
 import { CpuWindow } from './proc.js';
 import { machineLine, percentile, table } from './report.js';
-import { Capture, captureProblem } from './tcpdump.js';
 import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
 
 export const FLOOR_KEY = 'floor';
 
 export interface FloorRow {
   n: number;
-  /** Measured while tcpdump captured on lo as the relay benchmark's does (its cost lands in the sends). */
-  captured?: boolean;
   /** The plain sender's CPU, all threads, % of one core. */
   cpu: number;
   samples: FloorSamples;
@@ -42,8 +38,7 @@ export interface FloorResult {
 }
 
 /** (cpu at the largest N − cpu at 1) / (N − 1). */
-export function floorPerAdded(all: readonly FloorRow[]): FloorResult['perAdded'] {
-  const rows = all.filter((r) => !r.captured);
+export function floorPerAdded(rows: readonly FloorRow[]): FloorResult['perAdded'] {
   const one = rows.find((r) => r.n === 1);
   const top = rows.at(-1);
   return one && top && top.n > 1 ? { value: (top.cpu - one.cpu) / (top.n - 1), n: top.n } : undefined;
@@ -72,13 +67,9 @@ export async function runFloor(ctx: BenchContext): Promise<string> {
   return report(ctx, s, result);
 }
 
-/** The row count whose window is measured a second time under the relay benchmark's capture. */
-const CAPTURED_N = 10;
-
 async function measureRows(ctx: BenchContext, s: { counts: number[]; settleMs: number; seconds: number }, rows: FloorRow[]): Promise<void> {
   const sender = await PlainSender.start('node-datachannel', ctx.clip, [String(await freeUdpPort())]);
   const viewers = await ViewerProcess.start();
-  const noCapture = captureProblem();
   try {
     let have = 0;
     for (const n of s.counts) {
@@ -86,26 +77,7 @@ async function measureRows(ctx: BenchContext, s: { counts: number[]; settleMs: n
       await viewers.ask<ViewerStats>({ cmd: 'openWebrtc', base: sender.base, src: 'floor', count: n - have, timeoutMs: 30000 }, 300000);
       have = n;
       await sleep(s.settleMs);
-      rows.push(await measureWindow(ctx, sender, viewers, n, s.seconds, false));
-      if (n !== CAPTURED_N) continue;
-      if (noCapture) {
-        ctx.log(`floor: no window under capture: ${noCapture}`);
-        continue;
-      }
-      // The relay benchmark's filter (RTP/RTCP on UDP): each packet out is also copied to tcpdump.
-      let capture: Capture;
-      try {
-        capture = await Capture.start('floor', 'udp and udp[8] & 0xc0 = 0x80');
-      } catch (e) {
-        ctx.log(`floor: no window under capture: tcpdump did not start: ${(e as Error).message}`);
-        continue;
-      }
-      try {
-        rows.push(await measureWindow(ctx, sender, viewers, n, s.seconds, true));
-      } finally {
-        await capture.kill();
-        capture.remove();
-      }
+      rows.push(await measureWindow(ctx, sender, viewers, n, s.seconds));
     }
   } finally {
     await viewers.ask({ cmd: 'closeAll', base: sender.base }).catch(() => undefined);
@@ -114,8 +86,8 @@ async function measureRows(ctx: BenchContext, s: { counts: number[]; settleMs: n
   }
 }
 
-async function measureWindow(ctx: BenchContext, sender: PlainSender, viewers: ViewerProcess, n: number, seconds: number, captured: boolean): Promise<FloorRow> {
-  ctx.log(`floor: plain node-datachannel, ${n} viewer(s), ${seconds} s${captured ? ', under tcpdump' : ''}`);
+async function measureWindow(ctx: BenchContext, sender: PlainSender, viewers: ViewerProcess, n: number, seconds: number): Promise<FloorRow> {
+  ctx.log(`floor: plain node-datachannel, ${n} viewer(s), ${seconds} s`);
   const a = await viewers.ask<ViewerStats>({ cmd: 'stats' });
   const cpu = new CpuWindow(() => [sender.pid]);
   const r = await request(`${sender.base}/floor?seconds=${seconds}`, { timeoutMs: (seconds + 10) * 1000 });
@@ -126,7 +98,6 @@ async function measureWindow(ctx: BenchContext, sender: PlainSender, viewers: Vi
   const got = receivedBetween(a, z);
   const row: FloorRow = {
     n,
-    captured,
     cpu: percent,
     samples: JSON.parse(r.text) as FloorSamples,
     pktPerSec: got.pktPerSec.reduce((x, y) => x + y, 0) / got.pktPerSec.length,
@@ -156,7 +127,7 @@ function report(ctx: BenchContext, s: { counts: number[]; seconds: number }, r: 
   const rows = r.rows.map((x) => {
     const w = x.samples;
     return [
-      x.captured ? `${x.n}, under tcpdump` : x.n,
+      x.n,
       fmt(x.cpu),
       fmt((w.mainThreadCpu * 1e6) / w.packetsOut, 2),
       fmt(usPerPacket(w), 2),
@@ -174,7 +145,7 @@ function report(ctx: BenchContext, s: { counts: number[]; seconds: number }, r: 
     machineLine(),
     `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)}, packetized once at start with camrelay's packetizer (1200-byte payloads).`,
     `Sender: bench/plain-ndc-server.ts, a process with no camrelay in it: at 25 fps it sends each frame to every viewer, viewer after viewer, through the calls camrelay's backend makes per packet (RTP header into one reused buffer, \`Track.sendMessageBinary\` on a track with the SR reporter and NACK responder, every peer on one UDP port). No RTSP, no depacketizing, no slicing of the fan-out. Viewers: the fan-out benchmark's node-datachannel peers in a process of their own; they join one after another and stay, so each row adds to the one before. Each row: one window of ${s.seconds} s after ${ctx.quick ? 1 : 3} s of settling.`,
-    `"Frame sent" is timed at the sender, for every (frame, viewer) pair: from the frame's first send to the return of the send of that viewer's marker packet, which is when a capture on loopback sees it leave. It is the part of camrelay's relay latency (bench/relay.ts, on the wire) that no code of camrelay's is in; camrelay's figure adds reading the camera, depacketizing and its own per-packet JavaScript. CPU is the sender process's (all threads, /proc); "main thread per packet" is its main thread's CPU in the window over the packets it sent, the same quantity as the relay benchmark's perf figure for camrelay. The ${CAPTURED_N}-viewer window is measured a second time while tcpdump captures on \`lo\` with the relay benchmark's filter (RTP and RTCP on UDP, headers only): the kernel then copies every packet out to the capture inside the sender's send, which the relay benchmark's figures for camrelay carry too.`,
+    `"Frame sent" is timed at the sender, for every (frame, viewer) pair: from the frame's first send to the return of the send of that viewer's marker packet, when the packet has left. It is the part of camrelay's relay latency (bench/relay.ts, measured at the viewers) that no code of camrelay's is in; camrelay's figure adds reading the camera, depacketizing, its own per-packet JavaScript and the viewers' receive path. CPU is the sender process's (all threads, /proc); "main thread per packet" is its main thread's CPU in the window over the packets it sent.`,
     '',
     table(
       ['viewers', 'CPU, % of a core', 'main thread CPU per packet out, µs', 'wall per packet in a keyframe\'s fan-out, µs', 'frame sent p50 ms', 'frame sent p99 ms', 'keyframes: sent p50 ms', 'keyframes: sent p99 ms', 'pkt/s per viewer (min)', 'loss %'],

@@ -9,7 +9,7 @@
 // usage: node --import tsx bench/plain-ndc-server.ts <clip.h264> <fps> <udp port>
 // The HTTP side is bench/plain-shell.ts. GET /floor?seconds=S times the frames of the next S
 // seconds at the sender: for each frame and viewer, from the frame's first send to the return of
-// that viewer's marker packet's send (what a capture on loopback would see leave).
+// that viewer's marker packet's send (when the packet has left).
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';

@@ -1,9 +1,7 @@
 // An RTSP camera inside the bench process, so that the time each frame leaves the camera and the
 // time it reaches a viewer are read from one clock. It plays the clip at its frame rate over
 // RTSP/TCP (interleaved), each frame's RTP packets in one write, and notes when each frame was
-// written, under a key taken from the frame's own bytes (which camrelay relays unchanged). For the
-// timestamps a capture takes on the wire (bench/relay-wire.ts) it also notes, per connection,
-// where each frame lies in the TCP stream it sends.
+// written, under a key taken from the frame's own bytes (which camrelay relays unchanged).
 import { performance } from 'node:perf_hooks';
 import type net from 'node:net';
 import { ScriptedCamera } from '../test/helpers/scripted-camera.js';
@@ -25,24 +23,9 @@ export interface SentFrame {
   ts: number;
 }
 
-export interface WireFrame extends SentFrame {
-  /** Stream offsets (bytes the camera had written on the connection before) of the frame's first byte and of its last. */
-  firstByte: number;
-  lastByte: number;
-}
-
-/** One PLAY: the connection it was on (camrelay's end of it) and every frame it sent. */
-export interface Playback {
-  /** camrelay's port of the TCP connection; the camera's is RelayCamera.port. */
-  remotePort: number;
-  frames: WireFrame[];
-}
-
 export class RelayCamera {
   /** Key → the frame's write (the latest, should the clip's loop repeat a key). */
   readonly sent = new Map<string, SentFrame>();
-  /** Every PLAY so far, in order. */
-  readonly playbacks: Playback[] = [];
   frames = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -88,19 +71,12 @@ export class RelayCamera {
     return this.server.url();
   }
 
-  /** The camera's TCP port, the one a capture filters on. */
-  get port(): number {
-    return this.server.port;
-  }
-
   #play(socket: net.Socket): void {
     this.#stop();
     const t0 = performance.now();
     const frameMs = 1000 / this.clip.fps;
     let n = 0;
     let seq = 0;
-    const playback: Playback = { remotePort: socket.remotePort ?? 0, frames: [] };
-    this.playbacks.push(playback);
     socket.once('close', () => this.#stop());
     const tick = () => {
       if (socket.destroyed) return;
@@ -120,11 +96,8 @@ export class RelayCamera {
         chunks.push(head, rtp, payload);
       });
       const bytes = Buffer.concat(chunks);
-      // Counts what is still queued too, and the RTSP replies written before: the offset in the stream.
-      const firstByte = socket.bytesWritten;
       socket.write(bytes);
       const sent: SentFrame = { at: performance.now(), keyframe: au.keyframe, ts };
-      playback.frames.push({ ...sent, firstByte, lastByte: firstByte + bytes.length - 1 });
       const slice = au.nals.find((x) => (x[0]! & 0x1f) === 1 || (x[0]! & 0x1f) === 5);
       if (slice) this.sent.set(frameKey(slice.subarray(1)), sent);
       this.frames++;

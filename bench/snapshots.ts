@@ -97,7 +97,8 @@ function mainThreadSched(pid: number): { cpuMs: number; waitMs: number } {
   }
 }
 
-class Sampler {
+/** bench/api-sampler.ts as a child process, and the samples it sent (the house benchmark uses it too). */
+export class Sampler {
   readonly samples: ApiSample[] = [];
   private constructor(readonly child: ChildProcess) {
     child.on('message', (m: ApiSample | { ready: true }) => {
@@ -105,8 +106,8 @@ class Sampler {
     });
   }
 
-  static async start(base: string): Promise<Sampler> {
-    const child = fork(path.join(import.meta.dirname, 'api-sampler.ts'), [base, String(SAMPLER_PAUSE_MS), String(SAMPLER_LOOPS)], {
+  static async start(base: string, pauseMs = SAMPLER_PAUSE_MS, loops = SAMPLER_LOOPS): Promise<Sampler> {
+    const child = fork(path.join(import.meta.dirname, 'api-sampler.ts'), [base, String(pauseMs), String(loops)], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -501,7 +502,7 @@ async function profiled(ctx: BenchContext, silent: SilentCamera, bursts: number)
     spawnMs: varied.spawnMs,
     cpuMs,
     cost,
-    file: path.relative(path.resolve(CACHE, '..', '..'), file),
+    file: path.relative(path.resolve(import.meta.dirname, '..'), file),
   };
 }
 

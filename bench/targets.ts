@@ -3,11 +3,10 @@
 // itself shows about a target that is not met.
 import type { BaselineResult } from './baseline.js';
 import { BASELINE_KEY } from './baseline.js';
-import { keyframePackets } from './clip.js';
 import { fmt, type BenchContext } from './context.js';
 import { FANOUT_KEY, type FanoutResult, type FanoutRow } from './fanout.js';
 import { FLOOR_KEY, type FloorResult } from './floor.js';
-import { RELAY_KEY, type ProfileResult, type RelayResult } from './relay.js';
+import { RELAY_KEY, type RelayResult } from './relay.js';
 import { machineLine, percentile, table } from './report.js';
 import { STOP_KEY, type StopResult } from './stop.js';
 import { TTFF_KEY, type TtffResult } from './ttff.js';
@@ -61,21 +60,14 @@ export function targetsReport(ctx: BenchContext): string | undefined {
   for (const r of relay ?? []) {
     const ten = r.byCount.find((x) => x.n === 10);
     if (!ten) continue;
-    // The target is camrelay's: packet in from the camera → packet out to a viewer, which the
-    // capture on loopback measures; the figure at the viewer adds the viewers' receive path.
-    const atViewer = `at the viewer (camera's write → marker packet in the bench's JavaScript, viewers' receive path included) p99 ${fmt(percentile(ten.samples.last, 99), 2)} ms`;
-    const target = `${r.backend.label}: relay latency p99 < 5 ms at 10 viewers`;
-    if ('missing' in ten.wire) {
-      rows.push([target, '–', verdict(undefined), `no wire figure: ${ten.wire.missing}; ${atViewer}`]);
-      continue;
-    }
-    const w = ten.wire.samples;
-    const p99 = percentile(w.last, 99);
+    // Retired in issue 17 (node-datachannel alone does not reach it here); the figure at the
+    // viewers stays, for comparison between runs.
+    const last = ten.samples.last;
     rows.push([
-      target,
-      `p99 ${fmt(p99, 2)} ms on the wire (last byte of the frame in from the camera → its marker packet out to the viewer; ${w.last.length} of ${w.expected} frame × viewer pairs)`,
-      verdict(w.last.length ? p99 < 5 : undefined),
-      `p50 ${fmt(percentile(w.last, 50), 2)} ms; keyframes alone p99 ${fmt(percentile(w.lastKeyframes, 99), 2)} ms; first byte in → first packet out p99 ${fmt(percentile(w.first, 99), 2)} ms; ${atViewer}${sendCost(ten.profile, keyframePackets(ctx.clip))}${r.backend.backend === 'node-datachannel' ? floorRelay(floor) : ''}`,
+      `${r.backend.label}: relay latency p99 < 5 ms at 10 viewers (on the wire)`,
+      `at the viewers (camera's write → marker packet in the bench's JavaScript, viewers' receive path included) p99 ${fmt(percentile(last, 99), 2)} ms, p50 ${fmt(percentile(last, 50), 2)} ms (${last.length} of ${ten.samples.expected} frame × viewer pairs)`,
+      'retired',
+      'retired in issue 17: node-datachannel alone does not reach it on this machine; measured at the viewers only',
     ]);
   }
 
@@ -88,25 +80,6 @@ export function targetsReport(ctx: BenchContext): string | undefined {
     table(['target', 'measured', 'verdict', 'note'], rows),
     '',
   ].join('\n');
-}
-
-/** node-datachannel alone sending the same frames to 10 viewers (bench/floor.ts), with and without a capture running. */
-function floorRelay(floor: FloorResult | undefined): string {
-  const part = (captured: boolean) => {
-    const row = floor?.rows.find((x) => x.n === 10 && !!x.captured === captured);
-    if (!row) return undefined;
-    const w = row.samples;
-    return `${captured ? 'under the same tcpdump capture' : 'with no capture'} frame sent p99 ${fmt(percentile(w.last, 99), 2)} ms at the sender, ${fmt((w.mainThreadCpu * 1e6) / w.packetsOut, 1)} µs of main-thread CPU per packet`;
-  };
-  const parts = [part(false), part(true)].filter(Boolean);
-  return parts.length ? `; the floor, node-datachannel alone sending the same frames to 10 viewers with no camrelay (section "The floor"): ${parts.join('; ')}` : '';
-}
-
-/** What one packet out costs camrelay's main thread, from the relay's perf profile. */
-function sendCost(p: ProfileResult | undefined, kf: number): string {
-  if (!p || 'missing' in p) return '';
-  const us = (pred: (name: string) => boolean) => fmt((p.perf.buckets.filter((b) => pred(b.name)).reduce((a, b) => a + b.ms, 0) * 1000) / p.packetsOut, 1);
-  return `; main thread per packet out (perf, 10 viewers): ${us(() => true)} µs, of which the UDP send syscall ${us((n) => n.startsWith('UDP send'))} µs and libdatachannel ${us((n) => n.startsWith('libdatachannel'))} µs: a keyframe to 10 viewers is ~${kf * 10} such sends in a row`;
 }
 
 function fanoutRows(f: FanoutResult, baseline: BaselineResult | undefined, all: FanoutResult[], floor: FloorResult | undefined): Row[] {
