@@ -22,7 +22,25 @@ export function threadCpuSeconds(pid: number, tid: number): number | undefined {
   return statCpu(`/proc/${pid}/task/${tid}/stat`);
 }
 
-function statCpu(file: string): number | undefined {
+/**
+ * CPU seconds of a process and of its children, or undefined once it is gone. `children` is the
+ * CPU of the children it has reaped (cutime + cstime: a snapshot ffmpeg that ran and ended) plus
+ * that of its live ones (and of what they reaped): a child counts once, alive or reaped, so the
+ * difference of two readings holds every child that ran between them, however short-lived.
+ */
+export function treeCpuSeconds(pid: number): { self: number; children: number } | undefined {
+  const f = statFields(`/proc/${pid}/stat`);
+  if (!f) return undefined;
+  let children = (Number(f[13]) + Number(f[14])) / CLK_TCK;
+  for (const c of childrenOf(pid)) {
+    const cf = statFields(`/proc/${c.pid}/stat`);
+    if (cf) children += (Number(cf[11]) + Number(cf[12]) + Number(cf[13]) + Number(cf[14])) / CLK_TCK;
+  }
+  return { self: (Number(f[11]) + Number(f[12])) / CLK_TCK, children };
+}
+
+/** The fields of a /proc stat file after the command name (field 3 of proc(5) is index 0). */
+function statFields(file: string): string[] | undefined {
   let stat: string;
   try {
     stat = readFileSync(file, 'utf8');
@@ -30,8 +48,12 @@ function statCpu(file: string): number | undefined {
     return undefined;
   }
   // The command name (field 2) may hold spaces; fields after its ')' are fixed.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+function statCpu(file: string): number | undefined {
+  const f = statFields(file);
+  return f ? (Number(f[11]) + Number(f[12])) / CLK_TCK : undefined;
 }
 
 /** Resident set size in bytes (VmRSS), or undefined once the process is gone. */

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,mse,transcode,baseline] [--backend werift|node-datachannel|both] [--no-write]
+// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,mse,transcode,house,baseline] [--backend werift|node-datachannel|both] [--no-write]
 // Prints each benchmark's tables and writes its section of docs/benchmarks.md (bench/report.ts).
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { ensureClip } from './clip.js';
 import type { BenchContext } from './context.js';
 import { runFanout } from './fanout.js';
 import { runFloor } from './floor.js';
+import { runHouse } from './house.js';
 import { runMse } from './mse.js';
 import { runRelay } from './relay.js';
 import { runSnapshots } from './snapshots.js';
@@ -27,6 +28,7 @@ const BENCHES = {
   snapshots: runSnapshots,
   mse: runMse,
   transcode: runTranscode,
+  house: runHouse,
   // Last: its ratios use the figures of the others from this same run.
   baseline: runBaseline,
 } as const satisfies Record<string, (ctx: BenchContext) => Promise<string>>;

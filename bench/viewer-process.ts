@@ -8,6 +8,8 @@ import { WsViewer } from './ws-viewer.js';
 import type { ViewerRequest, ViewerStats } from './viewers.js';
 
 const rtc: NdcViewer[] = [];
+/** The src each of `rtc` watches, in the same order. */
+const rtcSrc: string[] = [];
 const ws: WsViewer[] = [];
 let retries = 0;
 
@@ -17,6 +19,7 @@ function stats(): ViewerStats {
     packets: [...rtc.map((v) => v.packets), ...ws.map((v) => v.packets)],
     bytes: [...rtc.map((v) => v.bytes), ...ws.map((v) => v.bytes)],
     frames: rtc.map((v) => v.frames),
+    srcs: [...rtcSrc],
     lost: rtc.map((v) => v.lost),
     retries,
     open: rtc.filter((v) => v.state === 'connected').length + ws.filter((v) => v.ws.readyState === WebSocket.OPEN).length,
@@ -31,6 +34,7 @@ async function handle(m: ViewerRequest): Promise<unknown> {
         // Back to back: offers without candidates (see NdcViewer.connect).
         const { viewer, retries: r } = await connectViewer(`viewer${rtc.length}`, m.base, m.src, 3, false);
         rtc.push(viewer);
+        rtcSrc.push(m.src);
         retries += r;
       }
       await Promise.all(rtc.map((v) => v.firstKeyframe(m.timeoutMs)));
@@ -52,6 +56,7 @@ async function handle(m: ViewerRequest): Promise<unknown> {
       for (const v of ws) v.ws.close();
       const n = rtc.length + ws.length;
       rtc.length = 0;
+      rtcSrc.length = 0;
       ws.length = 0;
       return { closed: n };
     }

@@ -17,6 +17,8 @@ export interface ViewerStats {
   bytes: number[];
   /** WebRTC viewers only. */
   frames: number[];
+  /** The stream each WebRTC viewer watches (requests may run at once: completion order). */
+  srcs: string[];
   lost: number[];
   open: number;
   /** WebRTC connection attempts repeated (see connectViewer). */

@@ -25,6 +25,11 @@ export interface GstCameraOptions {
   /** For pipelines 'h264-file' and 'h265-file': the Annex B file, and its frame rate (default 25). */
   file?: string;
   fps?: number;
+  /**
+   * Default 1. With n > 1 the one process serves n cameras of the same pipeline, at mounts
+   * `${mount}1` … `${mount}n` (see mountUrl()), each with a media of its own.
+   */
+  mounts?: number;
 }
 
 export interface CameraEvent {
@@ -92,6 +97,13 @@ export class GstCamera {
   url(creds?: { user: string; password: string }, suffix = ''): string {
     const ui = creds ? `${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.password)}@` : '';
     return `rtsp://${ui}127.0.0.1:${this.port}${this.mount}${suffix}`;
+  }
+
+  /** The URL of mount i (1 … mounts) of a camera started with `mounts` > 1. */
+  mountUrl(i: number): string {
+    const n = this.opts.mounts ?? 1;
+    if (n === 1 || !Number.isInteger(i) || i < 1 || i > n) throw new Error(`camera: no mount ${i} (it serves ${n === 1 ? 'one mount, url()' : `1 … ${n}`})`);
+    return `rtsp://127.0.0.1:${this.port}${this.mount}${i}`;
   }
 
   /** Requests the camera saw, optionally of one method. */
@@ -164,6 +176,7 @@ export class GstCamera {
     if (o.sessionTimeout) args.push('--session-timeout', String(o.sessionTimeout));
     if (o.file) args.push('--file', o.file);
     if (o.fps) args.push('--fps', String(o.fps));
+    if (o.mounts && o.mounts > 1) args.push('--mounts', String(o.mounts));
     // stdin stays open and unused: the camera exits when it closes, so it never outlives this process.
     const child = spawn('/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;

@@ -4,10 +4,13 @@
 #
 # usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h264-pcma|h265|h265-aac|h265-pcma|h264-file|h265-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
-#                           [--file clip.h264 [--fps 25]]
+#                           [--file clip.h264 [--fps 25]] [--mounts N]
 # h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
 # encoding anything: the benchmarks' camera, so that the camera costs no CPU they measure.
 # h265-file does the same with an H.265 Annex B file (the transcode benchmark's camera).
+# --mounts N (N > 1) serves N cameras from this one process: mounts <mount>1 … <mount>N, each with
+# a media of its own (for the file pipelines its own feeder, from the file's first frame when its
+# first client comes), all of the same pipeline: the house benchmark's 16 cameras.
 #
 # Prints one JSON object per line on stdout, flushed at once, so a test can wait for events:
 #   {"event": "ready", "port": N}
@@ -151,7 +154,10 @@ def main():
     p.add_argument('--session-timeout', type=int, default=0)
     p.add_argument('--file', help='H.264 (H.265) Annex B file for --pipeline h264-file (h265-file)')
     p.add_argument('--fps', type=int, default=25)
+    p.add_argument('--mounts', type=int, default=1, help='N > 1: serve <mount>1 … <mount>N, one media each')
     a = p.parse_args()
+    if a.mounts < 1:
+        p.error('--mounts must be at least 1')
     if a.pipeline in FILE_PIPELINES and not a.file:
         p.error(f'--pipeline {a.pipeline} needs --file')
 
@@ -197,7 +203,10 @@ def main():
 
         factory.connect('media-configure', on_media)
 
-    server.get_mount_points().add_factory(a.mount, factory)
+    # One factory serves every mount: a shared factory keeps one media per URL path, so each mount
+    # gets a pipeline (and a feeder) of its own.
+    for mount in [a.mount] if a.mounts == 1 else [f'{a.mount}{i}' for i in range(1, a.mounts + 1)]:
+        server.get_mount_points().add_factory(mount, factory)
 
     clients = {}
     counter = [0]
