@@ -15,10 +15,15 @@ export interface MediaContext {
   grace: StopGrace;
   /** How long an idle stream may take to give a keyframe for a snapshot. */
   snapshotTimeout: number;
-  /** api.max_snapshots: decoders at once. */
+  /** api.max_snapshots: snapshot decoders alive (and decodes waiting for a keyframe), all streams and sizes. */
   maxSnapshots: number;
   /** api.snapshot_cache (ms). */
   snapshotCache: number;
+  /**
+   * The snapshot decoders, when the caller owns them (to close them at shutdown); made here when
+   * not given, and then closed only with their streams.
+   */
+  snapshots?: SnapshotPool;
   /** The MJPEG encoders, shared with /api/ws's MJPEG (made here when not given). */
   mjpeg?: MjpegHub;
 }
@@ -45,7 +50,7 @@ function refuseBusy(res: Response, e: SnapshotsBusy): void {
 /** Snapshots (go2rtc's frame.jpeg) and multipart MJPEG (stream.mjpeg). */
 export function mediaRoutes(ctx: MediaContext): Router {
   const r = Router();
-  const snapshots = new SnapshotPool({
+  const snapshots = ctx.snapshots ?? new SnapshotPool({
     ffmpegBin: ctx.ffmpegBin,
     grace: ctx.grace,
     maxDecoders: ctx.maxSnapshots,

@@ -1,34 +1,50 @@
-// Snapshots for everyone at bounded cost. Each decode is an ffmpeg (~40 MB): 100 requests at once
-// used to start ~85 of them (3.5 GB). Here requests for the same stream and size share one decode
-// while it runs, and its JPEG answers them for `cacheMs` after; at most `maxDecoders` decodes are
-// admitted at once across all streams, and a request that needs one more is refused
-// (SnapshotsBusy). Of the admitted ones, at most one decoder per core but one runs at a time.
+// Snapshots for everyone at bounded cost. One long-lived decoder (snapshot-decoder.ts: an ffmpeg,
+// ~20–40 MB) per stream and size turns keyframes into JPEGs; it is kept while requests for that
+// stream and size keep coming and stopped after `keepMs` without one. A JPEG answers every request
+// for its stream and size while the stream's latest keyframe is still the one it was made from
+// (no decode at all within a GOP), and for `cacheMs` after it was made whatever the keyframe (an
+// idle stream is not started again for each). Requests that find no such JPEG share one decode.
+// `maxDecoders` bounds the stream-and-size lines that hold a decoder or a decode under way: a new
+// one takes the slot of the least recently used idle decoder (closing it), and when every slot is
+// busy decoding or waiting for a keyframe the request is refused (SnapshotsBusy). Of the decodes,
+// at most one per core but one runs at a time.
 import { availableParallelism } from 'node:os';
 import type { Stream } from '../core/stream.js';
+import type { Frame } from '../core/media.js';
 import { countRefusal } from '../core/refusals.js';
 import { LogThrottle } from '../core/log-throttle.js';
+import { SourceError } from '../core/errors.js';
 import type { StopGrace } from '../process/child.js';
-import { captureKeyframe, keyframeToJpeg, SnapshotAborted } from './snapshot.js';
+import { captureKeyframe, SnapshotAborted } from './snapshot.js';
+import { parameterSetsOf, snapshotCodec, SnapshotDecoder } from './snapshot-decoder.js';
 
 /**
- * Decoders that run at once: one per core but one, at least one. Measured on 2 cores (docs/
+ * Decodes that run at once: one per core but one, at least one. Measured on 2 cores (docs/
  * benchmarks.md, snapshots): with 2 or 4 decoders running, even at SCHED_IDLE, GET /api sent at
- * the start of a 150-request burst waited 135–350 ms; with 1, at most 80 ms. A decode is CPU
- * work only, so more of them at once only share the cores (each takes ~130 ms of CPU for 1080p).
+ * the start of a 150-request burst waited 135–350 ms; with 1, at most 80 ms.
  */
 export const DEFAULT_RUNNING_DECODERS = Math.max(1, availableParallelism() - 1);
+
+/**
+ * How long a decoder is kept without a request for its stream and size: longer than Home
+ * Assistant's 10 s picture refresh, so a dashboard's polling keeps it; short enough that a
+ * dashboard closed gives its memory back soon.
+ */
+export const SNAPSHOT_DECODER_KEEP_MS = 15_000;
 
 export interface SnapshotPoolOptions {
   ffmpegBin: string;
   grace: StopGrace;
-  /** api.max_snapshots: decodes admitted at once (running, or waiting for a decoder to run on). */
+  /** api.max_snapshots: decoders alive plus decodes waiting for a keyframe, all streams and sizes. */
   maxDecoders: number;
-  /** Decoders (ffmpeg) running at once; default DEFAULT_RUNNING_DECODERS, never above maxDecoders. */
+  /** Decodes running at once; default DEFAULT_RUNNING_DECODERS, never above maxDecoders. */
   runningDecoders?: number;
-  /** api.snapshot_cache (ms); 0: a JPEG is shared only by the requests that waited for it. */
+  /** api.snapshot_cache (ms): a JPEG answers its stream and size this long even after a new keyframe; 0: only while its keyframe is the latest. */
   cacheMs: number;
   /** How long an idle stream may take to give a keyframe. */
   timeoutMs: number;
+  /** A decoder without a request this long is stopped (default SNAPSHOT_DECODER_KEEP_MS). */
+  keepMs?: number;
 }
 
 /** Every decoder is busy and none of them makes this picture: try again shortly. */
@@ -50,72 +66,220 @@ interface Running {
   waiters: number;
 }
 
-interface Cached {
-  jpeg: Buffer;
-  at: number;
+/** One stream and size: its decoder, the decode under way and the last JPEG. */
+interface Line {
+  key: string;
+  stream: Stream;
+  width?: number;
+  height?: number;
+  decoder?: SnapshotDecoder;
+  running?: Running;
+  /** The keyframe is held weakly: the GOP cache decides how long it lives. */
+  last?: { frame: WeakRef<Frame>; jpeg: Buffer; at: number };
+  usedAt: number;
+  keep?: NodeJS.Timeout;
 }
 
 /**
- * Holds no resource of its own: each decode owns its ffmpeg and ends by itself (keyframe and
- * decoder deadlines), so there is nothing to close.
+ * Owns the decoders (through its lines). Each is closed after its quiet period, when its stream
+ * closes (removed, or camrelay stopping: the registry closes every stream), when its slot is
+ * taken, or by close().
  */
 export class SnapshotPool {
-  #running = new Map<string, Running>();
-  #cache = new Map<string, Cached>();
+  #lines = new Map<string, Line>();
+  /** The 'close' listener on each stream that has lines. */
+  #streams = new Map<Stream, () => void>();
   #waiting: (() => void)[] = [];
   #draining = false;
   #busy: SnapshotsBusy | undefined;
+  #closed = false;
 
   constructor(private readonly opts: SnapshotPoolOptions) {}
 
-  /** Decodes admitted now: running, or waiting for their keyframe or for a decoder to run on. */
+  /** Slots taken now: lines with a decoder alive or a decode under way (at most maxDecoders). */
   get decoders(): number {
-    return this.#running.size;
+    let n = 0;
+    for (const l of this.#lines.values()) if (this.#holdsSlot(l)) n++;
+    return n;
+  }
+
+  /** Decoders (ffmpeg) alive now. */
+  get alive(): number {
+    let n = 0;
+    for (const l of this.#lines.values()) if (l.decoder) n++;
+    return n;
   }
 
   /**
    * A JPEG of `stream`'s latest keyframe at this size; rejects with SnapshotsBusy at the cap, and
    * with SnapshotAborted when `signal` (the request's end) fires first. A decode whose every
-   * request ended is stopped: its ffmpeg is closed, an idle stream started for it goes back to idle.
+   * request ended is stopped: an idle stream started for it goes back to idle (its decoder stays).
    */
   jpeg(stream: Stream, width?: number, height?: number, signal?: AbortSignal): Promise<Buffer> {
+    if (this.#closed) return Promise.reject(new SourceError('snapshots stopped'));
     const key = `${stream.name}\0${width ?? ''}\0${height ?? ''}`;
     const now = performance.now();
-    this.#prune(now);
-    const cached = this.#cache.get(key);
-    if (cached) return Promise.resolve(cached.jpeg);
-    const running = this.#running.get(key);
-    if (running) return this.#wait(running, signal);
-    if (this.#running.size >= this.opts.maxDecoders) {
-      countRefusal('snapshot_decoders');
-      busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
-      // One error for every refusal: a burst refuses 100+ at once, each capturing a stack otherwise.
-      this.#busy ??= new SnapshotsBusy(this.opts.maxDecoders);
-      return Promise.reject(this.#busy);
+    let line = this.#lines.get(key);
+    if (line && line.stream !== stream) {
+      // A stream of the same name set again: the old one's line goes with it.
+      this.#drop(line, new SourceError(`stream "${stream.name}" was replaced`));
+      line = undefined;
     }
-    const { ffmpegBin, grace, timeoutMs } = this.opts;
+    if (line) {
+      line.usedAt = now;
+      this.#keep(line);
+      const fresh = this.#fresh(line, now);
+      if (fresh) return Promise.resolve(fresh);
+      if (line.running) return this.#wait(line.running, signal);
+    }
+    if (!line || !this.#holdsSlot(line)) {
+      if (this.decoders >= this.opts.maxDecoders && !this.#evictIdle()) {
+        countRefusal('snapshot_decoders');
+        busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
+        // One error for every refusal: a burst refuses 100+ at once, each capturing a stack otherwise.
+        this.#busy ??= new SnapshotsBusy(this.opts.maxDecoders);
+        return Promise.reject(this.#busy);
+      }
+    }
+    if (!line) {
+      line = { key, stream, width, height, usedAt: now };
+      this.#lines.set(key, line);
+      this.#watch(stream);
+      this.#keep(line);
+    }
+    const entry = this.#decode(line);
+    return this.#wait(entry, signal);
+  }
+
+  /** Stops every decoder; resolves when their processes are gone. */
+  close(): Promise<void> {
+    this.#closed = true;
+    const lines = [...this.#lines.values()];
+    const done = lines.map((l) => l.decoder?.done ?? Promise.resolve());
+    for (const l of lines) this.#drop(l, new SourceError('snapshots stopped'));
+    return Promise.all(done).then(() => undefined);
+  }
+
+  /** The last JPEG if it still answers: its keyframe is the stream's latest, or it is younger than cacheMs. */
+  #fresh(line: Line, now: number): Buffer | undefined {
+    const last = line.last;
+    if (!last) return undefined;
+    if (now - last.at < this.opts.cacheMs) return last.jpeg;
+    const held = line.stream.state === 'live' ? line.stream.lastKeyframe : undefined;
+    if (held !== undefined && held === last.frame.deref()) return last.jpeg;
+    return undefined;
+  }
+
+  #decode(line: Line): Running {
     const abort = new AbortController();
-    const decode = (async () => {
-      const key = await captureKeyframe(stream, timeoutMs, abort.signal);
+    const { timeoutMs } = this.opts;
+    const jpeg = (async () => {
+      const frame = await captureKeyframe(line.stream, timeoutMs, abort.signal);
+      const codec = snapshotCodec(frame.track.codec.name);
+      if (!codec) throw new SourceError(`stream "${line.stream.name}" has no H.264/H.265 video`);
       const release = await this.#decoderSlot(abort.signal);
       try {
-        // Spawning is synchronous (~3–10 ms each): each decoder gets its own event-loop turn.
-        await this.#spawnTurn();
-        return await keyframeToJpeg(key, { ffmpegBin, grace, width, height, timeoutMs }, abort.signal);
+        let dec = line.decoder;
+        if (dec && !dec.fits(frame)) {
+          // A codec or parameter-set change (a reconnect to a reconfigured camera): start afresh.
+          dec.close();
+          dec = undefined;
+        }
+        if (!dec) {
+          // Spawning is synchronous (~3–10 ms each): each decoder gets its own event-loop turn.
+          await this.#spawnTurn();
+          if (abort.signal.aborted) throw new SnapshotAborted();
+          if (this.#lines.get(line.key) !== line) throw new SourceError(`stream "${line.stream.name}" was removed`);
+          dec = this.#startDecoder(line, frame, codec);
+        }
+        const out = await dec.decode(frame, abort.signal);
+        line.last = { frame: new WeakRef(frame), jpeg: out, at: performance.now() };
+        return out;
       } finally {
         release();
       }
     })();
-    const entry: Running = { jpeg: decode, abort, waiters: 0 };
-    this.#running.set(key, entry);
-    decode.then(
-      (jpeg) => {
-        this.#running.delete(key);
-        if (this.opts.cacheMs > 0) this.#cache.set(key, { jpeg, at: performance.now() });
-      },
-      () => this.#running.delete(key),
-    );
-    return this.#wait(entry, signal);
+    const entry: Running = { jpeg, abort, waiters: 0 };
+    line.running = entry;
+    const end = (): void => {
+      if (line.running === entry) line.running = undefined;
+    };
+    jpeg.then(end, end);
+    return entry;
+  }
+
+  #startDecoder(line: Line, frame: Frame, codec: 'H264' | 'H265'): SnapshotDecoder {
+    const dec = new SnapshotDecoder({
+      ffmpegBin: this.opts.ffmpegBin,
+      grace: this.opts.grace,
+      codec,
+      parameterSets: parameterSetsOf(frame),
+      width: line.width,
+      height: line.height,
+      stream: line.stream.name,
+    });
+    line.decoder = dec;
+    dec.once('close', () => {
+      if (line.decoder === dec) line.decoder = undefined;
+    });
+    return dec;
+  }
+
+  /** (Re)arms the line's quiet timer: no request for keepMs closes its decoder and forgets it. */
+  #keep(line: Line): void {
+    clearTimeout(line.keep);
+    line.keep = setTimeout(() => {
+      line.keep = undefined;
+      if (line.running) return this.#keep(line);
+      this.#drop(line);
+    }, this.opts.keepMs ?? SNAPSHOT_DECODER_KEEP_MS);
+  }
+
+  #holdsSlot(line: Line): boolean {
+    return line.decoder !== undefined || line.running !== undefined;
+  }
+
+  /** Closes the least recently used decoder that is not decoding; false when every slot is busy. */
+  #evictIdle(): boolean {
+    let oldest: Line | undefined;
+    for (const l of this.#lines.values()) if (l.decoder && !l.running && (!oldest || l.usedAt < oldest.usedAt)) oldest = l;
+    if (!oldest) return false;
+    oldest.decoder!.close();
+    oldest.decoder = undefined;
+    return true;
+  }
+
+  /**
+   * Forgets a line: its timer cleared, its decoder closed (a decode on it fails with `reason`; one
+   * still waiting for its keyframe ends with its stream, or finds its line gone before it spawns).
+   */
+  #drop(line: Line, reason?: Error): void {
+    if (this.#lines.get(line.key) === line) this.#lines.delete(line.key);
+    clearTimeout(line.keep);
+    line.keep = undefined;
+    line.decoder?.close(reason);
+    line.decoder = undefined;
+    line.last = undefined;
+    if (![...this.#lines.values()].some((l) => l.stream === line.stream)) this.#unwatch(line.stream);
+  }
+
+  /** A closed stream (removed, or camrelay stopping) takes its decoders with it. */
+  #watch(stream: Stream): void {
+    if (this.#streams.has(stream)) return;
+    const onClose = (): void => {
+      const gone = new SourceError(`stream "${stream.name}" was removed`);
+      for (const l of [...this.#lines.values()]) if (l.stream === stream) this.#drop(l, gone);
+      this.#unwatch(stream);
+    };
+    this.#streams.set(stream, onClose);
+    stream.once('close', onClose);
+  }
+
+  #unwatch(stream: Stream): void {
+    const onClose = this.#streams.get(stream);
+    if (!onClose) return;
+    this.#streams.delete(stream);
+    stream.off('close', onClose);
   }
 
   /** The decode's JPEG for one more request, released when that request ends first. */
@@ -166,12 +330,12 @@ export class SnapshotPool {
   #runningDecoders = 0;
   #slotQueue: (() => void)[] = [];
 
-  /** Decoders running now (at most runningDecoders; the other admitted decodes wait for one). */
+  /** Decodes running now (at most runningDecoders; the other admitted decodes wait for one). */
   get runningDecoders(): number {
     return this.#runningDecoders;
   }
 
-  /** Waits (FIFO) for a decoder to run on; the release must be called once. Rejects on abort. */
+  /** Waits (FIFO) for a decode to run; the release must be called once. Rejects on abort. */
   #decoderSlot(signal: AbortSignal): Promise<() => void> {
     const limit = Math.max(1, Math.min(this.opts.runningDecoders ?? DEFAULT_RUNNING_DECODERS, this.opts.maxDecoders));
     const release = (): void => {
@@ -210,9 +374,5 @@ export class SnapshotPool {
     for (const resolve of this.#waiting.splice(0, ANSWERS_PER_TURN)) resolve();
     if (this.#waiting.length > 0) setImmediate(() => this.#drain());
     else this.#draining = false;
-  }
-
-  #prune(now: number): void {
-    for (const [k, c] of this.#cache) if (now - c.at >= this.opts.cacheMs) this.#cache.delete(k);
   }
 }

@@ -1,20 +1,10 @@
-// JPEG snapshots: the latest keyframe, decoded by a short-lived ffmpeg. A live stream answers
-// from the keyframe it already holds; an idle one is started for one keyframe and stopped again.
+// JPEG snapshots: the latest keyframe. A live stream answers from the keyframe it already holds;
+// an idle one is started for one keyframe and stopped again. The keyframe is decoded by the
+// stream's long-lived snapshot decoder (snapshot-decoder.ts, kept by snapshot-pool.ts).
 import type { Stream } from '../core/stream.js';
 import type { Frame } from '../core/media.js';
 import { SourceError } from '../core/errors.js';
-import { toAnnexB } from '../codecs/annexb.js';
-import { ChildProcessOwner, type StopGrace } from '../process/child.js';
 import { VideoFrameConsumer } from './frame-consumer.js';
-
-export interface SnapshotOptions {
-  ffmpegBin: string;
-  grace: StopGrace;
-  width?: number;
-  height?: number;
-  /** How long an idle stream may take to give its first keyframe. */
-  timeoutMs: number;
-}
 
 /** Nobody waits for this snapshot any more (its requests went away). */
 export class SnapshotAborted extends Error {
@@ -66,42 +56,3 @@ export function scaleFilter(width?: number, height?: number): string[] {
 
 /** Niceness of snapshot decoders: the lowest, so a burst of them yields to everything else (0 is camrelay's own). */
 export const SNAPSHOT_NICE = 19;
-
-/** Decodes one keyframe; an abort stops the decoder (then this rejects with SnapshotAborted). */
-export async function keyframeToJpeg(frame: Frame, opts: SnapshotOptions, signal?: AbortSignal): Promise<Buffer> {
-  if (signal?.aborted) throw new SnapshotAborted();
-  const demuxer = frame.track.codec.name === 'H265' ? 'hevc' : 'h264';
-  const child = new ChildProcessOwner({
-    bin: opts.ffmpegBin,
-    label: 'ffmpeg-snapshot',
-    grace: opts.grace,
-    stdout: 'pipe',
-    // A snapshot may wait a few ms; the event loop and the streams' own children may not.
-    nice: SNAPSHOT_NICE,
-    idle: true,
-    // One thread per decode: several decoders at once then share the cores instead of each taking all.
-    args: ['-hide_banner', '-loglevel', 'error', '-threads', '1', '-f', demuxer, '-i', 'pipe:0', '-frames:v', '1', ...scaleFilter(opts.width, opts.height), '-q:v', '4', '-f', 'image2', '-c:v', 'mjpeg', 'pipe:1'],
-  });
-  const onAbort = (): void => child.close();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    const chunks: Buffer[] = [];
-    child.stdout!.on('data', (c: Buffer) => chunks.push(c));
-    child.stdin!.end(toAnnexB(frame.data));
-    let timer: NodeJS.Timeout | undefined;
-    const exit = await Promise.race([
-      child.exited,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('snapshot decoder took over 5 s')), 5000))),
-    ]).finally(() => clearTimeout(timer));
-    if (signal?.aborted) throw new SnapshotAborted();
-    const jpeg = Buffer.concat(chunks);
-    if (exit.code !== 0 || jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) {
-      throw new Error(`snapshot decoder failed (${child.describeExit(exit)}): ${child.lastStderr().slice(-2).join(' | ')}`);
-    }
-    return jpeg;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    child.close();
-    await child.done;
-  }
-}

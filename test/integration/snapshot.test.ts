@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CamrelayProcess, nonZero, testConfig } from '../helpers/camrelay-process.js';
 import { Viewer } from '../helpers/werift-viewer.js';
@@ -48,16 +48,46 @@ async function getJpeg(query: string): Promise<{ jpeg: Buffer; ms: number; statu
   return { jpeg: Buffer.concat(chunks), ms: Date.now() - t0, status };
 }
 
-test('frame.jpeg of an idle stream starts it for one frame and leaves no process behind', { timeout: 30000 }, async () => {
+/** camrelay's snapshot decoders (ffmpeg children writing image2pipe; chrt execs ffmpeg in place). */
+function decoders(cr: CamrelayProcess): number[] {
+  return cr.children().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('image2pipe');
+    } catch {
+      return false;
+    }
+  });
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('frame.jpeg of an idle stream starts it for one frame; the stream stops, its decoder stays for the next snapshot', { timeout: 30000 }, async () => {
   const base = nonZero(await app.objects());
   const r = await getJpeg('src=demo');
   assert.equal(r.status, 200, r.jpeg.toString().slice(0, 200));
   assert.deepEqual(jpegSize(r.jpeg), { width: 640, height: 360 });
-  await waitFor('no ffmpeg left', () => app.children().length === 0, 2000);
-  assert.deepEqual(nonZero(await app.objects()), base);
+  // The source (an ffmpeg of its own) stops at once; what is left is the one decoder.
+  await waitFor('only the decoder left', () => app.children().length === 1, 4000);
+  const [decoder] = decoders(app);
+  assert.ok(decoder, 'the child left is the snapshot decoder');
+  assert.deepEqual(nonZero(await app.objects()), { ...base, SnapshotDecoder: 1, ChildProcess: (base.ChildProcess ?? 0) + 1 });
+  // After api.snapshot_cache (1 s): the stream is started again for a new keyframe, the same decoder makes its JPEG.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const again = await getJpeg('src=demo');
+  assert.equal(again.status, 200);
+  assert.deepEqual(jpegSize(again.jpeg), { width: 640, height: 360 });
+  assert.deepEqual(decoders(app), [decoder], 'no new process for the second snapshot');
+  await waitFor('the source stopped again', () => app.children().length === 1, 4000);
 });
 
-test('frame.jpeg of a live stream answers from the held keyframe in under 300 ms, at the asked size', { timeout: 30000 }, async () => {
+test('frame.jpeg of a live stream answers from the held keyframe in under 300 ms, at the asked size; the same keyframe again with no decode', { timeout: 30000 }, async () => {
   const v = new Viewer();
   try {
     await v.connect(app.base, 'demo');
@@ -70,11 +100,19 @@ test('frame.jpeg of a live stream answers from the held keyframe in under 300 ms
       times.push(r.ms);
     }
     assert.ok(Math.max(...times) < 300, `answered in ${times.join(', ')} ms`);
-    assert.equal(app.children().length, 1, 'the snapshot decoder is gone; only the source runs');
+    // The source, and a decoder per size asked (the idle test's full-size one included).
+    const kept = decoders(app);
+    assert.equal(kept.length, 3, `decoders ${kept.join(',')}`);
+    assert.equal(app.children().length, 4);
+    // The same size again (the same keyframe, or within api.snapshot_cache): the same JPEG.
+    const a = await getJpeg('src=demo&width=160');
+    const b = await getJpeg('src=demo&width=160');
+    assert.ok(a.jpeg.equals(b.jpeg));
+    assert.deepEqual(decoders(app), kept, 'no process started for a snapshot of a live stream');
   } finally {
     await v.close();
   }
-  await waitFor('source stopped after the viewer left', () => app.children().length === 0, 4000);
+  await waitFor('source stopped after the viewer left', () => app.children().length === 3, 4000);
 });
 
 test('bad snapshot requests get a JSON error', { timeout: 10000 }, async () => {
@@ -106,7 +144,8 @@ test('stream.mjpeg sends multipart JPEGs; the encoder and the source stop when t
   });
   assert.equal(contentType, 'multipart/x-mixed-replace; boundary=frame');
   assert.ok(parts >= 5);
-  await waitFor('encoder and source gone', () => app.children().length === 0, 2000);
+  // The snapshot decoders of the tests before stay for their quiet period.
+  await waitFor('encoder and source gone', () => app.children().length === decoders(app).length, 2000);
 });
 
 
@@ -155,9 +194,8 @@ test('150 varied + 150 identical snapshots at once: at most api.max_snapshots de
     polling = false;
     await sampling;
 
-    // One source ffmpeg plus the decoders that run at once: one per core but one (at least one), never over api.max_snapshots.
-    const running = Math.min(4, Math.max(1, availableParallelism() - 1));
-    assert.ok(maxChildren <= 1 + running, `at most 1 source + ${running} decoder(s), saw ${maxChildren} ffmpeg children`);
+    // One source ffmpeg plus the decoders alive: never over api.max_snapshots (4).
+    assert.ok(maxChildren <= 1 + 4, `at most 1 source + 4 decoders, saw ${maxChildren} ffmpeg children`);
     assert.ok(maxChildren >= 2, 'the sampling saw the burst');
     assert.deepEqual([...new Set(same.map((r) => r.status))], [200], 'every identical request answered');
     assert.equal(new Set(same.map((r) => r.body.toString('base64'))).size, 1, 'identical requests share one JPEG');
@@ -181,10 +219,15 @@ test('150 varied + 150 identical snapshots at once: at most api.max_snapshots de
     console.log(`# GET /api during the burst: ${shown} ms`);
     const m = await request(`${cr.base}/metrics`);
     assert.match(m.text, new RegExp(`camrelay_api_refused_total\\{reason="snapshot_decoders"\\} ${busy.length}\\b`));
-    // And the cached JPEG answers the same size again at once, with no decoder.
+    // And the cached JPEG answers the same size again at once.
     const again = await get('&width=320');
     assert.equal(again.status, 200);
-    await waitFor('no ffmpeg left', () => cr.children().length === 0, 4000);
+    await waitFor('the source stopped', () => cr.children().length === decoders(cr).length, 4000);
+    const kept = decoders(cr);
+    assert.ok(kept.length >= 1 && kept.length <= 4, `decoders kept: ${kept.length}`);
+    polling = false;
+    assert.equal(await cr.stop(), 0);
+    await waitFor('every decoder gone with camrelay', () => kept.every((pid) => !alive(pid)), 3000);
   } finally {
     polling = false;
     assert.equal(await cr.stop(), 0);
