@@ -1,8 +1,16 @@
 // The WebRTC backend on node-datachannel (libdatachannel, native): DTLS, SRTP and ICE in C/C++,
 // every peer on one UDP port (webrtc.listen, libjuice's UDP mux), as go2rtc does it.
-// The package is an optional dependency with a prebuilt binary per platform: it is imported only
-// here, lazily, so that a machine where the binary does not load still runs on werift.
+// The package is an optional dependency with a prebuilt binary per platform. It is loaded into
+// this process only with the first peer: loading it costs ~9 MB of resident memory (its 9 MB
+// shared object, the dynamic linking of it against node's OpenSSL, its JS), which a camrelay
+// nobody has watched yet need not carry. At startup a child process checks that it loads (so
+// that 'auto' still falls back to werift where the binary does not), and webrtc.listen's port is
+// held by a plain socket until the library takes it over.
+import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
@@ -29,8 +37,9 @@ export class NdcListenError extends Error {
 }
 
 /**
- * Owns the library's process-wide state: the shared UDP socket (held open by a mux listener from
- * start to close, so the port is taken at startup and stays the same) and libdatachannel's
+ * Owns the library's process-wide state: the shared UDP socket (held from start to close, by a
+ * plain socket until the first peer and by a mux listener from then on, so the port is taken at
+ * startup and stays the same) and libdatachannel's
  * threads, logger and wrappers, which cleanup() releases. close() after every peer has closed.
  *
  * libdatachannel starts its threads with the first peer and keeps them until cleanup(), among
@@ -40,7 +49,11 @@ export class NdcListenError extends Error {
  */
 export class NdcBackend extends Owned implements WebRtcBackend {
   readonly name = 'node-datachannel';
+  /** The library, once the first peer loaded it (it stays loaded: a shared object is not unloaded). */
+  #lib: NdcLib | undefined;
   #listener: IceUdpMuxListener | undefined;
+  /** Holds webrtc.listen's port from start until the library's mux listener takes it over. */
+  #hold: dgram.Socket | undefined;
   /** Peers created and not yet done (their native close reported, or given up on). */
   #peers = 0;
   /** libdatachannel's threads may be running: a peer was created since the last release. */
@@ -50,41 +63,64 @@ export class NdcBackend extends Owned implements WebRtcBackend {
   #warnedStuck = false;
 
   private constructor(
-    private readonly lib: NdcLib,
     readonly transport: NdcTransport,
-    listener: IceUdpMuxListener,
+    hold: dgram.Socket,
   ) {
     super('NdcBackend');
-    this.#listener = listener;
+    this.#hold = hold;
   }
 
-  /** Loads the library (throws where its binary does not load) and binds the shared UDP port. */
+  /**
+   * Checks (in a child process) that the library loads, throwing where its binary does not, and
+   * binds the shared UDP port; the library itself is loaded by the first peer.
+   */
   static async load(opts: NdcOptions): Promise<NdcBackend> {
-    const lib = (await import('node-datachannel')).default;
-    const transport = transportFor(opts);
-    initLogger(lib);
-    let listener: IceUdpMuxListener;
+    const wanted = transportFor(opts);
+    await assertLoads();
+    let hold: dgram.Socket;
     try {
       // libjuice reports a failed bind on stdout (its log reaches initLogger only once a peer
-      // exists), so a taken port is found here first, with Node's own error.
-      await assertUdpFree(transport);
-      // Peers share the socket only when they ask for the same port and address as this listener.
-      listener = new lib.IceUdpMuxListener(transport.port, transport.bindAddress);
+      // exists), so a taken port is found here, with Node's own error.
+      hold = await holdUdp(wanted);
     } catch (e) {
-      lib.cleanup();
-      const where = `${transport.bindAddress ?? ''}:${transport.port}`;
+      const where = `${wanted.bindAddress ?? ''}:${wanted.port}`;
       throw new NdcListenError(`webrtc.listen ${JSON.stringify(opts.listen)}: cannot bind UDP ${where} (${errorMessage(e)}; is the port in use?)`);
     }
-    log.info({ udp: `${transport.bindAddress ?? ''}:${transport.port}`, library: lib.getLibraryVersion() }, 'webrtc listening (one UDP port for every peer)');
-    return new NdcBackend(lib, transport, listener);
+    // Port 0: the system's pick, which the library's listener then binds in its turn.
+    const transport = { ...wanted, port: hold.address().port };
+    log.info({ udp: `${transport.bindAddress ?? ''}:${transport.port}` }, 'webrtc listening (one UDP port for every peer)');
+    return new NdcBackend(transport, hold);
+  }
+
+  /** The library, loaded (synchronously, once) by the first peer; its mux listener takes over the port. */
+  #library(): NdcLib {
+    if (this.#lib) return this.#lib;
+    const t0 = performance.now();
+    const lib = loadLib();
+    initLogger(lib);
+    // Closing the held socket frees the port at once (the fd is closed synchronously), and the
+    // listener binds it in the same turn of the event loop.
+    this.#hold?.close();
+    this.#hold = undefined;
+    // Peers share the socket only when they ask for the same port and address as this listener.
+    this.#listener = new lib.IceUdpMuxListener(this.transport.port, this.transport.bindAddress);
+    this.#lib = lib;
+    log.info({ library: lib.getLibraryVersion(), ms: Math.round(performance.now() - t0) }, 'node-datachannel loaded (first peer)');
+    return lib;
+  }
+
+  /** Whether the library has been loaded into this process (tests: not before the first peer). */
+  get loaded(): boolean {
+    return this.#lib !== undefined;
   }
 
   createPeer(settings: WebRtcSettings): WebRtcPeer {
     if (this.closed) throw new Error('webrtc backend closed');
     if (this.#releaseTimer) clearImmediate(this.#releaseTimer);
     this.#releaseTimer = undefined;
+    const lib = this.#library();
     this.#started = true;
-    const peer = new NdcPeer(this.lib, settings, this.transport);
+    const peer = new NdcPeer(lib, settings, this.transport);
     this.#peers++;
     void peer.done.then(() => {
       if (--this.#peers === 0 && !this.closed) {
@@ -117,10 +153,10 @@ export class NdcBackend extends Owned implements WebRtcBackend {
     }
     const t0 = performance.now();
     try {
-      this.lib.cleanup();
+      this.#lib!.cleanup();
       this.#started = false;
       // cleanup() dropped the logger's callback; without one the library's warnings are lost.
-      initLogger(this.lib);
+      initLogger(this.#lib!);
     } catch (e) {
       log.warn({ err: errorMessage(e) }, 'node-datachannel cleanup failed');
       return;
@@ -131,11 +167,14 @@ export class NdcBackend extends Owned implements WebRtcBackend {
   protected onClose(): void {
     if (this.#releaseTimer) clearImmediate(this.#releaseTimer);
     this.#releaseTimer = undefined;
+    this.#hold?.close();
+    this.#hold = undefined;
     this.#listener?.stop();
     this.#listener = undefined;
+    if (!this.#lib) return;
     // Closes what is still open and waits (up to 10 s, blocking) for libdatachannel's threads.
     try {
-      this.lib.cleanup();
+      this.#lib.cleanup();
     } catch (e) {
       log.warn({ err: errorMessage(e) }, 'node-datachannel cleanup failed');
     }
@@ -154,30 +193,59 @@ function initLogger(lib: NdcLib): void {
   });
 }
 
-/** Binds and releases the port (none to check for port 0). Rejects with the bind error. */
-async function assertUdpFree({ port, bindAddress }: NdcTransport): Promise<void> {
-  if (port === 0) return;
-  if (bindAddress) return tryBind(isIPv4(bindAddress) ? 'udp4' : 'udp6', port, bindAddress);
+/** node-datachannel's entry, resolved without loading it. */
+const requireHere = createRequire(import.meta.url);
+
+function loadLib(): NdcLib {
+  return (requireHere('node-datachannel') as { default: NdcLib }).default;
+}
+
+/** How long the child that loads the library may take (a cold disk, a slow box). */
+const LOAD_CHECK_MS = 10_000;
+
+/**
+ * Imports the library in a child process (same node, options and environment, resolved from this
+ * module's directory as an import here would be); rejects with the child's error message.
+ */
+async function assertLoads(): Promise<void> {
+  const cwd = path.dirname(fileURLToPath(import.meta.url));
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', "await import('node-datachannel')"], { cwd, timeout: LOAD_CHECK_MS }, (err, _out, stderr) => {
+      if (!err) return resolve();
+      const line = stderr.split('\n').map((l) => /^\w*Error(?: \[\w+\])?: (.*)$/.exec(l)).find(Boolean);
+      reject(new Error(line ? line[1] : `node-datachannel: the check that it loads failed (${errorMessage(err)})`));
+    });
+  });
+}
+
+/** Binds the port (port 0: one the system picks) and keeps it bound. Rejects with the bind error. */
+async function holdUdp({ port, bindAddress }: NdcTransport): Promise<dgram.Socket> {
+  if (bindAddress) return bindUdp(isIPv4(bindAddress) ? 'udp4' : 'udp6', port, bindAddress);
   // No address: libjuice binds [::] (both families), or 0.0.0.0 where IPv6 is off (containers).
   try {
-    await tryBind('udp6', port, '::');
+    return await bindUdp('udp6', port, '::');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EPROTONOSUPPORT') throw e;
-    await tryBind('udp4', port, '0.0.0.0');
+    return bindUdp('udp4', port, '0.0.0.0');
   }
 }
 
-async function tryBind(type: 'udp4' | 'udp6', port: number, address: string): Promise<void> {
+async function bindUdp(type: 'udp4' | 'udp6', port: number, address: string): Promise<dgram.Socket> {
   const sock = dgram.createSocket(type);
   try {
+    // A listener for good: an error on the held socket later must not be an unhandled one.
     await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
+      sock.on('error', reject);
       sock.bind(port, address, resolve);
     });
-  } finally {
+  } catch (e) {
     sock.close();
+    throw e;
   }
+  // Nothing is read from it (no peer sends before an answer); it must not keep the process up.
+  sock.unref();
+  return sock;
 }
 
 function transportFor(opts: NdcOptions): NdcTransport {
