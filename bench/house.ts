@@ -168,6 +168,8 @@ async function house(ctx: BenchContext, clip: Clip, probe: Probe, s: { settleMs:
       const mz = await mse.ask<MseStats>({ cmd: 'stats' });
       const lag = metricValue(await relay.metrics(), 'nodejs_eventloop_lag_p99_seconds');
       rss.stop();
+      // The window's last snapshots are answered after it: wait for them, so the slow ones count.
+      await snapshots.stop();
       if (tree.some((t) => !t)) throw new Error('camrelay exited during the window');
       const seconds = (until - from) / 1000;
       const pct = (x0: number | undefined, x1: number | undefined) => (100 * ((x1 ?? NaN) - (x0 ?? NaN))) / seconds;
