@@ -153,7 +153,7 @@ function report(ctx: BenchContext, r: BaselineResult, s: { windows: number; wind
     `## Baseline: rtsp-relay ${r.version}, same camera, same run`,
     '',
     machineLine(),
-    `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)} (the same gst-rtsp-server camera). rtsp-relay ${r.version} (npm, installed into bench/baseline with \`npm ci --ignore-scripts\`), set up as its README does (express + express-ws, \`proxy({ url, transport: 'tcp' })\`, bench/baseline/server.cjs), its ffmpeg-static pointed at Debian's ${FFMPEG} with FFMPEG_BIN. It runs: \`${r.ffmpegCmd.replace(/rtsp:\/\/\S+/, 'rtsp://…')}\` (a transcode to MPEG-1 for jsmpeg).`,
+    `Command: \`${ctx.command}\`. Source: ${describeClip(ctx.clip)} (the same gst-rtsp-server camera). rtsp-relay ${r.version} (npm, installed with \`npm ci --ignore-scripts\` into node_modules/.cache/camrelay-bench/baseline from bench/baseline/package-lock.json), set up as its README does (express + express-ws, \`proxy({ url, transport: 'tcp' })\`, bench/baseline/server.cjs), its ffmpeg-static pointed at Debian's ${FFMPEG} with FFMPEG_BIN. It runs: \`${r.ffmpegCmd.replace(/rtsp:\/\/\S+/, 'rtsp://…')}\` (a transcode to MPEG-1 for jsmpeg).`,
     `Viewers: plain \`ws\` clients in a separate Node process counting data messages (jsmpeg's transport). CPU is rtsp-relay's server process plus its ffmpeg child (/proc, user+system, % of one core), median of ${s.windows} window(s) of ${s.windowMs / 1000} s after ${s.settleMs / 1000} s of settling; RSS at the end; a fresh server per N.`,
     '',
     table(

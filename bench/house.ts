@@ -6,6 +6,7 @@
 // event-loop lag, every viewer's frame rate and loss, and the snapshots' latency.
 // The cameras are 1080p when the camera process keeps 16 of them at their frame rate here, 720p
 // otherwise: a probe decides, and the report says what it saw.
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { EVENT_LOOP_SAMPLE_MS } from '../src/api/metrics.js';
@@ -299,6 +300,16 @@ class RssSampler {
   }
 }
 
+/** The commit camrelay was built from, and whether src/ had changes not in it. */
+function treeLine(): string {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: import.meta.dirname, encoding: 'utf8' }).trim();
+  try {
+    return `commit ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--', '../src']) ? ' with uncommitted changes in src/' : ''}`;
+  } catch {
+    return 'unknown (no git)';
+  }
+}
+
 const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
 
 function report(ctx: BenchContext, s: { settleMs: number; windowMs: number }, r: HouseResult): string {
@@ -351,7 +362,7 @@ function report(ctx: BenchContext, s: { settleMs: number; windowMs: number }, r:
     `## House: ${CAMERAS} cameras, ${CAMERAS * VIEWERS_PER_CAMERA} WebRTC viewers, ${MSE_CAMERAS.length} MSE viewers, a snapshot of every camera every ${SNAPSHOT_EVERY_MS / 1000} s`,
     '',
     machineLine(),
-    `Command: \`${ctx.command}\` (\`--only house\` for this section alone).`,
+    `Command: \`${ctx.command}\`${ctx.command.includes('--only house') ? '' : ' (`--only house` for this section alone)'}. Tree measured: ${treeLine()}.`,
     '',
     `Cameras: one gst-rtsp-server process (test/helpers/gst-rtsp-server.py \`--pipeline h264-file --mounts ${CAMERAS}\`) serving ${CAMERAS} mounts of ${describeClip(r.clip)}, each mount its own pipeline, nothing encoded while the bench measures. ` +
       `Which clip: a probe first ran ${CAMERAS} cameras of ${p.clip.height}p (${describeClip(p.clip)}) with camrelay pulling each for one viewer, ${p.seconds} s: the camera process used ${fmt(p.cameraCpu)}% of a core and the slowest viewer got ${fmt(p.minFps, 2)} fps` +

@@ -1,20 +1,29 @@
 // rtsp-relay, the baseline, as a child process (bench/baseline/server.cjs), installed on first
-// use into bench/baseline with --ignore-scripts (its ffmpeg-static would download a binary) and
-// pointed at Debian's ffmpeg.
+// use with --ignore-scripts (its ffmpeg-static would download a binary) and pointed at Debian's
+// ffmpeg. bench/baseline holds its package files; they are copied beside the clips
+// (node_modules/.cache/camrelay-bench/baseline) and installed there, so its node_modules (~7 MB)
+// is not in bench/.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { JsonLines } from '../test/helpers/json-lines.js';
+import { CACHE } from './clip.js';
 import { isAlive } from './proc.js';
 
-export const BASELINE_DIR = path.resolve(import.meta.dirname, 'baseline');
+const SOURCE_DIR = path.resolve(import.meta.dirname, 'baseline');
+export const BASELINE_DIR = path.join(CACHE, 'baseline');
 export const FFMPEG = '/usr/bin/ffmpeg';
+const FILES = ['package.json', 'package-lock.json', 'server.cjs'];
 
-/** rtsp-relay's installed version; installs it first when bench/baseline/node_modules lacks it. */
+/** rtsp-relay's installed version; installs it first when the copy lacks it or its lock file changed. */
 export function ensureRtspRelay(log: (s: string) => void): string {
   const pkg = path.join(BASELINE_DIR, 'node_modules', 'rtsp-relay', 'package.json');
-  if (!existsSync(pkg)) {
-    log('installing rtsp-relay into bench/baseline (npm ci --ignore-scripts)');
+  const lock = (dir: string) => (existsSync(path.join(dir, 'package-lock.json')) ? readFileSync(path.join(dir, 'package-lock.json'), 'utf8') : '');
+  const stale = lock(SOURCE_DIR) !== lock(BASELINE_DIR);
+  mkdirSync(BASELINE_DIR, { recursive: true });
+  for (const f of FILES) copyFileSync(path.join(SOURCE_DIR, f), path.join(BASELINE_DIR, f));
+  if (stale || !existsSync(pkg)) {
+    log(`installing rtsp-relay into ${path.relative(path.resolve(import.meta.dirname, '..'), BASELINE_DIR)} (npm ci --ignore-scripts)`);
     execFileSync('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', BASELINE_DIR], { stdio: 'inherit' });
   }
   return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
