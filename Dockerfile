@@ -23,5 +23,7 @@ RUN mkdir -p /config && cp config.yaml /config/config.yaml
 VOLUME /config
 EXPOSE 1984/tcp 8554/tcp 8555/udp
 STOPSIGNAL SIGTERM
-# One V8 helper thread instead of four (as npm start): ~3 MB less resident; see the README, "Memory".
-CMD ["node", "--v8-pool-size=1", "dist/main.js", "--config", "/config/config.yaml"]
+# As npm start: one V8 helper thread instead of four, a 1 MB semi-space, and glibc handing freed
+# memory back above 128 KiB; together ~6 MB less resident at rest (README, "Memory").
+ENV MALLOC_TRIM_THRESHOLD_=131072
+CMD ["node", "--v8-pool-size=1", "--max-semi-space-size=1", "dist/main.js", "--config", "/config/config.yaml"]
