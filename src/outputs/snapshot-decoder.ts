@@ -120,7 +120,9 @@ export class SnapshotDecoder extends Owned {
         '-f', opts.codec === 'H265' ? 'hevc' : 'h264', '-i', 'pipe:0',
         ...scaleFilter(opts.width, opts.height),
         // One JPEG per picture in, each written out as soon as it is made (the pipe is not buffered).
-        '-threads', '1', '-vsync', 'passthrough', '-q:v', '4', '-c:v', 'mjpeg', '-flush_packets', '1', '-f', 'image2pipe', 'pipe:1',
+        // The standard Huffman tables, not ones computed per picture: 4 of a 1080p picture's ~28 ms
+        // of CPU, for a JPEG ~19% larger.
+        '-threads', '1', '-vsync', 'passthrough', '-q:v', '4', '-huffman', 'default', '-c:v', 'mjpeg', '-flush_packets', '1', '-f', 'image2pipe', 'pipe:1',
       ],
     });
     this.#child = child;

@@ -51,7 +51,7 @@ async function keyframes(codec: 'h264' | 'hevc', bframes: number, openGop = fals
 function oneShot(codec: 'h264' | 'hevc', units: Buffer[], width?: number): Buffer {
   const start = Buffer.from([0, 0, 0, 1]);
   const input = Buffer.concat(units.flatMap((n) => [start, n]));
-  return execFileSync(FFMPEG, ['-hide_banner', '-loglevel', 'error', '-threads', '1', '-f', codec, '-i', 'pipe:0', '-frames:v', '1', ...(width ? ['-vf', `scale=${width}:-2`] : []), '-threads', '1', '-q:v', '4', '-c:v', 'mjpeg', '-f', 'image2pipe', 'pipe:1'], { input });
+  return execFileSync(FFMPEG, ['-hide_banner', '-loglevel', 'error', '-threads', '1', '-f', codec, '-i', 'pipe:0', '-frames:v', '1', ...(width ? ['-vf', `scale=${width}:-2`] : []), '-threads', '1', '-q:v', '4', '-huffman', 'default', '-c:v', 'mjpeg', '-f', 'image2pipe', 'pipe:1'], { input });
 }
 
 /** Snapshot decoders (ffmpeg children of this process reading h264/hevc and writing image2pipe). */
