@@ -8,6 +8,7 @@ import { DEFAULTS, type Config } from './config/schema.js';
 import { RtspServer } from './rtsp/server.js';
 import { rtspPlayers } from './outputs/rtsp.js';
 import { autoTranscodes } from './sources/auto-transcodes.js';
+import { SnapshotPool } from './outputs/snapshot-pool.js';
 import { HardwareEncoders } from './sources/hardware/choice.js';
 import { detectHardware } from './sources/hardware/detect.js';
 import { ffmpegRoutes } from './api/routes-ffmpeg.js';
@@ -53,6 +54,7 @@ interface Parts {
   /** Aborts the startup probe of hardware encoders if it still runs at shutdown. */
   hardwareStop: AbortController;
   hardware: HardwareEncoders;
+  snapshots: SnapshotPool;
 }
 
 export class Camrelay {
@@ -126,6 +128,14 @@ export class Camrelay {
     const store = new ConfigStore(opts.configPath);
     const preloads = new PreloadTable();
     // One MJPEG encoder per stream and size for HTTP and WebSocket viewers alike.
+    // Long-lived snapshot decoders: made here so that shutdown waits for their ffmpegs to exit.
+    const snapshots = new SnapshotPool({
+      ffmpegBin: opts.ffmpegBin,
+      grace: config.ffmpeg.stopGrace,
+      maxDecoders: config.api.maxSnapshots,
+      cacheMs: config.api.snapshotCache,
+      timeoutMs: config.streamDefaults.startTimeout,
+    });
     const mjpeg = new MjpegHub({ ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, maxEncoders: config.api.maxMjpegEncoders, onViewer: (v) => metrics.watchDrop(v, 'mjpeg') });
     const api = new ApiServer(
       config.api.listen,
@@ -138,7 +148,7 @@ export class Camrelay {
         mp4Routes({ registry }),
         hlsRoutes({ registry }),
         ffmpegRoutes({ hardware }),
-        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache, mjpeg }),
+        mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache, mjpeg, snapshots }),
       ],
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
@@ -156,7 +166,7 @@ export class Camrelay {
       mjpeg,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
-    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend, hardwareStop, hardware });
+    const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend, hardwareStop, hardware, snapshots });
     try {
       await rtsp.listen();
       await api.listen();
@@ -171,13 +181,13 @@ export class Camrelay {
 
   /** Viewers first, then streams (their sources and ffmpeg children), then the servers. */
   async close(): Promise<void> {
-    const { ws, sessions, preloads, registry, rtsp, api, webrtcBackend, hardwareStop, hardware } = this.parts;
+    const { ws, sessions, preloads, registry, rtsp, api, webrtcBackend, hardwareStop, hardware, snapshots } = this.parts;
     hardwareStop.abort();
     ws.close(); // first: an offer still being answered is aborted, not added to a closed table
     sessions.close();
     preloads.close();
     registry.close();
-    await Promise.all([ws.done, sessions.done, preloads.done, registry.done]);
+    await Promise.all([ws.done, sessions.done, preloads.done, registry.done, snapshots.close()]);
     // Every peer has closed: node-datachannel's port and threads can go.
     await webrtcBackend.close();
     rtsp.close();

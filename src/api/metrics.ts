@@ -142,14 +142,16 @@ export class Metrics {
       registers: [this.#reg],
       collect() {
         const n = new Map<string, number>([['video', 0], ['audio', 0]]);
-        for (const s of self.#ctx?.registry.all() ?? []) {
-          for (const src of s.running) {
-            const run = s.runOf(src);
-            if (run?.auto) for (const t of run.tracks) n.set(t.kind, (n.get(t.kind) ?? 0) + 1);
-          }
-        }
+        const runs = (self.#ctx?.registry.all() ?? []).flatMap((s) => s.running.map((src) => s.runOf(src)));
+        for (const t of runs.flatMap((r) => (r?.auto ? r.tracks : []))) n.set(t.kind, (n.get(t.kind) ?? 0) + 1);
         for (const [kind, v] of n) this.set({ kind }, v);
       },
+    });
+    new Gauge({
+      name: 'camrelay_snapshot_decoders',
+      help: 'Long-lived snapshot decoders (ffmpeg) alive, all streams and sizes (bounded by api.max_snapshots)',
+      registers: [this.#reg],
+      collect() { this.set(liveObjects()['SnapshotDecoder'] ?? 0); },
     });
     new Gauge({
       name: 'camrelay_child_processes',
