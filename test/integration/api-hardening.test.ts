@@ -2,6 +2,7 @@
 // environment, reach local files or devices through a stream reference, pollute maps keyed by
 // names, carry control characters, or show credentials back. Each test runs a real camrelay.
 import { test } from 'node:test';
+import { SNAPSHOT_DECODER_KEEP_MS } from '../../src/outputs/snapshot-pool.js';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
@@ -247,7 +248,8 @@ test('the metric series of a stream deleted through the API leave GET /metrics',
     };
     assert.equal((await put(app, 'gone', 'ffmpeg:virtual?video=testsrc2&size=160x120&clock=0#video=h264')).status, 200);
     for (const name of ['gone', 'kept']) assert.equal((await getBytes(`${app.base}/api/frame.jpeg?src=${name}`)).status, 200);
-    await waitFor('no ffmpeg left', () => app.children().length === 0, 5000);
+    // The snapshots' decoders are kept for the next request, then stop after their quiet period.
+    await waitFor('no ffmpeg left', () => app.children().length === 0, SNAPSHOT_DECODER_KEEP_MS + 5000);
     const before = await labelled('gone');
     assert.ok(before.some((s) => s.startsWith('camrelay_source_starts_total')), before.join('\n'));
     assert.ok(before.some((s) => s.startsWith('camrelay_stream_bytes_in_total')), before.join('\n'));

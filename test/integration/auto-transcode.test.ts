@@ -15,6 +15,7 @@ import { childrenNamed } from '../helpers/proc-children.js';
 import { request } from '../helpers/http.js';
 import { HttpError, Viewer } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
+import { SNAPSHOT_DECODER_KEEP_MS } from '../../src/outputs/snapshot-pool.js';
 
 const skip = cameraCanRun('h265-pcma') && cameraCanRun('h264-pcma') ? false : 'gst-rtsp-server with x264enc/x265enc/alawenc not available';
 let app: CamrelayProcess;
@@ -177,9 +178,12 @@ test('snapshot and MJPEG of the H.265 camera: decoded by ffmpeg from the camera\
     await waitFor('three MJPEG frames', () => seen >= 3, 20_000);
     const view = await streamView('hevc');
     assert.ok(!view.producers.some((p) => p.transcode === 'auto'), 'no automatic transcode: ffmpeg decodes H.265 itself');
-    assert.equal(ffmpegs(), 1, 'the MJPEG encoder alone');
+    const o = JSON.parse((await request(`${base()}/api/debug/objects`)).text) as Record<string, number>;
+    assert.equal(o['MjpegEncoder'], 1, 'one MJPEG encoder');
+    assert.equal(ffmpegs(), 1 + (o['SnapshotDecoder'] ?? 0), 'the MJPEG encoder and the snapshot\'s kept decoder, nothing else');
   } finally {
     req.destroy();
   }
-  await waitFor('the encoder and the camera are released', async () => ffmpegs() === 0 && (await streamView('hevc')).state === 'idle', 5_000);
+  await waitFor('the encoder and the camera are released', async () => ffmpegs() <= 1 && (await streamView('hevc')).state === 'idle', 5_000);
+  await waitFor('the snapshot decoder gone after its quiet period', () => ffmpegs() === 0, SNAPSHOT_DECODER_KEEP_MS + 3000);
 });

@@ -3,6 +3,7 @@
 // to Opus; the WebRTC peer gets H.264 from the camera and Opus from the transcode, and keeps
 // getting them after the signalling socket closed (as go2rtc's player closes it).
 import { test } from 'node:test';
+import { SNAPSHOT_DECODER_KEEP_MS } from '../../src/outputs/snapshot-pool.js';
 import { readFileSync, statSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
@@ -64,7 +65,9 @@ test('Home Assistant\'s calls in order: camera video + transcoded Opus over WebR
     // camera gets its TEARDOWN and the transcode exits.
     const mark = camera.events.length;
     await viewer.close();
-    await waitFor('camera released and ffmpeg gone', () => app.children().length === 0 && camera.openConnections() === 0, 5000);
+    await waitFor('camera released and the transcode gone', () => app.children().length <= 1 && camera.openConnections() === 0, 5000);
+    // What may remain is the snapshot's decoder, kept for the next poll: it goes after its quiet period.
+    await waitFor('the snapshot decoder gone', () => app.children().length === 0, SNAPSHOT_DECODER_KEEP_MS + 3000);
     assert.ok(camera.requests('TEARDOWN').length >= 1 && camera.events.length > mark);
   } finally {
     await viewer.close();
