@@ -5,10 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import express from 'express';
-import { pino } from 'pino';
-import { setRootLogger } from '../../src/core/log.js';
 import { liveObjects } from '../../src/core/objects.js';
 import type { Frame } from '../../src/core/media.js';
 import { RtspServer } from '../../src/rtsp/server.js';
@@ -18,6 +15,7 @@ import { HardwareEncoders } from '../../src/sources/hardware/choice.js';
 import { ENCODERS, ENGINES, encoderArgs, hardwarePlan } from '../../src/sources/hardware/engines.js';
 import { ffmpegRoutes } from '../../src/api/routes-ffmpeg.js';
 import { waitFor } from '../helpers/wait.js';
+import { captureLog } from '../helpers/captured-log.js';
 
 // Hardware detection on this machine (no GPU, no /dev/dri, no V4L2 encoder), for real: it finds
 // none, says so once, and a `#hardware` transcode runs with libx264. Then the same detection on a
@@ -25,18 +23,7 @@ import { waitFor } from '../helpers/wait.js';
 // so nothing wrongly counts as hardware. And every option and filter the engines use is one this
 // ffmpeg knows.
 
-const lines: Record<string, unknown>[] = [];
-setRootLogger(
-  pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  ),
-);
+const lines = captureLog('info');
 const FFMPEG = '/usr/bin/ffmpeg';
 const GRACE = { quit: 300, term: 500 };
 

@@ -3,9 +3,6 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
-import { setRootLogger } from '../../src/core/log.js';
 import { parseFfmpegUrl } from '../../src/sources/ffmpeg-url.js';
 import { buildFfmpegArgs, hardwareReady } from '../../src/sources/ffmpeg-args.js';
 import { checkSourceUrl } from '../../src/sources/validate.js';
@@ -13,22 +10,12 @@ import { encoderArgs, hardwarePlan, testEncodeArgs, ENGINES, type EngineUse } fr
 import { candidates, parseEncoders, summary, type EngineTest, type HardwareReport } from '../../src/sources/hardware/detect.js';
 import { HardwareEncoders } from '../../src/sources/hardware/choice.js';
 import { hardwareSources } from '../../src/api/routes-ffmpeg.js';
+import { captureLog } from '../helpers/captured-log.js';
 
 // The argument building of every hardware engine, and how #hardware picks one. No GPU is needed:
 // these are the command lines; test/integration/hardware.test.ts runs detection for real.
 
-const lines: Record<string, unknown>[] = [];
-setRootLogger(
-  pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  ),
-);
+const lines = captureLog('info');
 const warnings = () => lines.filter((l) => l.level === 40).map((l) => String(l.msg));
 
 const PUB = 'rtsp://127.0.0.1:8554/pub';

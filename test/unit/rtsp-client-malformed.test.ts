@@ -3,30 +3,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { RtspSource } from '../../src/sources/rtsp.js';
 import { SourceError } from '../../src/core/errors.js';
-import { setRootLogger } from '../../src/core/log.js';
 import { liveObjects } from '../../src/core/objects.js';
 import type { Frame, MediaRequest } from '../../src/core/media.js';
 import { serializeInterleaved } from '../../src/rtsp/message.js';
 import { ScriptedCamera, H264_SDP, type Script } from '../helpers/scripted-camera.js';
 import { waitFor } from '../helpers/wait.js';
+import { captureLog } from '../helpers/captured-log.js';
 
 // Every log line is kept, so a case can assert the named error it logged.
-const logs: Array<Record<string, unknown>> = [];
-setRootLogger(
-  pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  ),
-);
+const logs = captureLog('debug');
 
 const WANT: MediaRequest = { video: ['H264', 'H265'], audio: ['AAC', 'OPUS', 'PCMA', 'PCMU'] };
 const FAST = { requestTimeoutMs: 300, connectTimeoutMs: 1000, readTimeoutMs: 300, teardownGraceMs: 100 };
