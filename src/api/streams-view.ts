@@ -33,7 +33,7 @@ function consumerView(c: ConsumerInfo, transcoded: string[]): Record<string, unk
 }
 
 /** What `c` gets through one of the stream's automatic transcodes: ["video"], ["audio"] or both. */
-function transcodedKinds(s: Stream, c: Consumer): string[] {
+export function transcodedKinds(s: Stream, c: Consumer): string[] {
   return [...s.bindingOf(c)].filter(([, b]) => b.auto).map(([kind]) => kind);
 }
 

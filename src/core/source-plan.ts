@@ -55,9 +55,8 @@ export function bindable(request: MediaRequest, internal: boolean, runs: readonl
   return from;
 }
 
-/** Per kind a consumer asks for but no running source gives in a codec it accepts: the codecs it accepts. */
-export function lacking(request: MediaRequest, internal: boolean, runs: readonly PlannedRun[], list: PlannedList): Map<Kind, readonly CodecName[]> {
-  const from = bindable(request, internal, runs, list);
+/** Per kind a consumer asks for but `from` (its bindable sources) lacks: the codecs it accepts. */
+export function lacking(request: MediaRequest, from: ReadonlyMap<Kind, number>): Map<Kind, readonly CodecName[]> {
   const out = new Map<Kind, readonly CodecName[]>();
   for (const k of KINDS) {
     const codecs = request[k];
@@ -138,7 +137,7 @@ export function plan<C>(consumers: readonly PlannedConsumer<C>[], runs: readonly
     if (!c.waiting) continue;
     const from = bindable(c.request, c.internal, runs, list);
     if (!c.internal) {
-      const lacks = lacking(c.request, false, runs, list);
+      const lacks = lacking(c.request, from);
       const candidate = lacks.size > 0 ? nextCandidate(runs, list, lacks) : undefined;
       if (candidate !== undefined) {
         // Sources start one at a time, in list order: the earliest any waiter may use.
