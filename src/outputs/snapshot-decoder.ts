@@ -71,8 +71,6 @@ interface Job {
   /** Until the job is answered: its buffers are the GOP cache's, not to be kept past that. */
   frame: Frame | undefined;
   copies: number;
-  /** More copies were written after the first ones (the decoder held more than thought). */
-  pumped: boolean;
   settled: boolean;
   resolve: (jpeg: Buffer) => void;
   reject: (e: Error) => void;
@@ -96,6 +94,7 @@ export class SnapshotDecoder extends Owned {
   /** Pictures the decoder holds back (its reorder depth), as last seen; see decode(). */
   #held = 0;
   #lastWrite = 0;
+  #lastOutput = 0;
   #jpegs = 0;
   #written = 0;
   #log: Logger;
@@ -165,7 +164,6 @@ export class SnapshotDecoder extends Owned {
       const job: Job = {
         frame,
         copies: 0,
-        pumped: false,
         settled: false,
         resolve: (jpeg) => {
           signal?.removeEventListener('abort', onAbort);
@@ -184,10 +182,12 @@ export class SnapshotDecoder extends Owned {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#job = job;
       // Pictures the decoder holds come out before ours: write ours once more for each. After a
-      // quiet moment every copy still in flight is one it holds; right after a decode, the last
-      // count stands.
+      // quiet moment (nothing written and nothing out for PUMP_MS; copies pumped while ffmpeg was
+      // starting may still be coming out) every copy still in flight is one it holds; otherwise
+      // the last count stands.
       // (A picture the decoder dropped also stays counted until the next JPEG passes it: bounded.)
-      if (performance.now() - this.#lastWrite >= PUMP_MS) this.#held = Math.min(this.#inFlight.length, MAX_COPIES - 1);
+      const now = performance.now();
+      if (now - this.#lastWrite >= PUMP_MS && now - this.#lastOutput >= PUMP_MS) this.#held = Math.min(this.#inFlight.length, MAX_COPIES - 1);
       const copies = Math.min(MAX_COPIES, this.#held + 1);
       for (let i = 0; i < copies; i++) this.#write(job);
       this.#armPump(job);
@@ -214,7 +214,6 @@ export class SnapshotDecoder extends Owned {
     job.pump = setTimeout(() => {
       job.pump = undefined;
       if (job.settled || this.closed || job.copies >= MAX_COPIES) return;
-      job.pumped = true;
       this.#write(job);
       this.#armPump(job);
     }, PUMP_MS);
@@ -229,14 +228,12 @@ export class SnapshotDecoder extends Owned {
       this.close(e as Error);
       return;
     }
+    if (jpegs.length > 0) this.#lastOutput = performance.now();
     for (const jpeg of jpegs) {
       this.#jpegs++;
       const job = this.#inFlight.shift();
       // Copies of a job already answered (or aborted) are dropped.
       if (!job || job.settled) continue;
-      // It took more copies than thought: the decoder holds that many (a slow decode under load
-      // may make this too high once; the next quiet moment counts again).
-      if (job.pumped) this.#held = job.copies - 1;
       this.#settle(job, jpeg);
     }
   }

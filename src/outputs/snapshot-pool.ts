@@ -1,13 +1,17 @@
 // Snapshots for everyone at bounded cost. One long-lived decoder (snapshot-decoder.ts: an ffmpeg,
-// ~20–40 MB) per stream and size turns keyframes into JPEGs; it is kept while requests for that
-// stream and size keep coming and stopped after `keepMs` without one. A JPEG answers every request
-// for its stream and size while the stream's latest keyframe is still the one it was made from
-// (no decode at all within a GOP), and for `cacheMs` after it was made whatever the keyframe (an
-// idle stream is not started again for each). Requests that find no such JPEG share one decode.
-// `maxDecoders` bounds the stream-and-size lines that hold a decoder or a decode under way: a new
+// ~20–80 MB) per codec, parameter sets and size turns keyframes into JPEGs. Streams whose keyframes
+// carry the same parameter sets (cameras of one model and setting: the usual house) share it, one
+// keyframe at a time: sixteen such cameras polled every 10 s cost one process, not a process start
+// per request as when each stream needed its own slot under api.max_snapshots. Different parameter
+// sets get their own decoder, as a decoder's output size is fixed at its first picture. A decoder
+// is kept while the stream-and-size lines using it are: a line is forgotten `keepMs` after its last
+// request. A JPEG answers every request for its stream and size while the stream's latest keyframe
+// is still the one it was made from (no decode at all within a GOP), and for `cacheMs` after it was
+// made whatever the keyframe. Requests that find no such JPEG share one decode. `maxDecoders`
+// bounds the decoders alive plus the decodes waiting for a keyframe that have no decoder yet: a new
 // one takes the slot of the least recently used idle decoder (closing it), and when every slot is
-// busy decoding or waiting for a keyframe the request is refused (SnapshotsBusy). Of the decodes,
-// at most one per core but one runs at a time.
+// busy the request is refused (SnapshotsBusy). Of the decodes, at most one per core but one runs at
+// a time.
 import { availableParallelism } from 'node:os';
 import type { Stream } from '../core/stream.js';
 import type { Frame } from '../core/media.js';
@@ -54,6 +58,11 @@ export class SnapshotsBusy extends Error {
   }
 }
 
+/** Lines share a decoder when their keyframes need the same input format, parameter sets and output size. */
+function sharedKey(codec: string, parameterSets: Buffer, width: number | undefined, height: number | undefined): string {
+  return `${codec}\0${width ?? ''}\0${height ?? ''}\0${parameterSets.toString('base64')}`;
+}
+
 const busyLog = new LogThrottle('snapshot refused: api.max_snapshots decoders busy');
 
 /** Answers written per event-loop turn when many wait at once (see SnapshotPool.turn). */
@@ -66,13 +75,28 @@ interface Running {
   waiters: number;
 }
 
-/** One stream and size: its decoder, the decode under way and the last JPEG. */
+/** One decoder process and the lines that use it, one keyframe at a time. */
+interface Shared {
+  key: string;
+  dec: SnapshotDecoder;
+  lines: Set<Line>;
+  /** Resolves when the decode before the last one queued is done (a FIFO lock). */
+  tail: Promise<void>;
+  /** Decodes holding or waiting for the lock. */
+  queued: number;
+}
+
+/** One stream and size: the decoder it uses, the decode under way and the last JPEG. */
 interface Line {
   key: string;
   stream: Stream;
   width?: number;
   height?: number;
-  decoder?: SnapshotDecoder;
+  decoder?: Shared;
+  /** Why the line was forgotten while a decode for it ran: that decode answers this. */
+  gone?: Error;
+  /** While a decode waits with no decoder: the decoder it will use, when its stream's keyframe told. */
+  pendingKey?: string;
   running?: Running;
   /** The keyframe is held weakly: the GOP cache decides how long it lives. */
   last?: { frame: WeakRef<Frame>; jpeg: Buffer; at: number };
@@ -87,6 +111,7 @@ interface Line {
  */
 export class SnapshotPool {
   #lines = new Map<string, Line>();
+  #shared = new Map<string, Shared>();
   /** The 'close' listener on each stream that has lines. */
   #streams = new Map<Stream, () => void>();
   #waiting: (() => void)[] = [];
@@ -96,18 +121,20 @@ export class SnapshotPool {
 
   constructor(private readonly opts: SnapshotPoolOptions) {}
 
-  /** Slots taken now: lines with a decoder alive or a decode under way (at most maxDecoders). */
+  /**
+   * Slots taken now: decoders alive, and decodes under way that will need one not alive (those
+   * that will share one count once). At most maxDecoders, bar a burst's estimate: the decoders
+   * alive never pass it (#decodeOn checks again before it starts one).
+   */
   get decoders(): number {
-    let n = 0;
-    for (const l of this.#lines.values()) if (this.#holdsSlot(l)) n++;
-    return n;
+    const pending = new Set<string | Line>();
+    for (const l of this.#lines.values()) if (l.running && !l.decoder && !(l.pendingKey && this.#shared.has(l.pendingKey))) pending.add(l.pendingKey ?? l);
+    return this.#shared.size + pending.size;
   }
 
   /** Decoders (ffmpeg) alive now. */
   get alive(): number {
-    let n = 0;
-    for (const l of this.#lines.values()) if (l.decoder) n++;
-    return n;
+    return this.#shared.size;
   }
 
   /**
@@ -132,14 +159,11 @@ export class SnapshotPool {
       if (fresh) return Promise.resolve(fresh);
       if (line.running) return this.#wait(line.running, signal);
     }
+    const pendingKey = line?.decoder ? undefined : this.#keyFor(stream, width, height);
     if (!line || !this.#holdsSlot(line)) {
-      if (this.decoders >= this.opts.maxDecoders && !this.#evictIdle()) {
-        countRefusal('snapshot_decoders');
-        busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
-        // One error for every refusal: a burst refuses 100+ at once, each capturing a stack otherwise.
-        this.#busy ??= new SnapshotsBusy(this.opts.maxDecoders);
-        return Promise.reject(this.#busy);
-      }
+      // A decoder alive or about to start for the same parameter sets takes no slot more.
+      const shares = pendingKey !== undefined && (this.#shared.has(pendingKey) || [...this.#lines.values()].some((l) => l.running && l.pendingKey === pendingKey));
+      if (!shares && this.decoders >= this.opts.maxDecoders && !this.#evictIdle()) return this.#refuse(stream);
     }
     if (!line) {
       line = { key, stream, width, height, usedAt: now };
@@ -147,16 +171,32 @@ export class SnapshotPool {
       this.#watch(stream);
       this.#keep(line);
     }
+    line.pendingKey = pendingKey;
     const entry = this.#decode(line);
     return this.#wait(entry, signal);
+  }
+
+  #refuse(stream: Stream): Promise<never> {
+    countRefusal('snapshot_decoders');
+    busyLog.hit({ max: this.opts.maxDecoders, stream: stream.name });
+    // One error for every refusal: a burst refuses 100+ at once, each capturing a stack otherwise.
+    this.#busy ??= new SnapshotsBusy(this.opts.maxDecoders);
+    return Promise.reject(this.#busy);
+  }
+
+  /** The decoder a live stream's held keyframe would use at this size; undefined when it has none. */
+  #keyFor(stream: Stream, width: number | undefined, height: number | undefined): string | undefined {
+    const held = stream.state === 'live' ? stream.lastKeyframe : undefined;
+    const codec = held && snapshotCodec(held.track.codec.name);
+    return held && codec ? sharedKey(codec, parameterSetsOf(held), width, height) : undefined;
   }
 
   /** Stops every decoder; resolves when their processes are gone. */
   close(): Promise<void> {
     this.#closed = true;
-    const lines = [...this.#lines.values()];
-    const done = lines.map((l) => l.decoder?.done ?? Promise.resolve());
-    for (const l of lines) this.#drop(l, new SourceError('snapshots stopped'));
+    const done = [...this.#shared.values()].map((s) => s.dec.done);
+    for (const l of [...this.#lines.values()]) this.#drop(l, new SourceError('snapshots stopped'));
+    for (const s of [...this.#shared.values()]) s.dec.close();
     return Promise.all(done).then(() => undefined);
   }
 
@@ -174,29 +214,10 @@ export class SnapshotPool {
     const abort = new AbortController();
     const { timeoutMs } = this.opts;
     const jpeg = (async () => {
-      const frame = await captureKeyframe(line.stream, timeoutMs, abort.signal);
-      const codec = snapshotCodec(frame.track.codec.name);
-      if (!codec) throw new SourceError(`stream "${line.stream.name}" has no H.264/H.265 video`);
-      const release = await this.#decoderSlot(abort.signal);
       try {
-        let dec = line.decoder;
-        if (dec && !dec.fits(frame)) {
-          // A codec or parameter-set change (a reconnect to a reconfigured camera): start afresh.
-          dec.close();
-          dec = undefined;
-        }
-        if (!dec) {
-          // Spawning is synchronous (~3–10 ms each): each decoder gets its own event-loop turn.
-          await this.#spawnTurn();
-          if (abort.signal.aborted) throw new SnapshotAborted();
-          if (this.#lines.get(line.key) !== line) throw new SourceError(`stream "${line.stream.name}" was removed`);
-          dec = this.#startDecoder(line, frame, codec);
-        }
-        const out = await dec.decode(frame, abort.signal);
-        line.last = { frame: new WeakRef(frame), jpeg: out, at: performance.now() };
-        return out;
-      } finally {
-        release();
+        return await this.#decodeOn(line, abort, timeoutMs);
+      } catch (e) {
+        throw line.gone ?? e;
       }
     })();
     const entry: Running = { jpeg, abort, waiters: 0 };
@@ -208,21 +229,105 @@ export class SnapshotPool {
     return entry;
   }
 
-  #startDecoder(line: Line, frame: Frame, codec: 'H264' | 'H265'): SnapshotDecoder {
+  /** Waits for the stream's keyframe, finds or starts the decoder for it, and decodes it there. */
+  async #decodeOn(line: Line, abort: AbortController, timeoutMs: number): Promise<Buffer> {
+    const frame = await captureKeyframe(line.stream, timeoutMs, abort.signal);
+    const codec = snapshotCodec(frame.track.codec.name);
+    if (!codec) throw new SourceError(`stream "${line.stream.name}" has no H.264/H.265 video`);
+    const sets = parameterSetsOf(frame);
+    // A codec or parameter-set change (a reconnect to a reconfigured camera) moves the line to
+    // the decoder for the new ones.
+    if (line.decoder && !line.decoder.dec.fits(frame)) this.#detach(line);
+    let shared = line.decoder ?? this.#shared.get(sharedKey(codec, sets, line.width, line.height));
+    if (shared && shared.dec.closed) shared = undefined;
+    if (!shared) {
+      // Spawning is synchronous (~3–10 ms each): each decoder gets its own event-loop turn.
+      await this.#spawnTurn();
+      if (abort.signal.aborted) throw new SnapshotAborted();
+      shared = this.#shared.get(sharedKey(codec, sets, line.width, line.height));
+      if (!shared) {
+        // The hard bound on processes: jpeg()'s admission only estimated which decoder it needs.
+        if (this.#shared.size >= this.opts.maxDecoders && !this.#evictIdle()) await this.#refuse(line.stream);
+        shared = this.#startDecoder(line, codec, sets);
+      }
+    }
+    if (line.gone) throw line.gone;
+    if (this.#lines.get(line.key) !== line) throw new SourceError(`stream "${line.stream.name}" was removed`);
+    this.#attach(line, shared);
+    const unlock = await this.#lock(shared, abort.signal);
+    try {
+      const release = await this.#decoderSlot(abort.signal);
+      try {
+        if (line.gone) throw line.gone;
+        const out = await shared.dec.decode(frame, abort.signal);
+        if (line.gone) throw line.gone;
+        line.last = { frame: new WeakRef(frame), jpeg: out, at: performance.now() };
+        return out;
+      } finally {
+        release();
+      }
+    } finally {
+      unlock();
+    }
+  }
+
+  #startDecoder(line: Line, codec: 'H264' | 'H265', parameterSets: Buffer): Shared {
     const dec = new SnapshotDecoder({
       ffmpegBin: this.opts.ffmpegBin,
       grace: this.opts.grace,
       codec,
-      parameterSets: parameterSetsOf(frame),
+      parameterSets,
       width: line.width,
       height: line.height,
       stream: line.stream.name,
     });
-    line.decoder = dec;
+    const shared: Shared = { key: sharedKey(codec, parameterSets, line.width, line.height), dec, lines: new Set(), tail: Promise.resolve(), queued: 0 };
+    this.#shared.set(shared.key, shared);
     dec.once('close', () => {
-      if (line.decoder === dec) line.decoder = undefined;
+      if (this.#shared.get(shared.key) === shared) this.#shared.delete(shared.key);
+      for (const l of shared.lines) if (l.decoder === shared) l.decoder = undefined;
+      shared.lines.clear();
     });
-    return dec;
+    return shared;
+  }
+
+  #attach(line: Line, shared: Shared): void {
+    if (line.decoder === shared) return;
+    this.#detach(line);
+    line.decoder = shared;
+    shared.lines.add(line);
+  }
+
+  /** The line stops using its decoder; the decoder's last line closes it. */
+  #detach(line: Line): void {
+    const shared = line.decoder;
+    if (!shared) return;
+    line.decoder = undefined;
+    shared.lines.delete(line);
+    if (shared.lines.size === 0 && shared.queued === 0) shared.dec.close();
+  }
+
+  /** Waits (FIFO) for the shared decoder; the unlock must be called once. */
+  async #lock(shared: Shared, signal: AbortSignal): Promise<() => void> {
+    const before = shared.tail;
+    let unlock!: () => void;
+    shared.tail = new Promise<void>((resolve) => (unlock = resolve));
+    shared.queued++;
+    let done = false;
+    const release = (): void => {
+      if (done) return;
+      done = true;
+      shared.queued--;
+      unlock();
+      if (shared.lines.size === 0 && shared.queued === 0) shared.dec.close();
+    };
+    // Each decode ends within the decoder's own deadline, so this wait is bounded.
+    await before;
+    if (signal.aborted) {
+      release();
+      throw new SnapshotAborted();
+    }
+    return release;
   }
 
   /** (Re)arms the line's quiet timer: no request for keepMs closes its decoder and forgets it. */
@@ -241,11 +346,19 @@ export class SnapshotPool {
 
   /** Closes the least recently used decoder that is not decoding; false when every slot is busy. */
   #evictIdle(): boolean {
-    let oldest: Line | undefined;
-    for (const l of this.#lines.values()) if (l.decoder && !l.running && (!oldest || l.usedAt < oldest.usedAt)) oldest = l;
+    let oldest: Shared | undefined;
+    let oldestAt = Infinity;
+    for (const s of this.#shared.values()) {
+      if (s.queued > 0 || [...s.lines].some((l) => l.running)) continue;
+      const at = Math.max(...[...s.lines].map((l) => l.usedAt));
+      if (at < oldestAt) {
+        oldest = s;
+        oldestAt = at;
+      }
+    }
     if (!oldest) return false;
-    oldest.decoder!.close();
-    oldest.decoder = undefined;
+    // Its close event detaches its lines.
+    oldest.dec.close();
     return true;
   }
 
@@ -257,8 +370,12 @@ export class SnapshotPool {
     if (this.#lines.get(line.key) === line) this.#lines.delete(line.key);
     clearTimeout(line.keep);
     line.keep = undefined;
-    line.decoder?.close(reason);
-    line.decoder = undefined;
+    if (reason && line.running) {
+      // A decode under way for it answers `reason`; the decoder goes on for the other lines.
+      line.gone = reason;
+      line.running.abort.abort();
+    }
+    this.#detach(line);
     line.last = undefined;
     if (![...this.#lines.values()].some((l) => l.stream === line.stream)) this.#unwatch(line.stream);
   }

@@ -90,12 +90,15 @@ for (const [name, codec, track, get] of [
     const dec = new SnapshotDecoder({ ffmpegBin: FFMPEG, grace, codec: track.codec.name as 'H264' | 'H265', parameterSets: parameterSetsOf(first), width: 320, stream: 'x' });
     try {
       const pid = dec.pid;
+      // The references first: oneShot blocks this process's event loop while its ffmpeg runs, and
+      // a JPEG left unread meanwhile would look like a picture the decoder holds back.
+      const refs = [0, 1, 2].map((i) => oneShot(codec, keys[i]!, 320));
       // Out of order and repeated, as requests would ask them.
       for (const [n, i] of [0, 1, 2, 1, 1, 0, 2].entries()) {
         const t0 = performance.now();
         const jpeg = await dec.decode(frameOf(track, keys[i]!, n));
         const ms = performance.now() - t0;
-        assert.ok(jpeg.equals(oneShot(codec, keys[i]!, 320)), `request ${n} (keyframe ${i}) got keyframe ${i}'s picture`);
+        assert.ok(jpeg.equals(refs[i]!), `request ${n} (keyframe ${i}) got keyframe ${i}'s picture`);
         // After the first (ffmpeg starting), a keyframe is out in one decode, not after a later request.
         if (n > 1) assert.ok(ms < 1000, `request ${n} answered in ${ms.toFixed(0)} ms`);
       }
@@ -266,4 +269,47 @@ test('pool: decoders alive count against maxDecoders; an idle one gives its slot
     mute.close();
     await mute.done;
   }
+});
+
+test('pool: streams whose keyframes carry the same parameter sets share one decoder, each getting its own picture; others get their own; a decoder goes with the last stream using it', { timeout: 40000 }, async () => {
+  // Two slots for three streams: sharing is what keeps every decoder alive (no restart per request).
+  const pool = new SnapshotPool({ ffmpegBin: FFMPEG, grace, maxDecoders: 2, cacheMs: 0, timeoutMs: 3000 });
+  const a = await liveStream('same-a');
+  const b = await liveStream('same-b');
+  const c = await liveStream('other-c');
+  try {
+    assert.ok(!parameterSetsOf(frameOf(H264, h264[0]!, 0)).equals(parameterSetsOf(frameOf(H264, h264b[0]!, 0))), 'the clips differ in their parameter sets');
+    let pid: number[] | undefined;
+    for (let round = 0; round < 4; round++) {
+      const ka = h264[round % h264.length]!;
+      const kb = h264[(round + 1) % h264.length]!;
+      const kc = h264b[round % h264b.length]!;
+      a.emit(ka);
+      b.emit(kb);
+      c.emit(kc);
+      // Asked at once: the shared decoder takes them one after the other.
+      const [ja, jb, jc] = await Promise.all([pool.jpeg(a.stream, 320), pool.jpeg(b.stream, 320), pool.jpeg(c.stream, 320)]);
+      assert.ok(ja.equals(oneShot('h264', ka, 320)), `round ${round}: a got its own keyframe's picture`);
+      assert.ok(jb.equals(oneShot('h264', kb, 320)), `round ${round}: b got its own keyframe's picture`);
+      assert.ok(jc.equals(oneShot('h264', kc, 320)), `round ${round}: c got its own keyframe's picture`);
+      assert.equal(pool.alive, 2, 'a and b share one decoder, c has its own');
+      pid ??= decoderPids().sort();
+      assert.deepEqual(decoderPids().sort(), pid, `round ${round}: no decoder restarted`);
+    }
+    // a goes: b still uses the shared decoder.
+    await a.close();
+    assert.equal(pool.alive, 2);
+    b.emit(h264[0]!);
+    assert.ok((await pool.jpeg(b.stream, 320)).equals(oneShot('h264', h264[0]!, 320)));
+    assert.deepEqual(decoderPids().sort(), pid);
+    // b goes too: the shared decoder with it.
+    await b.close();
+    await waitFor('the shared decoder gone with its last stream', () => decoderPids().length === 1 && pool.alive === 1, 3000);
+  } finally {
+    await pool.close();
+    await a.close();
+    await b.close();
+    await c.close();
+  }
+  assert.equal(liveObjects().SnapshotDecoder ?? 0, 0);
 });
