@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,mse,transcode,house,baseline] [--backend werift|node-datachannel|both] [--no-write]
+// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,snapshot-cpu,mse,transcode,house,baseline] [--backend werift|node-datachannel|both] [--no-write]
 // Prints each benchmark's tables and writes its section of docs/benchmarks.md (bench/report.ts).
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -13,6 +13,7 @@ import { runHouse } from './house.js';
 import { runMse } from './mse.js';
 import { runRelay } from './relay.js';
 import { runSnapshots } from './snapshots.js';
+import { runSnapshotCpu } from './snapshot-cpu.js';
 import { writeSection } from './report.js';
 import { runStop } from './stop.js';
 import { targetsReport } from './targets.js';
@@ -26,6 +27,7 @@ const BENCHES = {
   relay: runRelay,
   floor: runFloor,
   snapshots: runSnapshots,
+  'snapshot-cpu': runSnapshotCpu,
   mse: runMse,
   transcode: runTranscode,
   house: runHouse,
@@ -61,8 +63,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const clip = ensureClip(undefined, log);
   const backends = await probeBackends(wanted, log);
-  // snapshots, mse and baseline use no WebRTC.
-  if (backends.length === 0 && names.some((n) => n !== 'baseline' && n !== 'snapshots' && n !== 'mse')) throw new Error('no WebRTC backend of camrelay runs here');
+  // snapshots, snapshot-cpu, mse and baseline use no WebRTC.
+  if (backends.length === 0 && names.some((n) => n !== 'baseline' && n !== 'snapshots' && n !== 'snapshot-cpu' && n !== 'mse')) throw new Error('no WebRTC backend of camrelay runs here');
   const camera = await GstCamera.start({ pipeline: 'h264-file', file: clip.file, fps: clip.fps });
   const ctx: BenchContext = {
     quick: values.quick,
