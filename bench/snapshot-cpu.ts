@@ -4,12 +4,13 @@
 // which pays only the decode and encode. CPU is the ffmpeg processes' own (rusage of the one-shot,
 // /proc of the decoder over its steady decodes, its start excluded), at full size and at the
 // width a dashboard thumbnail asks.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { SnapshotDecoder, parameterSetsOf } from '../src/outputs/snapshot-decoder.js';
+import { spawnSync } from 'node:child_process';
+import { toAnnexB } from '../src/codecs/annexb.js';
+import { SnapshotDecoder } from '../src/outputs/snapshot-decoder.js';
 import type { Frame, Track } from '../src/core/media.js';
 import { readAccessUnits, describeClip } from './clip.js';
 import { fmt, median, sleep, type BenchContext } from './context.js';
+import { cpuSeconds } from './proc.js';
 
 const FFMPEG = '/usr/bin/ffmpeg';
 const TARGET_RATIO = 0.2;
@@ -22,35 +23,35 @@ interface Row {
   copies: number;
 }
 
-const annexB = (nals: Buffer[]): Buffer => Buffer.concat(nals.flatMap((n) => [Buffer.from([0, 0, 0, 1]), n]));
-
 /** CPU (user + system, ms) of one ffmpeg run per request, the keyframe on its stdin. */
 function oneShotMs(nals: Buffer[], width: number | undefined): number {
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S', FFMPEG, '-hide_banner', '-loglevel', 'error', '-threads', '1', '-f', 'h264', '-i', 'pipe:0', '-frames:v', '1',
-    ...(width ? ['-vf', `scale=${width}:-2`] : []), '-threads', '1', '-q:v', '4', '-huffman', 'default', '-c:v', 'mjpeg', '-f', 'image2pipe', 'pipe:1'], { input: annexB(nals), maxBuffer: 64 * 2 ** 20 });
+    ...(width ? ['-vf', `scale=${width}:-2`] : []), '-threads', '1', '-q:v', '4', '-huffman', 'default', '-c:v', 'mjpeg', '-f', 'image2pipe', 'pipe:1'], { input: toAnnexB(nals), maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) throw new Error(`one-shot ffmpeg failed: ${r.stderr.toString().slice(-300)}`);
   const [u, s] = r.stderr.toString().trim().split('\n').at(-1)!.split(' ').map(Number);
   return (u! + s!) * 1000;
 }
 
-function procCpuMs(pid: number, ticks: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / ticks;
+/** CPU ms of a live process; a decoder gone mid-measure is a failed run. */
+function cpuMs(pid: number): number {
+  const s = cpuSeconds(pid);
+  if (s === undefined) throw new Error(`snapshot decoder ${pid} ended during the measure`);
+  return s * 1000;
 }
 
-async function decoderMs(frames: Frame[], width: number | undefined, n: number, ticks: number): Promise<{ ms: number; copies: number }> {
-  const dec = new SnapshotDecoder({ ffmpegBin: FFMPEG, grace: { quit: 500, term: 500 }, codec: 'H264', parameterSets: parameterSetsOf(frames[0]!), width, stream: 'bench' });
+async function decoderMs(frames: Frame[], width: number | undefined, n: number): Promise<{ ms: number; copies: number }> {
+  const dec = new SnapshotDecoder({ ffmpegBin: FFMPEG, grace: { quit: 500, term: 500 }, codec: 'H264', width, stream: 'bench' });
   try {
     await dec.decode(frames[0]!);
     // Its start's last copies out, then only steady decodes count; requests spaced as a dashboard's are.
     await sleep(300);
-    const c0 = procCpuMs(dec.pid!, ticks);
+    const c0 = cpuMs(dec.pid!);
     const w0 = dec.written;
     for (let i = 0; i < n; i++) {
       await dec.decode(frames[(i + 1) % frames.length]!);
       await sleep(150);
     }
-    return { ms: (procCpuMs(dec.pid!, ticks) - c0) / n, copies: (dec.written - w0) / n };
+    return { ms: (cpuMs(dec.pid!) - c0) / n, copies: (dec.written - w0) / n };
   } finally {
     dec.close();
     await dec.done;
@@ -58,7 +59,6 @@ async function decoderMs(frames: Frame[], width: number | undefined, n: number, 
 }
 
 export async function runSnapshotCpu(ctx: BenchContext): Promise<string> {
-  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
   const keys = readAccessUnits(ctx.clip.file).filter((a) => a.keyframe).slice(0, 8);
   const frames: Frame[] = keys.map((k, i) => ({ track: TRACK, timestamp: i * 3600, keyframe: true, data: k.nals }));
   const runs = ctx.quick ? 1 : 3;
@@ -70,7 +70,7 @@ export async function runSnapshotCpu(ctx: BenchContext): Promise<string> {
     const copies: number[] = [];
     for (let r = 0; r < runs; r++) {
       for (let i = 0; i < n / 3; i++) one.push(oneShotMs(keys[i % keys.length]!.nals, width));
-      const d = await decoderMs(frames, width, n, ticks);
+      const d = await decoderMs(frames, width, n);
       dec.push(d.ms);
       copies.push(d.copies);
     }

@@ -44,7 +44,7 @@ export function snapshotCodec(name: CodecName): 'H264' | 'H265' | undefined {
   return name === 'H264' || name === 'H265' ? name : undefined;
 }
 
-/** The parameter sets in front of a keyframe, as one buffer: a change (a camera reconfigured) needs a fresh decoder. */
+/** The parameter sets in front of a keyframe, as one buffer: keyframes with other ones (another camera model, or one reconfigured) go to another decoder. */
 export function parameterSetsOf(frame: Frame): Buffer {
   const h265 = frame.track.codec.name === 'H265';
   const sets = frame.data.filter((n) => {
@@ -58,8 +58,6 @@ export interface DecoderOptions {
   ffmpegBin: string;
   grace: StopGrace;
   codec: 'H264' | 'H265';
-  /** The parameter sets of the keyframe it was started for (see fits()). */
-  parameterSets: Buffer;
   width?: number;
   height?: number;
   /** For logs. */
@@ -143,11 +141,6 @@ export class SnapshotDecoder extends Owned {
   /** A keyframe is being decoded now. */
   get busy(): boolean {
     return this.#job !== undefined;
-  }
-
-  /** This decoder can take `frame`: same codec and the same parameter sets it started with. */
-  fits(frame: Frame): boolean {
-    return frame.track.codec.name === this.codec && parameterSetsOf(frame).equals(this.opts.parameterSets);
   }
 
   /**

@@ -235,20 +235,21 @@ export class SnapshotPool {
     const codec = snapshotCodec(frame.track.codec.name);
     if (!codec) throw new SourceError(`stream "${line.stream.name}" has no H.264/H.265 video`);
     const sets = parameterSetsOf(frame);
+    const key = sharedKey(codec, sets, line.width, line.height);
     // A codec or parameter-set change (a reconnect to a reconfigured camera) moves the line to
-    // the decoder for the new ones.
-    if (line.decoder && !line.decoder.dec.fits(frame)) this.#detach(line);
-    let shared = line.decoder ?? this.#shared.get(sharedKey(codec, sets, line.width, line.height));
-    if (shared && shared.dec.closed) shared = undefined;
+    // the decoder for the new ones. (A decoder that closed is already gone from the line and the
+    // map: its 'close' is emitted within close().)
+    if (line.decoder && line.decoder.key !== key) this.#detach(line);
+    let shared = line.decoder ?? this.#shared.get(key);
     if (!shared) {
       // Spawning is synchronous (~3–10 ms each): each decoder gets its own event-loop turn.
       await this.#spawnTurn();
       if (abort.signal.aborted) throw new SnapshotAborted();
-      shared = this.#shared.get(sharedKey(codec, sets, line.width, line.height));
+      shared = this.#shared.get(key);
       if (!shared) {
         // The hard bound on processes: jpeg()'s admission only estimated which decoder it needs.
         if (this.#shared.size >= this.opts.maxDecoders && !this.#evictIdle()) await this.#refuse(line.stream);
-        shared = this.#startDecoder(line, codec, sets);
+        shared = this.#startDecoder(line, key, codec);
       }
     }
     if (line.gone) throw line.gone;
@@ -271,17 +272,16 @@ export class SnapshotPool {
     }
   }
 
-  #startDecoder(line: Line, codec: 'H264' | 'H265', parameterSets: Buffer): Shared {
+  #startDecoder(line: Line, key: string, codec: 'H264' | 'H265'): Shared {
     const dec = new SnapshotDecoder({
       ffmpegBin: this.opts.ffmpegBin,
       grace: this.opts.grace,
       codec,
-      parameterSets,
       width: line.width,
       height: line.height,
       stream: line.stream.name,
     });
-    const shared: Shared = { key: sharedKey(codec, parameterSets, line.width, line.height), dec, lines: new Set(), tail: Promise.resolve(), queued: 0 };
+    const shared: Shared = { key, dec, lines: new Set(), tail: Promise.resolve(), queued: 0 };
     this.#shared.set(shared.key, shared);
     dec.once('close', () => {
       if (this.#shared.get(shared.key) === shared) this.#shared.delete(shared.key);
@@ -304,6 +304,11 @@ export class SnapshotPool {
     if (!shared) return;
     line.decoder = undefined;
     shared.lines.delete(line);
+    this.#closeIfUnused(shared);
+  }
+
+  /** A decoder no line uses and no decode holds or waits for is closed. */
+  #closeIfUnused(shared: Shared): void {
     if (shared.lines.size === 0 && shared.queued === 0) shared.dec.close();
   }
 
@@ -319,7 +324,7 @@ export class SnapshotPool {
       done = true;
       shared.queued--;
       unlock();
-      if (shared.lines.size === 0 && shared.queued === 0) shared.dec.close();
+      this.#closeIfUnused(shared);
     };
     // Each decode ends within the decoder's own deadline, so this wait is bounded.
     await before;
