@@ -17,9 +17,16 @@ import { offerOnSocket } from '../helpers/fault-ws-viewer.js';
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264';
 const REPLACED = 'replaced by a new offer on the same WebSocket';
 
-/** A long disconnect timeout: a loaded 2-core machine may leave a live peer silent for seconds. */
+/**
+ * A long disconnect timeout: a loaded 2-core machine may leave a live peer silent for seconds.
+ * The product's connect timeout (15 s), not the tests' 3 s: it also bounds how long an offer
+ * waits for a webrtc.max_connecting_per_client place, and 50 pure-JS peers in the test process
+ * on a slow CI machine have taken longer than 3 s to connect eight at a time.
+ */
 function config(streams: Record<string, string>): string {
-  return testConfig(streams, 'stream_defaults: { backoff: { base: 100ms, max: 800ms } }').replace('disconnect: 2s', 'disconnect: 15s');
+  const text = testConfig(streams, 'stream_defaults: { backoff: { base: 100ms, max: 800ms } }').replace('connect: 3s, disconnect: 2s', 'connect: 15s, disconnect: 15s');
+  assert.ok(text.includes('connect: 15s, disconnect: 15s'), 'testConfig still has the timeouts this replaces');
+  return text;
 }
 
 interface StreamView {
