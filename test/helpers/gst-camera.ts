@@ -1,7 +1,10 @@
 // A real RTSP camera for tests: gst-rtsp-server.py (GStreamer's RTSP server through Python GI) as a
 // child process. It reports every client connection and request as a JSON line, so tests can
 // assert what the camera saw (TEARDOWN, the number of connections, UDP or TCP transport).
+// With `backchannel` it is an ONVIF camera with an audio backchannel, whose decoded audio tests read.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -30,21 +33,45 @@ export interface GstCameraOptions {
    * `${mount}1` … `${mount}n` (see mountUrl()), each with a media of its own.
    */
   mounts?: number;
+  /**
+   * An ONVIF audio backchannel of this codec (PCMA: PT 8, PCMU: PT 0, 8 kHz): a client whose
+   * DESCRIBE (and SETUP) carries `Require: www.onvif.org/ver20/backchannel` gets one more audio
+   * media, a=sendonly, and a media (pipeline) of its own; others get the normal, shared media and
+   * SDP. What it receives is decoded into a file (backchannelAudio()) and counted
+   * (backchannelPackets(), waitBackchannel()). GStreamer takes backchannel RTP only on a stream
+   * SETUP before PLAY, and only of the SDP's payload type (others are dropped silently).
+   */
+  backchannel?: 'pcma' | 'pcmu';
 }
 
 export interface CameraEvent {
-  event: 'ready' | 'connected' | 'request' | 'closed' | 'error';
+  event: 'ready' | 'connected' | 'request' | 'closed' | 'error' | 'backchannel' | 'backchannel-end';
   client?: number;
   method?: string;
   uri?: string;
   transport?: string;
+  /** A request's Require header, when it has one (an ONVIF backchannel: 'www.onvif.org/ver20/backchannel'). */
+  require?: string;
+  /**
+   * 'backchannel' and 'backchannel-end': the camera process's totals so far, RTP packets that
+   * reached the backchannel depayloader and bytes of decoded audio written (s16le, 8 kHz, mono).
+   */
+  packets?: number;
+  bytes?: number;
+  /** 'backchannel': payload type, SSRC and caps of the latest packet (caps as GStreamer saw them). */
+  pt?: number;
+  ssrc?: number;
+  caps?: string;
   remote?: string;
   port?: number;
   message?: string;
 }
 
-/** Whether GStreamer has the elements a pipeline needs (x265enc comes from plugins-bad). */
-export function cameraCanRun(pipeline: CameraPipeline): boolean {
+/**
+ * Whether GStreamer has the elements a pipeline needs (x265enc comes from plugins-bad), and
+ * those of the backchannel when given (and the ONVIF classes of gst-rtsp-server, 1.14 on).
+ */
+export function cameraCanRun(pipeline: CameraPipeline, backchannel?: 'pcma' | 'pcmu'): boolean {
   const need =
     pipeline === 'h264-pcma' || pipeline === 'h265-pcma'
       ? [pipeline === 'h264-pcma' ? 'x264enc' : 'x265enc', 'alawenc', 'rtppcmapay']
@@ -59,8 +86,12 @@ export function cameraCanRun(pipeline: CameraPipeline): boolean {
         : pipeline === 'h265-file'
           ? ['appsrc', 'h265parse', 'rtph265pay']
           : ['x264enc'];
+  if (backchannel) need.push(...(backchannel === 'pcma' ? ['rtppcmadepay', 'alawdec'] : ['rtppcmudepay', 'mulawdec']), 'appsink');
   try {
     for (const e of need) execFileSync('gst-inspect-1.0', ['--exists', e], { stdio: 'ignore' });
+    if (backchannel) {
+      execFileSync('/usr/bin/python3', ['-c', "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer; GstRtspServer.RTSPOnvifMediaFactory.set_backchannel_launch"], { stdio: 'ignore' });
+    }
     return true;
   } catch {
     return false;
@@ -74,9 +105,12 @@ export class GstCamera {
   #exited: Promise<void> = Promise.resolve();
   #listeners = new Set<(e: CameraEvent) => void>();
   #stderr = '';
+  /** With `backchannel`: the directory of the audio file, this camera's own (gone at stop()). */
+  #backchannelDir: string | undefined;
 
   private constructor(private readonly opts: GstCameraOptions) {
     this.port = opts.port ?? 0;
+    if (opts.backchannel) this.#backchannelDir = mkdtempSync(path.join(tmpdir(), 'camrelay-gst-backchannel-'));
   }
 
   static async start(opts: GstCameraOptions = {}): Promise<GstCamera> {
@@ -140,6 +174,63 @@ export class GstCamera {
     });
   }
 
+  /** With `backchannel`: the file the decoded backchannel audio is appended to (s16le, 8 kHz, mono). */
+  get backchannelFile(): string | undefined {
+    return this.#backchannelDir && path.join(this.#backchannelDir, 'backchannel.s16');
+  }
+
+  /**
+   * Backchannel RTP packets that reached the camera's depayloader (of every client, and across
+   * restart()), as of the camera's latest report: it reports a media's first packet at once, then
+   * every 25 packets and once a second while the count changes.
+   */
+  backchannelPackets(): number {
+    return this.#backchannelTotals().packets;
+  }
+
+  /** The decoded backchannel audio so far, s16le 8 kHz mono (empty before any arrived); read it before stop(). */
+  backchannelAudio(): Buffer {
+    const f = this.backchannelFile;
+    if (!f) throw new Error('camera: started without a backchannel');
+    try {
+      return readFileSync(f);
+    } catch {
+      return Buffer.alloc(0);
+    }
+  }
+
+  /**
+   * Waits until `packets` backchannel RTP packets (default 1: "RTP arrived") have reached the
+   * camera, or with `bytes`, until that much decoded audio was written to backchannelFile too.
+   * Resolves with the report that got there: a 'backchannel' one (its pt, ssrc and caps are the
+   * latest packet's), or the 'backchannel-end' of a media that went before the next report.
+   */
+  waitBackchannel(packets = 1, ms = 5000, bytes = 0): Promise<CameraEvent> {
+    if (!this.opts.backchannel) return Promise.reject(new Error('camera: started without a backchannel'));
+    return this.waitEvent((e) => {
+      if (e.event !== 'backchannel' && e.event !== 'backchannel-end') return false;
+      const t = this.#backchannelTotals(this.events.indexOf(e) + 1);
+      return t.packets >= packets && t.bytes >= bytes;
+    }, ms);
+  }
+
+  /** Totals of the events before `end`: each camera process counts from 0, so its last report is added per run. */
+  #backchannelTotals(end = this.events.length): { packets: number; bytes: number } {
+    let packets = 0;
+    let bytes = 0;
+    let run = { packets: 0, bytes: 0 };
+    for (const e of this.events.slice(0, end)) {
+      if (e.event === 'ready') {
+        packets += run.packets;
+        bytes += run.bytes;
+        run = { packets: 0, bytes: 0 };
+      } else if ((e.event === 'backchannel' || e.event === 'backchannel-end') && e.packets !== undefined) {
+        run = { packets: e.packets, bytes: e.bytes ?? 0 };
+      }
+    }
+    return { packets: packets + run.packets, bytes: bytes + run.bytes };
+  }
+
   /** SIGSTOP: the camera keeps its sockets open but answers and sends nothing. */
   pause(): void {
     this.#child?.kill('SIGSTOP');
@@ -164,9 +255,10 @@ export class GstCamera {
     await this.#spawn();
   }
 
-  /** Ends the camera; safe to call twice. */
-  stop(): Promise<void> {
-    return this.kill();
+  /** Ends the camera (and removes its backchannel audio file); safe to call twice. */
+  async stop(): Promise<void> {
+    await this.kill();
+    if (this.#backchannelDir) rmSync(this.#backchannelDir, { recursive: true, force: true });
   }
 
   async #spawn(): Promise<void> {
@@ -177,6 +269,7 @@ export class GstCamera {
     if (o.file) args.push('--file', o.file);
     if (o.fps) args.push('--fps', String(o.fps));
     if (o.mounts && o.mounts > 1) args.push('--mounts', String(o.mounts));
+    if (o.backchannel) args.push('--backchannel', o.backchannel, '--backchannel-out', this.backchannelFile!);
     // stdin stays open and unused: the camera exits when it closes, so it never outlives this process.
     const child = spawn('/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;

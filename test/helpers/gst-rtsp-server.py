@@ -5,24 +5,47 @@
 # usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h264-pcma|h265|h265-aac|h265-pcma|h264-file|h265-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
 #                           [--file clip.h264 [--fps 25]] [--mounts N]
+#                           [--backchannel pcma|pcmu [--backchannel-out audio.s16]]
 # h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
 # encoding anything: the benchmarks' camera, so that the camera costs no CPU they measure.
 # h265-file does the same with an H.265 Annex B file (the transcode benchmark's camera).
 # --mounts N (N > 1) serves N cameras from this one process: mounts <mount>1 … <mount>N, each with
 # a media of its own (for the file pipelines its own feeder, from the file's first frame when its
 # first client comes), all of the same pipeline: the house benchmark's 16 cameras.
+# --backchannel pcma|pcmu makes it an ONVIF camera with an audio backchannel (RTSPOnvifServer and
+# RTSPOnvifMediaFactory): a client whose DESCRIBE carries `Require: www.onvif.org/ver20/backchannel`
+# gets one more audio media, a=sendonly, PCMA (PT 8) or PCMU (PT 0) at 8 kHz, whose RTP it sends to
+# the camera (TCP interleaved or UDP); GStreamer gives such a client a media (pipeline, encoder)
+# of its own, never shared. Clients without the header get the normal, shared media and SDP.
+# What GStreamer does (1.22): the media is the one the connection's DESCRIBE made, so its SETUPs
+# need no Require (a SETUP on a connection without that DESCRIBE needs it, or gets 404 for the
+# backchannel); the backchannel's SETUP must come before PLAY (one after PLAY is answered 200 but
+# its RTP is dropped); RTP of another payload type than the SDP's is dropped silently; RTP
+# timestamps and pacing do not matter here (appsink sync=false). Without --backchannel the camera
+# answers a Require of the backchannel with 551 Option not supported (and reports no request).
+# The decoded audio is appended to --backchannel-out as raw s16le 8 kHz mono, flushed as it comes.
 #
 # Prints one JSON object per line on stdout, flushed at once, so a test can wait for events:
 #   {"event": "ready", "port": N}
 #   {"event": "connected", "client": K, "remote": "ip:port"}
-#   {"event": "request", "client": K, "method": "DESCRIBE", "uri": "...", "transport": "..."}
+#   {"event": "request", "client": K, "method": "DESCRIBE", "uri": "...", "transport": "...", "require": "..."}
 #   {"event": "closed", "client": K}
+#   {"event": "backchannel", "packets": N, "bytes": B, "pt": 8, "ssrc": S, "caps": "application/x-rtp, ..."}
+#   {"event": "backchannel-end", "packets": N, "bytes": B}
+# transport is a SETUP's Transport header, require a request's Require header (when it has one).
+# backchannel counts, for the whole process, the RTP packets that reached the backchannel's
+# depayloader (after GStreamer's jitterbuffer) and the bytes of audio written to --backchannel-out;
+# it comes at the first packet of each backchannel media, then every 25 packets written and once a
+# second while the counts change (never decreasing, line after line); pt, ssrc and caps are those
+# of the latest packet. backchannel-end: a backchannel media went (its client left or tore it
+# down), with the process's counts.
 # Requests that fail authentication are still reported (the signal fires before the check for
 # some methods, not for others), so tests count only what they need.
 import argparse
 import json
 import os
 import sys
+import threading
 
 import gi
 
@@ -65,6 +88,100 @@ FILE_PIPELINE_H265 = ('( appsrc name=feed is-live=true do-timestamp=true format=
                       'caps=video/x-h265,stream-format=byte-stream,alignment=au,framerate={fps}/1 '
                       '! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1 )')
 FILE_PIPELINES = {'h264-file': FILE_PIPELINE, 'h265-file': FILE_PIPELINE_H265}
+
+# The ONVIF backchannel: a bin whose first element, named depay_backchannel, answers a caps query
+# with the complete RTP caps it takes (GStreamer puts them in the SDP's sendonly media); its sink
+# must not wait for preroll (async=false), or the whole media never prepares.
+BACKCHANNELS = {
+    'pcma': ('PCMA', 8, 'rtppcmadepay', 'alawdec'),
+    'pcmu': ('PCMU', 0, 'rtppcmudepay', 'mulawdec'),
+}
+
+
+def backchannel_launch(kind):
+    name, pt, depay, dec = BACKCHANNELS[kind]
+    return (f'( capsfilter name=depay_backchannel '
+            f'caps="application/x-rtp,media=audio,payload={pt},clock-rate=8000,encoding-name={name}" '
+            f'! {depay} ! {dec} ! audioconvert ! audio/x-raw,format=S16LE,rate=8000,channels=1 '
+            '! appsink name=backchannel_out sync=false async=false emit-signals=true max-buffers=0 )')
+
+
+class Backchannel:
+    """Counts the backchannel RTP of every media, writes its decoded audio to one file, reports both."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.out = open(path, 'ab') if path else None
+        self.packets = 0
+        self.bytes = 0
+        self.written = 0  # appsink buffers (one per packet) written since the last report
+        self.last = None  # (pt, ssrc, caps) of the latest packet
+        self.reported = (0, 0)
+        GLib.timeout_add(1000, self._tick)
+
+    def attach(self, media):
+        element = media.get_element()
+        depay = element.get_by_name('depay_backchannel')
+        sink = element.get_by_name('backchannel_out')
+        if depay is None or sink is None:
+            return  # a client that did not ask for the backchannel: the normal media
+        seen = [False]  # this media's first packet is reported at once, as the process's is
+
+        def on_rtp(pad, info):
+            first = not seen[0]
+            seen[0] = True
+            return self._on_rtp(pad, info, first)
+
+        depay.get_static_pad('sink').add_probe(Gst.PadProbeType.BUFFER, on_rtp)
+        sink.connect('new-sample', self._on_sample)
+        media.connect('unprepared', lambda _m: self._report(event='backchannel-end'))
+
+    def _on_rtp(self, pad, info, first):
+        buf = info.get_buffer()
+        head = buf.extract_dup(0, 12) if buf.get_size() >= 12 else b''
+        caps = pad.get_current_caps()
+        with self.lock:
+            self.packets += 1
+            if len(head) == 12:
+                self.last = (head[1] & 0x7f, int.from_bytes(head[8:12], 'big'), caps.to_string() if caps else None)
+        if first:
+            self._report()
+        return Gst.PadProbeReturn.OK
+
+    def _on_sample(self, sink):
+        sample = sink.emit('pull-sample')
+        if sample is None:
+            return Gst.FlowReturn.EOS
+        data = sample.get_buffer().extract_dup(0, sample.get_buffer().get_size())
+        with self.lock:
+            if self.out:
+                self.out.write(data)
+                self.out.flush()
+            self.bytes += len(data)
+            self.written += 1
+            due = self.written >= 25
+            if due:
+                self.written = 0
+        if due:
+            self._report()
+        return Gst.FlowReturn.OK
+
+    def _tick(self):
+        with self.lock:
+            changed = (self.packets, self.bytes) != self.reported
+        if changed:
+            self._report()
+        return True
+
+    def _report(self, event='backchannel'):
+        # Emitted under the lock, so that reports from the streaming threads and the timer come out
+        # in the order of their counts.
+        with self.lock:
+            self.reported = (self.packets, self.bytes)
+            fields = {'event': event, 'packets': self.packets, 'bytes': self.bytes}
+            if event == 'backchannel' and self.last:
+                fields['pt'], fields['ssrc'], fields['caps'] = self.last
+            emit(**fields)
 
 
 def h264_nal(nal, h):
@@ -138,9 +255,14 @@ class FileFeeder:
         return False
 
 
+EMIT_LOCK = threading.Lock()
+
+
 def emit(**fields):
-    sys.stdout.write(json.dumps(fields) + '\n')
-    sys.stdout.flush()
+    # Backchannel reports come from GStreamer's streaming threads too: one whole line at a time.
+    with EMIT_LOCK:
+        sys.stdout.write(json.dumps(fields) + '\n')
+        sys.stdout.flush()
 
 
 def main():
@@ -155,20 +277,36 @@ def main():
     p.add_argument('--file', help='H.264 (H.265) Annex B file for --pipeline h264-file (h265-file)')
     p.add_argument('--fps', type=int, default=25)
     p.add_argument('--mounts', type=int, default=1, help='N > 1: serve <mount>1 … <mount>N, one media each')
+    p.add_argument('--backchannel', choices=sorted(BACKCHANNELS), help='an ONVIF audio backchannel of this codec')
+    p.add_argument('--backchannel-out', help='file the decoded backchannel audio is appended to (s16le, 8 kHz, mono)')
     a = p.parse_args()
+    if a.backchannel_out and not a.backchannel:
+        p.error('--backchannel-out needs --backchannel')
     if a.mounts < 1:
         p.error('--mounts must be at least 1')
     if a.pipeline in FILE_PIPELINES and not a.file:
         p.error(f'--pipeline {a.pipeline} needs --file')
 
     Gst.init(None)
-    server = GstRtspServer.RTSPServer()
+    # The ONVIF server's clients understand `Require: www.onvif.org/ver20/backchannel` (others
+    # answer 551 Option not supported); the ONVIF factory adds the backchannel to the media of the
+    # requests that carry it.
+    server = GstRtspServer.RTSPOnvifServer() if a.backchannel else GstRtspServer.RTSPServer()
     server.set_address('127.0.0.1')
     server.set_service(str(a.port))
 
-    factory = GstRtspServer.RTSPMediaFactory()
+    if a.backchannel:
+        factory = GstRtspServer.RTSPOnvifMediaFactory()
+        factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia)  # its construct() makes nothing else
+        factory.set_backchannel_launch(backchannel_launch(a.backchannel))
+        backchannel = Backchannel(a.backchannel_out)
+        factory.connect('media-configure', lambda _f, media: backchannel.attach(media))
+    else:
+        factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(FILE_PIPELINES[a.pipeline].format(fps=a.fps) if a.pipeline in FILE_PIPELINES else PIPELINES[a.pipeline])
-    factory.set_shared(True)  # one pipeline for every client of the mount, like a camera
+    # One pipeline for every client of the mount, like a camera (the ONVIF factory shares none
+    # whose request asked for the backchannel).
+    factory.set_shared(True)
     # Some cameras only stream over TCP or only over UDP; this one does both.
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
 
@@ -222,6 +360,9 @@ def main():
                 res, value = ctx.request.get_header(GstRtsp.RTSPHeaderField.TRANSPORT, 0)
                 if res == GstRtsp.RTSPResult.OK:
                     fields['transport'] = value
+            res, value = ctx.request.get_header(GstRtsp.RTSPHeaderField.REQUIRE, 0)
+            if res == GstRtsp.RTSPResult.OK:
+                fields['require'] = value
             emit(**fields)
         return handler
 
