@@ -15,6 +15,7 @@ import { ffmpegRoutes } from './api/routes-ffmpeg.js';
 import { createSourceFactory, sourceReads } from './sources/factory.js';
 import { PushSource } from './sources/push.js';
 import { ApiServer } from './api/server.js';
+import { loadTlsCredentials } from './api/tls.js';
 import { SessionTable } from './api/sessions.js';
 import { infoRoutes } from './api/routes-info.js';
 import { webrtcRoutes } from './api/routes-webrtc.js';
@@ -61,7 +62,9 @@ export class Camrelay {
   private constructor(readonly parts: Parts) {}
 
   static async start(config: Config, opts: StartOptions): Promise<Camrelay> {
-    // First: a backend that cannot start (webrtc.listen taken) stops camrelay before anything binds.
+    // Before anything binds: a missing, unreadable, malformed or mismatched certificate or key stops startup.
+    const tls = config.api.tls && { listen: config.api.tls.listen, credentials: loadTlsCredentials(config.api.tls) };
+    // Then: a backend that cannot start (webrtc.listen taken) stops camrelay before anything binds.
     const choice = config.webrtc.backend ?? DEFAULTS.webrtcBackend;
     const webrtcBackend = await selectBackend(choice, { listen: config.webrtc.listen, loopbackOnly: config.webrtc.loopbackOnly });
     const backend = webrtcBackend.backend;
@@ -152,7 +155,7 @@ export class Camrelay {
       ],
       path.join(root, 'web'),
       config.api.username !== undefined || config.api.password !== undefined ? { username: config.api.username ?? '', password: config.api.password ?? '' } : undefined,
-      { browser, maxConnections: config.api.maxConnections, headerTimeout: config.api.headerTimeout },
+      { browser, maxConnections: config.api.maxConnections, headerTimeout: config.api.headerTimeout, ...(tls && { tls }) },
     );
     const creds = api.credentials;
     // Upgrades bypass express: the same Basic auth is checked here.

@@ -37,6 +37,10 @@ export const fileSchema = z.strictObject({
   api: z
     .strictObject({
       listen: listen.optional(),
+      // go2rtc's HTTPS keys: tls_cert and tls_key are each PEM text (it has a line break) or a file path.
+      tls_listen: listen.optional(),
+      tls_cert: z.string().optional(),
+      tls_key: z.string().optional(),
       ...auth,
       allowed_hosts: z.array(z.string().min(1)).optional(),
       origin: z.enum(['', '*']).optional(),

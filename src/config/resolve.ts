@@ -67,6 +67,16 @@ export function toConfig(f: FileConfig, issues: ConfigIssue[]): Config {
     if (username !== undefined) section.username = username;
     if (password !== undefined) section.password = password;
   }
+  const tlsListen = emptyToUndefined(f.api?.tls_listen);
+  if (tlsListen !== undefined) {
+    const cert = emptyToUndefined(f.api?.tls_cert);
+    const key = emptyToUndefined(f.api?.tls_key);
+    // go2rtc then starts no HTTPS and says nothing: an HTTPS port that silently is not there is worse.
+    for (const [name, v] of [['tls_cert', cert], ['tls_key', key]] as const) {
+      if (v === undefined) issues.push({ path: ['api', 'tls_listen'], message: `api.tls_listen is set but api.${name} is not: HTTPS needs a certificate (api.tls_cert) and its private key (api.tls_key), each a file path or PEM text` });
+    }
+    if (cert !== undefined && key !== undefined) config.api.tls = { listen: tlsListen, cert, key };
+  }
   if (f.rtsp?.session_timeout !== undefined) config.rtsp.sessionTimeout = f.rtsp.session_timeout;
   if (f.rtsp?.max_send_buffer !== undefined) config.rtsp.maxSendBuffer = f.rtsp.max_send_buffer;
   if (f.rtsp?.allow_publish !== undefined) config.rtsp.allowPublish = f.rtsp.allow_publish;

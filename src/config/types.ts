@@ -20,7 +20,14 @@ export type WebRtcBackendChoice = (typeof WEBRTC_BACKENDS)[number];
 
 export interface Config {
   api: {
+    /** '' = no HTTP listener (go2rtc's way to serve HTTPS only). */
     listen: string;
+    /**
+     * HTTPS beside (or instead of) HTTP, from go2rtc's api.tls_listen / tls_cert / tls_key; absent
+     * when tls_listen is unset or "". `cert` and `key` are what the file says: PEM text or a path
+     * (read at startup by src/api/tls.ts). The key may be inline: never log or serve this object.
+     */
+    tls?: { listen: string; cert: string; key: string };
     username?: string;
     password?: string;
     /** Host names (besides IP literals, localhost and this machine's names) a browser may use to reach us. */
