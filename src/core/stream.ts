@@ -1,4 +1,6 @@
 import { Owned } from './owned.js';
+import { hasBackchannel, type Backchannel } from './backchannel.js';
+import { TalkSlot, type Talk } from './talk.js';
 import { Backoff, RetryTimers } from './backoff.js';
 import { SourceError, StartTimeoutError, StreamClosedError, errorMessage } from './errors.js';
 import { log, maskCredentials, type Logger } from './log.js';
@@ -46,6 +48,7 @@ export class Stream extends Owned<StreamEvents> {
   #secondaries: Secondaries;
   #maker: SourceMaker;
   #log: Logger;
+  #talk: TalkSlot;
 
   constructor(
     readonly name: string,
@@ -60,6 +63,7 @@ export class Stream extends Owned<StreamEvents> {
     this.#list = new SourceList(name, () => this.sources, this.#maker.reads, (i) => this.#retries.has(i), auto);
     this.#backoff = new Backoff(settings.backoff, random);
     this.#log = log.child({ stream: name });
+    this.#talk = new TalkSlot(name, () => this.backchannel);
     this.#runs = new SourceRuns(
       {
         starting: (run) => this.emit('source', run.source),
@@ -113,6 +117,34 @@ export class Stream extends Owned<StreamEvents> {
   }
   get lastError(): Error | undefined {
     return this.#lastError;
+  }
+  /** The primary source's backchannel while it runs with one (a camera's ONVIF backchannel). */
+  get backchannel(): Backchannel | undefined {
+    const src = this.#runs.get(0)?.source;
+    return src && hasBackchannel(src) ? src.backchannel : undefined;
+  }
+  /** The consumer talking to the camera now, and what talkers sent. */
+  get talk(): { talker: Consumer | undefined; sent: number; lost: number } {
+    return { talker: this.#talk.holder, ...this.#talk.counters };
+  }
+
+  /**
+   * Lends the backchannel to `consumer`, attached to this stream, until it releases it or
+   * closes. Throws NoBackchannelError when the running source has none, TalkBusyError while
+   * another consumer talks.
+   */
+  startTalking(consumer: Consumer): Talk {
+    if (!this.#consumers.has(consumer)) throw new Error('a talker must be attached to the stream');
+    const t = this.#talk.take(consumer);
+    this.#log.info({ consumer: consumer.id, codec: describeTrack({ kind: 'audio', codec: t.codec }) }, 'talker started');
+    return {
+      codec: t.codec,
+      send: t.send,
+      release: () => {
+        if (this.#talk.holder === consumer) this.#log.info({ consumer: consumer.id }, 'talker stopped');
+        t.release();
+      },
+    };
   }
 
   /**

@@ -99,6 +99,24 @@ export class RtspClientConnection extends Owned {
   }
 
   /**
+   * One RTP packet on an interleaved channel (RFC 2326 10.12): `$`, the channel, the length, the
+   * packet. False (nothing written) when the socket already holds `maxQueued` bytes unsent: a
+   * camera that does not read its backchannel must not grow our memory.
+   */
+  writeInterleaved(channel: number, packet: Buffer, maxQueued: number): boolean {
+    if (this.closed || !this.#isUp || this.#socket.writableLength > maxQueued) return false;
+    const head = Buffer.allocUnsafe(4);
+    head[0] = 0x24;
+    head[1] = channel;
+    head.writeUInt16BE(packet.length, 2);
+    this.#socket.cork();
+    this.#socket.write(head);
+    this.#socket.write(packet);
+    this.#socket.uncork();
+    return true;
+  }
+
+  /**
    * Sends a request and resolves with the camera's answer, whatever its status, except 401: that
    * one is answered once with the URL's credentials, and a second 401 rejects (permanently).
    * Rejects with a SourceError when the connection fails or no answer comes in time.

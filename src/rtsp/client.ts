@@ -2,6 +2,7 @@ import { SourceError, errorMessage, isRefusalStatus } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { ALL_CODECS, describeTrack, type Frame, type Kind, type MediaRequest, type Track } from '../core/media.js';
 import { Owned } from '../core/owned.js';
+import { RtspBackchannel } from './backchannel.js';
 import { RtspClientConnection, type ClientConnectionOptions } from './client-connection.js';
 import { CameraUdpPair } from './camera-udp-pair.js';
 import { RtspProtocolError } from './errors.js';
@@ -13,7 +14,14 @@ import { parseCameraUrl, redirectTarget, type CameraUrl } from './url.js';
 
 // The RTSP client (RFC 2326 as cameras speak it): OPTIONS, DESCRIBE, SETUP per wanted track, PLAY,
 // then keep-alives until close() sends TEARDOWN. RTP comes interleaved on the TCP connection, or
-// over UDP with `#transport=udp`. Only what a viewer wants is set up.
+// over UDP with `#transport=udp`. Only what a viewer wants is set up, and with `#backchannel=1`
+// the camera's ONVIF audio backchannel (RTP we send to it, over TCP only).
+
+/** ONVIF Streaming Specification 5.3: the feature tag that makes a camera describe its backchannel. */
+export const BACKCHANNEL_REQUIRE = 'www.onvif.org/ver20/backchannel';
+
+/** Backchannel codecs camrelay can make of a viewer's microphone (src/outputs/talk). */
+const BACKCHANNEL_CODECS: readonly string[] = ['PCMA', 'PCMU', 'OPUS'];
 
 export interface RtspClientOptions extends ClientConnectionOptions {
   /** No RTP/RTCP for this long after PLAY: the camera is dead. */
@@ -46,6 +54,14 @@ interface Chosen {
   media: SdpMedia;
   track: Track;
   url: string;
+}
+
+/** What DESCRIBE learnt, and whether the camera took the backchannel feature tag. */
+interface Described {
+  conn: RtspClientConnection;
+  sdp: SdpSession;
+  base: string;
+  backchannel: boolean;
 }
 
 function statusError(method: string, res: RtspResponse): SourceError {
@@ -84,6 +100,7 @@ export class RtspClient extends Owned {
   #closeReason: Error | undefined;
   /** A UDP pair being bound: close() must release it too once it exists. */
   #opening: Promise<CameraUdpPair> | undefined;
+  #backchannel: RtspBackchannel | undefined;
 
   constructor(
     url: string,
@@ -107,6 +124,10 @@ export class RtspClient extends Owned {
   get remoteAddress(): string | undefined {
     return this.#conn?.remoteAddress;
   }
+  /** The camera's backchannel once playing, when `#backchannel=1` found and set one up. */
+  get backchannel(): RtspBackchannel | undefined {
+    return this.#playing && !this.closed ? this.#backchannel : undefined;
+  }
 
   /**
    * Connects, describes, sets up the tracks `want` asks for (one per kind) and plays. Resolves
@@ -118,17 +139,21 @@ export class RtspClient extends Owned {
     const onAbort = () => this.close();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const { conn, sdp, base } = await this.#describe();
-      const chosen = this.#choose(sdp, base, want);
+      const { conn, sdp, base, backchannel } = await this.#describe();
+      const back = backchannel ? this.#chooseBackchannel(sdp, base) : undefined;
+      const chosen = this.#choose(sdp, base, want, back !== undefined);
       // PLAY, keep-alives and TEARDOWN name the whole session (RFC 2326 C.1.1), not a track.
       const aggregate = sdp.control && /^rtsps?:\/\//i.test(sdp.control) ? sdp.control : resolveControl(base, sdp.control);
       for (let i = 0; i < chosen.length; i++) await this.#setup(conn, chosen[i]!, i, aggregate);
-      const res = await conn.request('PLAY', aggregate, { Range: 'npt=0.000-' });
+      if (back) await this.#setupBackchannel(conn, back, chosen.length, aggregate);
+      // ONVIF asks for the feature tag on every request of a session that uses it.
+      const res = await conn.request('PLAY', aggregate, { Range: 'npt=0.000-', ...(this.#backchannel ? { Require: BACKCHANNEL_REQUIRE } : {}) });
       if (res.status !== 200) throw statusError('PLAY', res);
       this.#check();
-      this.#started(conn, aggregate);
       this.#tracks = chosen.map((c) => c.track);
-      this.log.info({ tracks: this.#tracks.map(describeTrack), transport: this.transport }, 'camera playing');
+      this.#started(conn, aggregate);
+      const talk = this.#backchannel && describeTrack({ kind: 'audio', codec: this.#backchannel.codec });
+      this.log.info({ tracks: this.#tracks.map(describeTrack), transport: this.transport, ...(talk ? { backchannel: talk } : {}) }, 'camera playing');
       return this.#tracks;
     } catch (e) {
       // Closed from outside (abort, owner) while a step was pending: that, not the step, is why.
@@ -161,8 +186,9 @@ export class RtspClient extends Owned {
   }
 
   /** OPTIONS and DESCRIBE, following redirects. */
-  async #describe(): Promise<{ conn: RtspClientConnection; sdp: SdpSession; base: string }> {
+  async #describe(): Promise<Described> {
     let target = this.target;
+    let backchannel = target.backchannel;
     for (let redirects = 0; ; redirects++) {
       const conn = this.#connect(target);
       await conn.connected;
@@ -173,8 +199,16 @@ export class RtspClient extends Owned {
       if (!isRedirect(options)) {
         // Some cameras answer OPTIONS badly but play fine: only DESCRIBE's answer decides.
         this.#publicMethods = new Set((options.headers.get('public') ?? '').split(',').map((m) => m.trim().toUpperCase()).filter(Boolean));
-        res = await conn.request('DESCRIBE', target.requestUrl, { Accept: 'application/sdp' });
+        res = await conn.request('DESCRIBE', target.requestUrl, { Accept: 'application/sdp', ...(backchannel ? { Require: BACKCHANNEL_REQUIRE } : {}) });
         this.#check();
+        if (backchannel && res.status !== 200 && !isRedirect(res) && !conn.closed) {
+          // 551 Option not supported is the ONVIF answer; cameras say it in other words too. The
+          // video matters more than the talking: ask again without the tag, as go2rtc does.
+          this.log.info({ status: res.status, reason: res.reason, unsupported: res.headers.get('unsupported') }, 'camera refused the ONVIF backchannel; describing without it');
+          backchannel = false;
+          res = await conn.request('DESCRIBE', target.requestUrl, { Accept: 'application/sdp' });
+          this.#check();
+        }
       }
       const method = res === options ? 'OPTIONS' : 'DESCRIBE';
       if (isRedirect(res)) {
@@ -201,8 +235,48 @@ export class RtspClient extends Owned {
       const cb = res.headers.get('content-base') ?? res.headers.get('content-location') ?? target.requestUrl;
       // A session-level absolute control URL is the base for the media ones.
       const base = sdp.control && /^rtsps?:\/\//i.test(sdp.control) ? sdp.control : cb;
-      return { conn, sdp, base };
+      return { conn, sdp, base, backchannel };
     }
+  }
+
+  /**
+   * The backchannel: the first audio section the camera marks sendonly (ONVIF: sendonly from the
+   * client's side, the camera receives) in a codec a microphone can be turned into.
+   */
+  #chooseBackchannel(sdp: SdpSession, base: string): Chosen | undefined {
+    if (this.transport === 'udp') {
+      this.log.warn('#backchannel=1 needs RTP over TCP; #transport=udp sets up no backchannel');
+      return undefined;
+    }
+    for (const section of sdp.media) {
+      if (section.kind !== 'audio' || section.direction !== 'sendonly') continue;
+      const formats = formatsOf(section);
+      const m = formats.find((f) => unsupportedReason(f) === undefined && BACKCHANNEL_CODECS.includes(f.codec ?? ''));
+      if (m) return { media: m, track: trackFromMedia(m)!, url: resolveControl(base, m.control) };
+      this.log.warn({ codecs: formats.map((f) => f.codec ?? f.payloadType) }, 'camera backchannel in a codec camrelay cannot make of a microphone (it makes PCMA, PCMU, Opus); not set up');
+      return undefined;
+    }
+    this.log.info('camera describes no backchannel (no sendonly audio media) though #backchannel=1 asked for one');
+    return undefined;
+  }
+
+  async #setupBackchannel(conn: RtspClientConnection, c: Chosen, index: number, aggregate: string): Promise<void> {
+    const asked: [number, number] = [index * 2, index * 2 + 1];
+    const res = await conn.request('SETUP', c.url, { Transport: `RTP/AVP/TCP;unicast;interleaved=${asked[0]}-${asked[1]}`, Require: BACKCHANNEL_REQUIRE });
+    this.#check();
+    if (res.status !== 200) {
+      // Some cameras allow one backchannel session at a time: watching matters more than talking.
+      this.log.warn({ status: res.status, reason: res.reason }, 'camera refused the backchannel SETUP; playing without it');
+      return;
+    }
+    this.#takeSession(conn, res, aggregate);
+    const answered = parseTransport(res.headers.get('transport') ?? '')[0];
+    if (answered && !answered.tcp && !answered.interleaved) {
+      this.log.warn({ transport: res.headers.get('transport') }, 'camera answered the backchannel SETUP with a transport other than TCP interleaved; not used');
+      return;
+    }
+    const channel = (answered?.interleaved ?? asked)[0];
+    this.#backchannel = new RtspBackchannel(conn, channel, c.media.payloadType, c.track.codec);
   }
 
   /**
@@ -211,7 +285,7 @@ export class RtspClient extends Owned {
    * kind some viewer wants in a codec the camera does not have still gets the camera's track of
    * that kind: what a transcode needs, and what tells the viewer which codec it cannot take.
    */
-  #choose(sdp: SdpSession, base: string, want: MediaRequest): Chosen[] {
+  #choose(sdp: SdpSession, base: string, want: MediaRequest, backchannel: boolean): Chosen[] {
     const chosen: Chosen[] = [];
     const taken = new Set<Kind>();
     const used = new Set<SdpMedia>();
@@ -239,7 +313,8 @@ export class RtspClient extends Owned {
       const media = formats.map((f) => `${f.kind}:${f.codec ?? (f.payloadType >= 0 ? f.payloadType : section.formats.join(' ').slice(0, 40))}`).join(', ');
       this.log[known ? 'info' : 'debug']({ media, why }, 'not setting up a track');
     }
-    if (chosen.length === 0) {
+    // A talker alone asks for nothing to receive: the backchannel is then the whole session.
+    if (chosen.length === 0 && !(backchannel && !want.video?.length && !want.audio?.length)) {
       const offered = sdp.media.flatMap(formatsOf).map((m) => `${m.kind}:${m.codec ?? (m.payloadType >= 0 ? m.payloadType : m.formats.join(' ').slice(0, 40))}`).join(', ') || 'no media';
       const wanted = (['video', 'audio'] as const).flatMap((k) => (want[k] ?? []).map((c) => `${k}:${c}`)).join(', ') || 'nothing';
       throw new SourceError(`camera offers no track the viewers can use (offered ${offered}; wanted ${wanted})`, true);
@@ -280,17 +355,7 @@ export class RtspClient extends Owned {
     const res = await conn.request('SETUP', c.url, { Transport: transport });
     this.#check();
     if (res.status !== 200) throw statusError('SETUP', res);
-    const session = res.headers.get('session');
-    if (!session) throw new SourceError('SETUP: answer without a Session header');
-    const [id, ...params] = session.split(';').map((s) => s.trim());
-    if (!id) throw new SourceError(`SETUP: bad Session header ${JSON.stringify(session.slice(0, 60))}`);
-    if (!conn.session) {
-      conn.session = id;
-      const timeout = params.map((p) => /^timeout\s*=\s*(\d+)$/i.exec(p)?.[1]).find((x) => x !== undefined);
-      if (timeout !== undefined && Number(timeout) > 0) this.#sessionTimeoutS = Number(timeout);
-    }
-    // From here on the camera holds a session for us: closing must tear it down.
-    conn.teardownUrl = aggregate;
+    this.#takeSession(conn, res, aggregate);
     const answered = parseTransport(res.headers.get('transport') ?? '')[0];
     const receiver = new RtpReceiver(c.track, c.media.payloadType, (f) => this.#frame(f), this.log.child({ track: describeTrack(c.track) }));
     if (pair) {
@@ -310,11 +375,28 @@ export class RtspClient extends Owned {
     this.#routes.set(channels[1], { receiver, rtcp: true });
   }
 
+  /** The session a SETUP answer names (the first one's timeout sets the keep-alives). */
+  #takeSession(conn: RtspClientConnection, res: RtspResponse, aggregate: string): void {
+    const session = res.headers.get('session');
+    if (!session) throw new SourceError('SETUP: answer without a Session header');
+    const [id, ...params] = session.split(';').map((s) => s.trim());
+    if (!id) throw new SourceError(`SETUP: bad Session header ${JSON.stringify(session.slice(0, 60))}`);
+    if (!conn.session) {
+      conn.session = id;
+      const timeout = params.map((p) => /^timeout\s*=\s*(\d+)$/i.exec(p)?.[1]).find((x) => x !== undefined);
+      if (timeout !== undefined && Number(timeout) > 0) this.#sessionTimeoutS = Number(timeout);
+    }
+    // From here on the camera holds a session for us: closing must tear it down.
+    conn.teardownUrl = aggregate;
+  }
+
   #started(conn: RtspClientConnection, url: string): void {
     if (conn.closed) throw conn.closeReason ?? new SourceError('source stopped before it started');
     this.#playing = true;
     this.#lastData = Date.now();
-    this.#armReadTimer(this.opts.readTimeoutMs);
+    // A session that only talks receives no RTP: the keep-alive's answer is its sign of life.
+    const receives = this.#tracks.length > 0;
+    if (receives) this.#armReadTimer(this.opts.readTimeoutMs);
     const timeoutMs = this.#sessionTimeoutS * 1000;
     const every = Math.max(500, timeoutMs - Math.min(this.opts.keepAliveMarginMs, timeoutMs / 2));
     const method = this.#publicMethods.has('GET_PARAMETER') ? 'GET_PARAMETER' : 'OPTIONS';
@@ -324,7 +406,10 @@ export class RtspClient extends Owned {
           if (res.status === 454) this.close(new SourceError(`camera dropped the session (${method} keep-alive answered 454)`));
           else if (res.status !== 200) this.log.debug({ method, status: res.status }, 'keep-alive answered with an error; ignored');
         },
-        (e: unknown) => this.log.debug({ method, err: errorMessage(e) }, 'keep-alive failed'),
+        (e: unknown) => {
+          if (!receives) this.close(new SourceError(`camera stopped answering (${method} keep-alive: ${errorMessage(e)})`));
+          else this.log.debug({ method, err: errorMessage(e) }, 'keep-alive failed');
+        },
       );
     }, every);
     this.log.debug({ method, everyMs: every, sessionTimeoutS: this.#sessionTimeoutS }, 'keep-alive');

@@ -5,7 +5,8 @@ import type { Credentials } from './auth.js';
 
 // A camera URL as users write it (go2rtc's syntax): rtsp://, rtsps:// (TLS), rtspx:// (TLS without
 // certificate check), user info for authentication, and options after '#', separated by '#':
-// `#transport=udp`, `#transport=tcp`, `#media=video`, `#timeout=10` (s), `#backchannel=0`.
+// `#transport=udp`, `#transport=tcp`, `#media=video`, `#timeout=10` (s), `#backchannel=1` (the
+// ONVIF audio backchannel, for talking to the camera; off unless asked: see `backchannel`).
 
 export type CameraScheme = 'rtsp' | 'rtsps' | 'rtspx';
 
@@ -25,6 +26,13 @@ export interface CameraUrl {
   media?: Set<Kind>;
   /** go2rtc's `#timeout=N`: read and request timeout in ms, when given. */
   timeoutMs?: number;
+  /**
+   * `#backchannel=1`: DESCRIBE asks for the ONVIF backchannel (Require:
+   * www.onvif.org/ver20/backchannel) and sets it up. Off by default, unlike go2rtc: a camera
+   * without one answers 551 (gst-rtsp-server does), which would cost every start of every camera
+   * a second DESCRIBE on a second connection; only a stream someone talks to needs it.
+   */
+  backchannel: boolean;
 }
 
 /**
@@ -65,6 +73,7 @@ export function parseCameraUrl(url: string): CameraUrl {
     port,
     requestUrl: `${scheme === 'rtspx' ? 'rtsps' : scheme}://${u.host}${u.pathname}${u.search}`,
     transport: 'tcp',
+    backchannel: false,
   };
   if (u.username || u.password) out.credentials = { username: decode(u.username), password: decode(u.password) };
 
@@ -94,8 +103,13 @@ export function parseCameraUrl(url: string): CameraUrl {
         out.timeoutMs = Math.round(s * 1000);
         break;
       }
+      case 'backchannel': {
+        if (value !== '0' && value !== '1') throw bad(url, `#backchannel=${value} is not supported (0 or 1)`);
+        out.backchannel = value === '1';
+        break;
+      }
       default:
-        // #backchannel=0 and other go2rtc options: camrelay never asks for a backchannel anyway.
+        // Other go2rtc options (#audio=…, #video=… belong to ffmpeg: sources) mean nothing here.
         break;
     }
   }
@@ -117,6 +131,7 @@ export function redirectTarget(from: CameraUrl, location: string): CameraUrl {
   next.transport = from.transport;
   next.media = from.media;
   next.timeoutMs = from.timeoutMs;
+  next.backchannel = from.backchannel;
   // rtspx:// stays unverified when it is redirected to rtsps://.
   if (from.scheme === 'rtspx' && next.scheme === 'rtsps') next.verifyCertificate = false;
   if (!next.credentials && from.credentials && next.host === from.host && next.port === from.port) next.credentials = from.credentials;

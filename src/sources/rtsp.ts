@@ -1,6 +1,7 @@
 import { SourceError } from '../core/errors.js';
 import { log, maskCredentials, type Logger } from '../core/log.js';
 import { describeTrack, type Frame, type MediaRequest, type Track } from '../core/media.js';
+import type { Backchannel, BackchannelSource } from '../core/backchannel.js';
 import { Owned } from '../core/owned.js';
 import type { Source, SourceInfo } from '../core/source.js';
 import { RtspClient, type RtspClientOptions } from '../rtsp/client.js';
@@ -11,7 +12,7 @@ import { parseCameraUrl } from '../rtsp/url.js';
  * which owns the camera connection(s) and UDP sockets. The URL is parsed at construction, so a
  * URL that cannot work throws a permanent SourceError from the factory.
  */
-export class RtspSource extends Owned implements Source {
+export class RtspSource extends Owned implements Source, BackchannelSource {
   #client: RtspClient;
   #live = false;
   #log: Logger;
@@ -43,13 +44,20 @@ export class RtspSource extends Owned implements Source {
     return tracks;
   }
 
+  /** The camera's ONVIF backchannel while playing, with `#backchannel=1` and a camera that has one. */
+  get backchannel(): Backchannel | undefined {
+    return this.#live && !this.closed ? this.#client.backchannel : undefined;
+  }
+
   info(): SourceInfo {
+    const back = this.backchannel;
     return {
       url: maskCredentials(this.url),
       type: 'rtsp',
       transport: this.#client.transport,
       remote_addr: this.#client.remoteAddress,
       tracks: this.#client.tracks.map(describeTrack),
+      ...(back ? { backchannel: { codec: describeTrack({ kind: 'audio', codec: back.codec }), ...back.counters } } : {}),
     };
   }
 

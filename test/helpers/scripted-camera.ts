@@ -51,6 +51,8 @@ export class ScriptedCamera {
   #stream: StreamOptions | undefined;
   /** RTP packets sent under the H.264 payload type, over every connection. */
   rtpSent = 0;
+  /** Interleaved data the client sent (a backchannel), in order of arrival. */
+  readonly received: Array<{ conn: number; channel: number; payload: Buffer }> = [];
 
   constructor() {
     this.server = net.createServer((s) => this.#accept(s));
@@ -122,6 +124,7 @@ export class ScriptedCamera {
         return;
       }
       for (const item of items) {
+        if (item.type === 'interleaved') this.received.push({ conn, channel: item.channel, payload: item.payload });
         if (item.type !== 'request') continue;
         this.requests.push({ conn, method: item.method, url: item.url, headers: item.headers });
         if (item.method === 'SETUP' && channel === undefined) {

@@ -21,14 +21,18 @@ test('camera URLs: schemes, default port, percent-decoded user info, request URL
   assert.deepEqual([s.tls, s.verifyCertificate, s.port], [true, true, 554]);
 });
 
-test("go2rtc's '#' options: transport, media, timeout; others ignored; bad values refused", () => {
-  const u = parseCameraUrl('rtsp://cam/x#transport=udp#media=video#timeout=7#backchannel=0');
+test("go2rtc's '#' options: transport, media, timeout, backchannel; others ignored; bad values refused", () => {
+  const u = parseCameraUrl('rtsp://cam/x#transport=udp#media=video#timeout=7#backchannel=0#audio=opus');
+  assert.equal(u.backchannel, false);
+  assert.equal(parseCameraUrl('rtsp://cam/x').backchannel, false, 'no backchannel unless asked');
+  assert.equal(parseCameraUrl('rtsp://cam/x#backchannel=1').backchannel, true);
+  assert.equal(redirectTarget(parseCameraUrl('rtsp://cam/x#backchannel=1'), '/y').backchannel, true, 'a redirect keeps it');
   assert.equal(u.transport, 'udp');
   assert.deepEqual([...u.media!], ['video']);
   assert.equal(u.timeoutMs, 7000);
   assert.equal(u.requestUrl, 'rtsp://cam/x', 'options are not sent to the camera');
   assert.equal(parseCameraUrl('rtsp://cam/x#transport=TCP').transport, 'tcp');
-  for (const bad of ['rtsp://cam/x#transport=ws://y', 'rtsp://cam/x#media=data', 'rtsp://cam/x#timeout=0', 'http://cam/x', 'rtsp://']) {
+  for (const bad of ['rtsp://cam/x#transport=ws://y', 'rtsp://cam/x#media=data', 'rtsp://cam/x#timeout=0', 'rtsp://cam/x#backchannel=yes', 'http://cam/x', 'rtsp://']) {
     assert.throws(() => parseCameraUrl(bad), (e: unknown) => e instanceof SourceError && e.permanent, bad);
   }
 });
