@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OfferError, chooseAudio, chooseVideo, h264Profile, parseOffer } from '../../src/outputs/webrtc/offer.js';
+import { OfferError, chooseAudio, chooseMic, chooseVideo, h264Profile, parseOffer } from '../../src/outputs/webrtc/offer.js';
 import { extraCandidates, withExtraCandidates } from '../../src/outputs/webrtc/backend.js';
 import type { Track } from '../../src/core/media.js';
 import { CHROME_OFFER } from '../helpers/chrome-offer.js';
@@ -59,8 +59,10 @@ test('static payload types without rtpmap, session-level direction, sendonly lin
   const sdp = ['v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=recvonly', ...SESSION_TRANSPORT, 'm=audio 9 RTP/AVP 8 0', 'a=mid:a', ''].join('\r\n');
   const o = parseOffer(sdp);
   assert.deepEqual(o.request, { audio: ['PCMA', 'PCMU'] });
-  const sendonly = sdp.replace('a=recvonly', 'a=sendonly');
-  assert.throws(() => parseOffer(sendonly), (e: unknown) => e instanceof OfferError && /no video or audio m-line we can send to/.test(e.message));
+  // Only a microphone (issue 18): a talker, refused later by a stream with no backchannel.
+  const sendonly = parseOffer(sdp.replace('a=recvonly', 'a=sendonly'));
+  assert.deepEqual([sendonly.request, sendonly.mic?.media.mid, sendonly.mic?.codecs.map((c) => c.name)], [{}, 'a', ['PCMA', 'PCMU']]);
+  assert.throws(() => parseOffer(sdp.replace('a=recvonly', 'a=inactive')), (e: unknown) => e instanceof OfferError && /no video or audio m-line we can send to/.test(e.message));
 });
 
 test('offers we cannot serve say why', { timeout: 5000 }, () => {
@@ -221,4 +223,42 @@ test('H.265 answer: the payload type whose profile decodes the stream, its profi
   assert.equal(chooseVideo(onlyMain, h264(0x42, 0xc0)), undefined);
   assert.equal(chooseVideo(parseOffer(CHROME_OFFER), h265(X265_SPS)), undefined);
   assert.equal(chooseVideo(o, h264(0x42, 0xc0))?.codec.payloadType, 106, 'H.264 beside H.265: H.264 as before');
+});
+
+// Issue 18: the viewer's microphone. go2rtc's player (video-rtc.js with media "microphone") puts a
+// sendonly audio m-line first, then recvonly video and audio; other clients send audio sendrecv.
+const audioLine = (mid: string, direction: string) =>
+  CHROME_OFFER.slice(CHROME_OFFER.indexOf('m=audio')).replace('a=mid:1', `a=mid:${mid}`).replace('a=recvonly', `a=${direction}`);
+const videoPart = CHROME_OFFER.slice(0, CHROME_OFFER.indexOf('m=audio'));
+const sessionPart = CHROME_OFFER.slice(0, CHROME_OFFER.indexOf('m=video'));
+
+test("the microphone: go2rtc's player's sendonly line, or the sendrecv audio line; recvonly has none", { timeout: 5000 }, () => {
+  const player = parseOffer(sessionPart + audioLine('0', 'sendonly') + videoPart.slice(sessionPart.length).replace('a=mid:0', 'a=mid:1') + audioLine('2', 'recvonly'));
+  assert.equal(player.mic?.media.mid, '0');
+  assert.equal(player.audio?.media.mid, '2', 'our audio goes on the recvonly line');
+  assert.deepEqual(player.mic?.codecs.map((c) => c.name), ['OPUS', 'PCMU', 'PCMA']);
+  // The camera's codec when offered (no conversion), else the first the offer lists.
+  assert.deepEqual(chooseMic(player, { name: 'PCMA', clockRate: 8000 }), { mid: '0', codec: player.mic!.codecs[2]!.codec, name: 'PCMA' });
+  assert.equal(chooseMic(player, { name: 'AAC', clockRate: 16000 })?.name, 'OPUS');
+
+  const both = parseOffer(CHROME_OFFER.replace(/a=recvonly(?![\s\S]*a=recvonly)/, 'a=sendrecv'));
+  assert.equal(both.mic?.media.mid, '1');
+  assert.equal(both.audio?.media.mid, '1');
+  // One line, one codec both ways: the one answered for our audio.
+  const sending = { mid: '1', codec: both.audio!.codecs[0]!.codec };
+  assert.equal(chooseMic(both, { name: 'PCMA', clockRate: 8000 }, sending)?.name, 'OPUS');
+
+  assert.equal(parseOffer(CHROME_OFFER).mic, undefined, 'recvonly audio is no microphone');
+  assert.equal(chooseMic(parseOffer(CHROME_OFFER), { name: 'PCMA', clockRate: 8000 }), undefined);
+});
+
+test('a talker alone (one sendonly audio line) parses with nothing to receive; a lone recvonly line we cannot serve still fails', { timeout: 5000 }, () => {
+  const talk = parseOffer(sessionPart + audioLine('0', 'sendonly'));
+  assert.deepEqual(talk.request, {});
+  assert.equal(talk.mic?.media.mid, '0');
+  assert.equal(talk.video, undefined);
+  assert.equal(talk.audio, undefined);
+  assert.throws(() => parseOffer(sessionPart + audioLine('0', 'inactive')), OfferError);
+  // A sendonly line in codecs we cannot decode is no microphone.
+  assert.throws(() => parseOffer(sessionPart + audioLine('0', 'sendonly').replace(/^m=audio 9 UDP\/TLS\/RTP\/SAVPF .*$/m, 'm=audio 9 UDP/TLS/RTP/SAVPF 9').replace(/^a=rtpmap:(?!9 ).*$/gm, '')), OfferError);
 });

@@ -3,7 +3,7 @@
 // PCMA, PCMU): the codec table's webrtc entries; and which of their payload types to answer for
 // the stream's tracks, with which fmtp.
 import { formatByEncoding, formatByStaticPayloadType, webrtcFormats, type CodecFormat } from '../../codecs/table.js';
-import type { CodecName, MediaRequest, Track } from '../../core/media.js';
+import type { Codec, CodecName, MediaRequest, Track } from '../../core/media.js';
 import { h265AnswerFmtp, h265Fit, offeredPtl, streamPtl } from './h265-fmtp.js';
 
 /** The offer is malformed or asks for nothing we can send: the viewer's fault (HTTP 400). */
@@ -63,6 +63,11 @@ export interface Offer {
   video?: { media: OfferMedia; codecs: VideoChoice[] };
   /** The m-line our audio goes on, with the codecs we have, in offer order. */
   audio?: { media: OfferMedia; codecs: AudioChoice[] };
+  /**
+   * The viewer's microphone: its first sendonly audio m-line (go2rtc's player), else the audio
+   * m-line we send on when that one is sendrecv; with the codecs of it we can decode.
+   */
+  mic?: { media: OfferMedia; codecs: AudioChoice[] };
   /** What to ask the stream for. */
   request: MediaRequest;
 }
@@ -135,7 +140,7 @@ export function parseOffer(sdp: string): Offer {
   if (media.length === 0) throw new OfferError('offer has no m-line');
   for (const m of media) m.transport = { ...sessionTransport, ...definedOnly(m.transport) };
   const offer = chooseLines(media);
-  for (const line of [offer.video?.media, offer.audio?.media]) if (line) checkTransport(line);
+  for (const line of [offer.video?.media, offer.audio?.media, offer.mic?.media]) if (line) checkTransport(line);
   return offer;
 }
 
@@ -243,7 +248,17 @@ function chooseLines(media: OfferMedia[]): Offer {
       offer.request.audio = codecs.map((a) => a.name);
     } else problems.push(`its audio accepts ${listCodecs(audioLine)} but none of ${needs('audio')}`);
   }
-  if (!offer.video && !offer.audio) {
+  const micLine = media.find((m) => m.kind === 'audio' && m.port !== 0 && m.direction === 'sendonly' && m.mid) ?? (audioLine?.direction === 'sendrecv' && audioLine.mid ? audioLine : undefined);
+  if (micLine) {
+    const codecs: AudioChoice[] = [];
+    for (const c of micLine.codecs) {
+      const name = sendable(c, 'audio')?.name;
+      if (name && !codecs.some((a) => a.name === name)) codecs.push({ name, codec: c });
+    }
+    if (codecs.length) offer.mic = { media: micLine, codecs };
+  }
+  // A talker alone (a microphone, nothing to receive) is answered once the stream says it has a backchannel.
+  if (!offer.video && !offer.audio && !(offer.mic && micLine?.direction === 'sendonly' && !videoLine && !audioLine)) {
     if (!videoLine && !audioLine) throw new OfferError('offer has no video or audio m-line we can send to (recvonly or sendrecv)');
     // Video alone and refused: say so in the words a user can act on.
     if (!audioLine && videoLine?.mid) throw new OfferError(`offer has no video codec we can send: ${needs('video')} (it accepts ${listCodecs(videoLine)})`);
@@ -361,6 +376,23 @@ function profileScore(sps: Buffer, profileLevelId = DEFAULT_PROFILE_LEVEL_ID): n
   const ours = h264Profile(sps[1]!, sps[2]!);
   if (offered === ours && ours !== 'other') return 2;
   return DECODES[offered].includes(ours) ? 1 : 0;
+}
+
+/**
+ * The codec the viewer's microphone is to send in: on the line we also send audio on, the one
+ * answered for that; else the camera's backchannel codec when offered (nothing to convert), else
+ * the first of the offer's that camrelay decodes (Opus before G.711, as browsers list them).
+ */
+export function chooseMic(offer: Offer, camera: Pick<Codec, 'name' | 'clockRate'>, sending?: { mid: string; codec: OfferCodec }): { mid: string; codec: OfferCodec; name: CodecName } | undefined {
+  const mic = offer.mic;
+  if (!mic) return undefined;
+  const mid = mic.media.mid!;
+  if (sending && sending.mid === mid) {
+    const same = mic.codecs.find((c) => c.codec.payloadType === sending.codec.payloadType);
+    return same && { mid, codec: same.codec, name: same.name };
+  }
+  const pick = mic.codecs.find((c) => c.name === camera.name && c.codec.clockRate === camera.clockRate) ?? mic.codecs[0];
+  return pick && { mid, codec: pick.codec, name: pick.name };
 }
 
 /** The stream's audio track to send, and how, in the offer's order of preference. */
