@@ -96,8 +96,8 @@ const refused = (port: number): Promise<string> =>
     s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
   });
 
-test('HTTPS beside HTTP: /api, the page and /api/ws answer over TLS with the same checks, HTTP still answers, and everything is released', { timeout: 60000 }, async () => {
-  const app = await CamrelayProcess.start(withApi(tlsFields(), { demo: 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264' }));
+test('HTTPS beside HTTP: /api, the page and /api/ws answer over TLS with the same checks and header deadline, HTTP still answers, and everything is released', { timeout: 60000 }, async () => {
+  const app = await CamrelayProcess.start(withApi(`${tlsFields()}, header_timeout: 500ms`, { demo: 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264' }));
   let ws: WebSocket | undefined;
   try {
     const port = await tlsPort(app);
@@ -139,6 +139,15 @@ test('HTTPS beside HTTP: /api, the page and /api/ws answer over TLS with the sam
     assert.equal(res.statusCode, 403);
     await closeWs(foreign);
 
+    // A TCP connection that never starts its handshake is cut at api.header_timeout.
+    const silent = net.connect(port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    const t0 = Date.now();
+    await waitEvent(silent, 'connect', 5000);
+    await waitEvent(silent, 'close', 5000);
+    assert.ok(Date.now() - t0 < 3000, `cut after ${Date.now() - t0} ms`);
+    await app.waitLog((l) => l.msg.startsWith('api.header_timeout: cut an HTTPS connection'), 2000);
+
     const plain = await app.json<{ host: string }>('/api');
     assert.equal(plain.status, 200, 'HTTP answers beside HTTPS');
     assert.equal(plain.body.host, `127.0.0.1:${app.port}`);
@@ -179,12 +188,12 @@ test('api.max_connections bounds HTTP and HTTPS together, and an open wss:// soc
   }
 });
 
-test('api.listen "" serves HTTPS only (go2rtc), with the key and certificate inline', { timeout: 60000 }, async () => {
+test('api.listen "" serves HTTPS only (go2rtc), with the key and certificate inline, behind the API password', { timeout: 60000 }, async () => {
   const cfgDir = mkdtempSync(path.join(tmpdir(), 'camrelay-tls-only-'));
   const key = readFileSync(keyFile, 'utf8');
   const indent = (pem: string) => pem.trimEnd().split('\n').map((l) => `    ${l}`).join('\n');
-  const base = testConfig({});
-  const yaml = base.replace('api: { listen: "127.0.0.1:0" }', `api:\n  listen: ""\n  tls_listen: "127.0.0.1:0"\n  tls_cert: |\n${indent(cert)}\n  tls_key: |\n${indent(key)}`);
+  const base = testConfig({ demo: 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0#video=h264' });
+  const yaml = base.replace('api: { listen: "127.0.0.1:0" }', `api:\n  listen: ""\n  username: admin\n  password: secret\n  tls_listen: "127.0.0.1:0"\n  tls_cert: |\n${indent(cert)}\n  tls_key: |\n${indent(key)}`);
   assert.notEqual(yaml, base);
   const file = path.join(cfgDir, 'config.yaml');
   writeFileSync(file, yaml);
@@ -198,7 +207,17 @@ test('api.listen "" serves HTTPS only (go2rtc), with the key and certificate inl
     assert.equal(line.cert, 'inline');
     assert.equal(line.key, 'inline');
     assert.ok(!log.lines.some((l) => l.msg === 'api listening'), 'no HTTP listener');
-    assert.equal((await httpsGet(port, '/api')).status, 200);
+    const auth = { authorization: `Basic ${Buffer.from('admin:secret').toString('base64')}` };
+    assert.equal((await httpsGet(port, '/api')).status, 401, 'Basic auth over HTTPS as over HTTP');
+    assert.equal((await httpsGet(port, '/api', auth)).status, 200);
+    const anonymous = wss(port);
+    const [, res] = await waitEvent<[unknown, { statusCode?: number }]>(anonymous, 'unexpected-response', 5000);
+    assert.equal(res.statusCode, 401, 'and on the wss:// upgrade');
+    await closeWs(anonymous);
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/api/ws?src=demo`, { ca: cert, headers: auth });
+    ws.on('error', () => undefined);
+    await waitEvent(ws, 'open', 5000);
+    await closeWs(ws);
     child.kill('SIGTERM');
     const killer = setTimeout(() => child.kill('SIGKILL'), 10000);
     const [code] = await exited;
