@@ -1,13 +1,17 @@
-// The WebRTC library behind a session, cut to what a send-only viewer needs, so that werift now
-// and node-datachannel later fit behind it. Order of use (answerer side):
+// The WebRTC library behind a session, cut to what a viewer needs (our media out, a microphone
+// in), so that werift and node-datachannel fit behind it. Order of use (answerer side):
 //   peer = backend.createPeer(settings)
 //   await peer.setRemoteOffer(sdp)
-//   peer.addSendTrack({ mid, codec })   for each m-line we send on; other m-lines answer inactive
+//   peer.addSendTrack({ mid, codec })   for each m-line we send on
+//   peer.addRecvTrack({ mid, codec })   for each m-line we take the viewer's media from (its
+//                                       microphone); the same m-line may have both (sendrecv).
+//                                       m-lines with neither answer inactive
 //   await peer.createAnswer()           the answer, applied locally; may lack candidates (trickle)
 //   await peer.gatheringComplete()      then peer.localDescription() holds every local candidate
 // Liveness is the session's: the peer reports state changes and inbound activity, nothing more.
 import type { Owned } from '../../core/owned.js';
 import type { Kind } from '../../core/media.js';
+import type { RecvTrack } from './recv-track.js';
 import type { WebRtcSettings } from './settings.js';
 
 export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
@@ -45,6 +49,19 @@ export interface SendTrack {
   write(p: RtpOut): void;
 }
 
+export interface RecvTrackSpec {
+  /** The offer m-line (a=mid) to receive on; the offer must send on it (a=sendrecv or a=sendonly). */
+  mid: string;
+  kind: 'audio';
+  /**
+   * The one payload type answered for this m-line. With a send track on the same m-line, the same
+   * payload type (an m-line answers one codec).
+   */
+  codec: SendCodec;
+}
+
+export type { RecvTrack, RecvTrackEvents, RecvTrackStats, RtpIn } from './recv-track.js';
+
 export interface IceCandidateInit {
   candidate: string;
   sdpMid?: string;
@@ -61,6 +78,13 @@ export interface WebRtcPeer extends Owned {
   readonly state: PeerState;
   setRemoteOffer(sdp: string): Promise<void>;
   addSendTrack(spec: SendTrackSpec): SendTrack;
+  /**
+   * Receives the viewer's RTP on an m-line: answered a=recvonly, or a=sendrecv with a send track
+   * on it too (either order, both before createAnswer). Throws when the offer does not send on
+   * that m-line, when a send track there has another payload type, or once answered. The track is
+   * the peer's: it closes with it (the caller may close it earlier to stop receiving).
+   */
+  addRecvTrack(spec: RecvTrackSpec): RecvTrack;
   createAnswer(): Promise<string>;
   gatheringComplete(): Promise<void>;
   /** The local description with every candidate gathered so far (plus configured extra ones). */

@@ -1,5 +1,5 @@
-// The m-line descriptions camrelay answers with on node-datachannel: one codec each, sending or
-// inactive, with the fmtp camrelay chose or the offer's. Every video codec goes through
+// The m-line descriptions camrelay answers with on node-datachannel: one codec each, sending,
+// receiving (a viewer's microphone), both, or inactive, with the fmtp camrelay chose or the offer's. Every video codec goes through
 // addVideoCodec(pt, name, fmtp), H.265 included: addH265Codec(pt) takes no fmtp and would answer
 // libdatachannel's own instead of the profile, tier and level chosen for the stream (h265-fmtp.ts).
 // No libdatachannel packetizer is used (ndc-send-track.ts), so any codec's RTP goes out as made.
@@ -15,8 +15,8 @@ export function firstMediaCodec(m: OfferedMedia): OfferedMedia['codecs'][number]
   return m.codecs.find((c) => !NOT_MEDIA.has(c.rtpmap.split('/')[0]!.toLowerCase()));
 }
 
-/** The description of one answered m-line: one codec, sending or inactive. */
-export function mediaDescription(lib: NdcLib, kind: string, mid: string, dir: 'SendOnly' | 'Inactive', pt: number, rtpmap: string, fmtp: string | undefined): Video | Audio {
+/** The description of one answered m-line: one codec, in the direction given. */
+export function mediaDescription(lib: NdcLib, kind: string, mid: string, dir: 'SendOnly' | 'RecvOnly' | 'SendRecv' | 'Inactive', pt: number, rtpmap: string, fmtp: string | undefined): Video | Audio {
   if (kind === 'video') {
     const v = new lib.Video(mid, dir);
     const name = rtpmap.split('/')[0]!;

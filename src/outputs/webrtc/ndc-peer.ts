@@ -4,6 +4,14 @@
 //   per offered m-line (reciprocated), addTrack with the same mid replaces its description, and
 //   setLocalDescription('answer') answers each m-line from its track's description.
 // - a track with no packetizer sends what it is given as RTP (ndc-send-track.ts).
+// - what the viewer sends on a track comes to its onMessage (one callback per track), decrypted:
+//   RTCP, and RTP once the track's direction receives (RecvOnly/SendRecv; libdatachannel drops
+//   RTP on a SendOnly or Inactive track). RTP reaches a track by its SSRC, which the offer must
+//   name (a=ssrc, as browsers write it), or when the answer has one media track only. No
+//   RtcpReceivingSession is chained: it would swallow the RTCP that is our 'activity' signal,
+//   so no receiver reports go back for received media.
+// - the direction of a track is fixed when it is made (pc.addTrack); so the answer's tracks are
+//   made in createAnswer, once every send and receive track of each m-line is known.
 // - every native wrapper must be held until the library reports it closed (ndc-native.ts).
 // - pc.bytesReceived() counts SCTP (data channel) bytes only, so it cannot tell that a media
 //   viewer is alive; see #watchLiveness for what does.
@@ -11,12 +19,14 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { PeerConnection, Track, Video, Audio } from 'node-datachannel';
 import { PeerBase } from './peer-base.js';
+import { RecvRtpTrack, type RecvTrack } from './recv-track.js';
 import { log } from '../../core/log.js';
 import {
   extraCandidates,
   withExtraCandidates,
   type IceCandidateInit,
   type PeerState,
+  type RecvTrackSpec,
   type SendTrack,
   type SendTrackSpec,
   type WebRtcPeer,
@@ -52,12 +62,32 @@ const CLOSE_GRACE_MS = 5000;
 
 const STATES = new Set<PeerState>(['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed']);
 
+/** What one answered m-line sends and receives, until createAnswer makes its native track. */
+interface Line {
+  media: OfferedMedia;
+  kind: 'audio' | 'video';
+  /** The one payload type answered, its rtpmap and the fmtp to answer with. */
+  payloadType: number;
+  rtpmap: string;
+  fmtp: string | undefined;
+  send?: { out: NdcSendTrack; clockRate: number };
+  recv?: RecvRtpTrack;
+}
+
+/** RTCP rather than RTP (RFC 5761 4: payload types 64-95 are not RTP's on a muxed port). */
+function isRtcp(b: Buffer): boolean {
+  const pt = (b[1] ?? 0) & 0x7f;
+  return pt >= 64 && pt <= 95;
+}
+
 export class NdcPeer extends PeerBase implements WebRtcPeer {
   #pc: PeerConnection | undefined;
   #media: OfferedMedia[] = [];
   /** Every track wrapper we were handed: each must be closed by us (see the header). */
   #tracks: Track[] = [];
-  #sendMids = new Set<string>();
+  /** m-lines with a send or receive track, by mid. */
+  #lines = new Map<string, Line>();
+  #recvTracks = new Set<RecvRtpTrack>();
   #answered = false;
   #gathered: Promise<void>;
   #gatheredResolve!: () => void;
@@ -135,26 +165,64 @@ export class NdcPeer extends PeerBase implements WebRtcPeer {
     if (m.kind !== spec.kind) throw new Error(`m-line ${spec.mid} is ${m.kind}, not ${spec.kind}`);
     const offered = m.codecs.find((c) => c.payloadType === spec.codec.payloadType);
     if (!offered) throw new Error(`m-line ${spec.mid} has no payload type ${spec.codec.payloadType}`);
+    const had = this.#lines.get(spec.mid);
+    if (had?.send) throw new Error(`m-line ${spec.mid} has a send track already`);
+    if (had && had.payloadType !== offered.payloadType) {
+      throw new Error(`m-line ${spec.mid} receives payload type ${had.payloadType}: it cannot send ${offered.payloadType} (one codec per m-line)`);
+    }
     const fmtp = spec.codec.fmtp ? fmtpLine(spec.codec.fmtp) : offered.fmtp;
     const ssrc = randomBytes(4).readUInt32BE(0) || 1;
-    const desc = mediaDescription(this.lib, spec.kind, spec.mid, 'SendOnly', offered.payloadType, offered.rtpmap, fmtp);
-    desc.addSSRC(ssrc, CNAME, MSID, `camrelay-${spec.kind}`);
-    const track = this.#addTrack(desc);
+    const out = new NdcSendTrack(ssrc, offered.payloadType, this);
+    // The send track's fmtp is what the m-line answers (a receive track there takes its codec).
+    const line: Line = { ...had, media: m, kind: spec.kind, payloadType: offered.payloadType, rtpmap: offered.rtpmap, fmtp, send: { out, clockRate: spec.codec.clockRate } };
+    this.#lines.set(spec.mid, line);
+    return out;
+  }
+
+  addRecvTrack(spec: RecvTrackSpec): RecvTrack {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('addRecvTrack before setRemoteOffer');
+    if (this.#answered) throw new Error('addRecvTrack after createAnswer');
+    const m = this.#media.find((x) => x.mid === spec.mid);
+    if (!m) throw new Error(`the offer has no m-line with mid ${spec.mid}`);
+    if (m.kind !== spec.kind) throw new Error(`m-line ${spec.mid} is ${m.kind}, not ${spec.kind}`);
+    if (m.port === 0 || (m.direction !== 'sendrecv' && m.direction !== 'sendonly')) {
+      throw new Error(`m-line ${spec.mid} sends nothing (the offer says ${m.port === 0 ? 'port 0' : m.direction})`);
+    }
+    const offered = m.codecs.find((c) => c.payloadType === spec.codec.payloadType);
+    if (!offered) throw new Error(`m-line ${spec.mid} has no payload type ${spec.codec.payloadType}`);
+    const had = this.#lines.get(spec.mid);
+    if (had?.recv) throw new Error(`m-line ${spec.mid} has a receive track already`);
+    if (had && had.payloadType !== offered.payloadType) {
+      throw new Error(`m-line ${spec.mid} sends payload type ${had.payloadType}: it cannot receive ${offered.payloadType} (one codec per m-line)`);
+    }
+    const recv = new RecvRtpTrack(spec.mid, spec.codec, () => this.#recvTracks.delete(recv));
+    this.#recvTracks.add(recv);
+    const fmtp = had ? had.fmtp : spec.codec.fmtp ? fmtpLine(spec.codec.fmtp) : offered.fmtp;
+    this.#lines.set(spec.mid, { ...had, media: m, kind: spec.kind, payloadType: offered.payloadType, rtpmap: offered.rtpmap, fmtp, recv });
+    return recv;
+  }
+
+  /** The native track of an m-line with a send or receive track (or both), in its direction. */
+  #answerLine(mid: string, line: Line): void {
+    const { send, recv } = line;
+    const desc = mediaDescription(this.lib, line.kind, mid, send && recv ? 'SendRecv' : send ? 'SendOnly' : 'RecvOnly', line.payloadType, line.rtpmap, line.fmtp);
+    if (send) desc.addSSRC(send.out.ssrc, CNAME, MSID, `camrelay-${line.kind}`);
+    const track = this.#addTrack(desc, recv);
+    if (!send) return;
     // Sender reports (browsers sync audio to video with them) and answers to NACKs from what was
     // sent; neither re-packetizes.
-    const rtpConfig = new this.lib.RtpPacketizationConfig(ssrc, CNAME, offered.payloadType, spec.codec.clockRate);
+    const rtpConfig = new this.lib.RtpPacketizationConfig(send.out.ssrc, CNAME, line.payloadType, send.clockRate);
     const sr = new this.lib.RtcpSrReporter(rtpConfig);
     sr.addToChain(new this.lib.RtcpNackResponder());
     track.setMediaHandler(sr);
-    const out = new NdcSendTrack(track, ssrc, offered.payloadType, this);
+    send.out.bind(track);
     this.#unopened++;
     track.onOpen(() => {
-      out.opened();
+      send.out.opened();
       this.#unopened--;
       this.#maybeConnected();
     });
-    this.#sendMids.add(spec.mid);
-    return out;
   }
 
   async createAnswer(): Promise<string> {
@@ -162,11 +230,12 @@ export class NdcPeer extends PeerBase implements WebRtcPeer {
     if (!pc) throw new Error('createAnswer before setRemoteOffer');
     if (this.#answered) throw new Error('answer already created');
     this.#answered = true;
-    // m-lines we send nothing on are answered inactive with their first codec (a track each, so
-    // that libdatachannel does not answer them sendonly with every codec of the offer).
-    // Rejected ones (port 0) are left to libdatachannel, which answers them rejected too.
+    for (const [mid, line] of this.#lines) this.#answerLine(mid, line);
+    // m-lines we neither send nor receive on are answered inactive with their first codec (a
+    // track each, so that libdatachannel does not answer them sendonly with every codec of the
+    // offer). Rejected ones (port 0) are left to libdatachannel, which answers them rejected too.
     for (const m of this.#media) {
-      if ((m.kind !== 'audio' && m.kind !== 'video') || !m.mid || m.port === 0 || this.#sendMids.has(m.mid)) continue;
+      if ((m.kind !== 'audio' && m.kind !== 'video') || !m.mid || m.port === 0 || this.#lines.has(m.mid)) continue;
       const first = firstMediaCodec(m);
       if (!first) continue;
       this.#addTrack(mediaDescription(this.lib, m.kind, m.mid, 'Inactive', first.payloadType, first.rtpmap, first.fmtp));
@@ -208,7 +277,8 @@ export class NdcPeer extends PeerBase implements WebRtcPeer {
     return this.#remote;
   }
 
-  #addTrack(desc: Video | Audio): Track {
+  /** Adds a native track; `recv` gets the RTP that arrives on it. */
+  #addTrack(desc: Video | Audio, recv?: RecvRtpTrack): Track {
     const track = this.#pc!.addTrack(desc);
     this.#tracks.push(track);
     nativeLive.add(track);
@@ -220,9 +290,14 @@ export class NdcPeer extends PeerBase implements WebRtcPeer {
         }),
       ),
     );
-    // RTCP from the viewer (reports, NACK, PLI). Also keeps a track with no reader from queueing
-    // them in the library.
-    track.onMessage(() => this.activity());
+    // RTCP from the viewer (reports, NACK, PLI), and on a receiving track its RTP: both are news
+    // that it is alive. Also keeps a track with no reader from queueing them in the library.
+    if (recv) {
+      track.onMessage((msg) => {
+        this.activity();
+        if (!isRtcp(msg)) recv.receiveRaw(msg);
+      });
+    } else track.onMessage(() => this.activity());
     return track;
   }
 
@@ -312,6 +387,8 @@ export class NdcPeer extends PeerBase implements WebRtcPeer {
     clearInterval(this.#liveness);
     this.#liveness = undefined;
     this.#gatheredResolve();
+    // Children first: the receiving tracks end before the connection does.
+    for (const r of [...this.#recvTracks]) r.close();
     const pc = this.#pc;
     if (!pc) return;
     this.markClosed();

@@ -13,12 +13,17 @@ export interface OfferedCodec {
   fmtp?: string;
 }
 
+/** The offer's direction for an m-line, from the offerer's side (a=sendonly: it sends, we receive). */
+export type OfferedDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
 export interface OfferedMedia {
   index: number;
   kind: string;
   /** 0 = the offerer rejected this m-line already. */
   port: number;
   mid?: string;
+  /** The m-line's direction attribute, else the session's, else sendrecv (RFC 8866 6.7). */
+  direction: OfferedDirection;
   codecs: OfferedCodec[];
 }
 
@@ -30,7 +35,8 @@ function staticRtpmap(pt: number): string | undefined {
 
 /** The offer's m-lines with their payload types in offer order (no validation: the session did it). */
 export function scanOffer(sdp: string): OfferedMedia[] {
-  const media: (OfferedMedia & { pts: number[]; rtpmap: Map<number, string>; fmtp: Map<number, string> })[] = [];
+  const media: (Omit<OfferedMedia, 'direction'> & { dir?: OfferedDirection; pts: number[]; rtpmap: Map<number, string>; fmtp: Map<number, string> })[] = [];
+  let sessionDirection: OfferedDirection = 'sendrecv';
   for (const raw of sdp.split(/\r?\n/)) {
     const line = raw.trim();
     const m = /^m=(\S+) (\d+)(?:\/\d+)? \S+((?: \S+)*)$/.exec(line);
@@ -40,14 +46,21 @@ export function scanOffer(sdp: string): OfferedMedia[] {
       continue;
     }
     const cur = media[media.length - 1];
+    const dir = /^a=(sendrecv|sendonly|recvonly|inactive)$/.exec(line)?.[1] as OfferedDirection | undefined;
+    if (dir) {
+      if (cur) cur.dir = dir;
+      else sessionDirection = dir;
+      continue;
+    }
     if (!cur) continue;
     let a: RegExpExecArray | null;
     if ((a = /^a=mid:(\S+)/.exec(line))) cur.mid = a[1]!;
     else if ((a = /^a=rtpmap:(\d+) (\S+)/.exec(line))) cur.rtpmap.set(Number(a[1]), a[2]!);
     else if ((a = /^a=fmtp:(\d+) (.+)$/.exec(line))) cur.fmtp.set(Number(a[1]), a[2]!.trim());
   }
-  return media.map(({ pts, rtpmap, fmtp, ...m }) => ({
+  return media.map(({ pts, rtpmap, fmtp, dir, ...m }) => ({
     ...m,
+    direction: dir ?? sessionDirection,
     codecs: pts.flatMap((pt) => {
       const map = rtpmap.get(pt) ?? staticRtpmap(pt);
       if (!map) return [];

@@ -1,5 +1,7 @@
 // One track camrelay sends on with node-datachannel. A track with no packetizer sends what it is
 // given as RTP (SRTP-protected, any SSRC), on the calling thread: nothing is queued in the library.
+// The native track is made when the peer answers (its direction is known only then: a receive
+// track may share the m-line), and bound here before it can open; until it opens, writes are dropped.
 import type { Track } from 'node-datachannel';
 import type { RtpOut, SendTrack } from './backend.js';
 
@@ -22,9 +24,9 @@ export class NdcSendTrack implements SendTrack {
    * FU-A fragments of a frame have the same one): no Buffer object per packet.
    */
   #view = this.#buf;
+  #track: Track | undefined;
 
   constructor(
-    private readonly track: Track,
     readonly ssrc: number,
     readonly payloadType: number,
     private readonly peer: SendingPeer,
@@ -32,8 +34,13 @@ export class NdcSendTrack implements SendTrack {
     this.#grow(1500);
   }
 
+  /** The native track, once the answer made it. */
+  bind(track: Track): void {
+    this.#track = track;
+  }
+
   opened(): void {
-    this.#open = true;
+    if (this.#track) this.#open = true;
   }
 
   write(p: RtpOut): void {
@@ -55,7 +62,7 @@ export class NdcSendTrack implements SendTrack {
     b.set(p.payload, 12);
     if (this.#view.length !== size) this.#view = b.subarray(0, size);
     try {
-      this.track.sendMessageBinary(this.#view);
+      this.#track!.sendMessageBinary(this.#view);
     } catch {
       // The native side closed the track between its 'closed' event and ours: nothing to send to.
       this.#open = false;

@@ -11,6 +11,12 @@
 //   once gathering has settled.
 // - every non-STUN datagram (DTLS, SRTP, SRTCP) reaches Connection.onData; inbound STUN requests
 //   pass the iceFilterStunResponse hook. Together they are the 'activity' signal.
+// - setRemoteDescription makes a 'recvonly' transceiver per offered m-line and, when the m-line
+//   sends (a=sendrecv/sendonly) and names its SSRC (a=ssrc, as browsers write it), a receiving
+//   track for that SSRC, whose onReceiveRtp gets each decrypted packet of an offered payload type
+//   (others werift drops itself). The answer's direction is the transceiver's direction ANDed with
+//   the offer's reversed; transceivers are made 'inactive' at once, then 'sendonly', 'recvonly'
+//   or 'sendrecv' by the tracks added.
 import {
   MediaStream,
   RTCPeerConnection,
@@ -18,15 +24,18 @@ import {
   RtpHeader,
   RtpPacket,
   SessionDescription,
+  type MediaStreamTrack,
   type RTCPeerConnectionConfig,
   type RTCRtpSender,
   type RTCRtpTransceiver,
 } from 'werift';
 import { PeerBase } from './peer-base.js';
+import { RecvRtpTrack, type RecvTrack } from './recv-track.js';
 import {
   extraCandidates,
   withExtraCandidates,
   type IceCandidateInit,
+  type RecvTrackSpec,
   type RtpOut,
   type SendTrack,
   type SendTrackSpec,
@@ -74,6 +83,9 @@ export class WeriftPeer extends PeerBase implements WebRtcPeer {
   #pending = 0;
   /** One msid stream for all tracks, so a browser puts audio and video in one MediaStream. */
   #stream = new MediaStream({ id: 'camrelay' });
+  /** Per m-line with a track: the payload type sent (if any) and the receiving track (if any). */
+  #lines = new Map<string, { send?: number; recv?: RecvRtpTrack }>();
+  #recvTracks = new Set<RecvRtpTrack>();
 
   constructor(private readonly settings: WebRtcSettings) {
     super('WeriftPeer');
@@ -120,20 +132,66 @@ export class WeriftPeer extends PeerBase implements WebRtcPeer {
     const t = pc.getTransceivers().find((x) => x.mid === spec.mid);
     if (!t) throw new Error(`the offer has no m-line with mid ${spec.mid}`);
     if (t.kind !== spec.kind) throw new Error(`m-line ${spec.mid} is ${t.kind}, not ${spec.kind}`);
-    const offered = t.codecs.find((c) => c.payloadType === spec.codec.payloadType);
-    if (!offered) throw new Error(`m-line ${spec.mid} has no payload type ${spec.codec.payloadType}`);
-    const codec = new RTCRtpCodecParameters({
-      payloadType: offered.payloadType,
-      mimeType: offered.mimeType,
-      clockRate: offered.clockRate,
-      channels: offered.channels,
-      rtcpFeedback: offered.rtcpFeedback,
-      parameters: spec.codec.fmtp ? fmtpLine(spec.codec.fmtp) : offered.parameters,
-    });
+    const line = this.#line(spec.mid);
+    if (line.send !== undefined) throw new Error(`m-line ${spec.mid} has a send track already`);
+    if (line.recv && line.recv.codec.payloadType !== spec.codec.payloadType) {
+      throw new Error(`m-line ${spec.mid} receives payload type ${line.recv.codec.payloadType}: it cannot send ${spec.codec.payloadType} (one codec per m-line)`);
+    }
+    const codec = answeredCodec(t, spec.mid, spec.codec.payloadType, spec.codec.fmtp);
     narrow(t, codec);
     t.sender.setStreams([this.#stream]);
-    t.setDirection('sendonly');
+    line.send = codec.payloadType;
+    this.#direct(t, line);
     return new WeriftSendTrack(t.sender, codec.payloadType, this);
+  }
+
+  addRecvTrack(spec: RecvTrackSpec): RecvTrack {
+    const pc = this.#assertOpen();
+    if (!pc) throw new Error('addRecvTrack before setRemoteOffer');
+    if (this.#answered) throw new Error('addRecvTrack after createAnswer');
+    const t = pc.getTransceivers().find((x) => x.mid === spec.mid);
+    if (!t) throw new Error(`the offer has no m-line with mid ${spec.mid}`);
+    if (t.kind !== spec.kind) throw new Error(`m-line ${spec.mid} is ${t.kind}, not ${spec.kind}`);
+    // offerDirection is the offer's reversed: 'recvonly' or 'sendrecv' when the viewer sends.
+    if (t.offerDirection !== 'recvonly' && t.offerDirection !== 'sendrecv') {
+      throw new Error(`m-line ${spec.mid} sends nothing (the offer says ${reversed(t.offerDirection)})`);
+    }
+    const line = this.#line(spec.mid);
+    if (line.recv) throw new Error(`m-line ${spec.mid} has a receive track already`);
+    if (line.send !== undefined && line.send !== spec.codec.payloadType) {
+      throw new Error(`m-line ${spec.mid} sends payload type ${line.send}: it cannot receive ${spec.codec.payloadType} (one codec per m-line)`);
+    }
+    // With a send track the answered codec is already the send track's (its fmtp); else this one.
+    if (line.send === undefined) narrow(t, answeredCodec(t, spec.mid, spec.codec.payloadType, spec.codec.fmtp));
+    const subs: (() => void)[] = [];
+    const track = new RecvRtpTrack(spec.mid, spec.codec, () => {
+      for (const u of subs.splice(0)) u();
+      this.#recvTracks.delete(track);
+    });
+    const listen = (remote: MediaStreamTrack) => {
+      const sub = remote.onReceiveRtp.subscribe((rtp) => {
+        const h = rtp.header;
+        track.receive({ payloadType: h.payloadType, sequenceNumber: h.sequenceNumber, timestamp: h.timestamp, ssrc: h.ssrc, marker: h.marker, payload: rtp.payload });
+      });
+      subs.push(sub.unSubscribe);
+    };
+    // One receiving track per SSRC the offer named; more may come later (werift adds them then).
+    for (const remote of t.receiver.tracks) listen(remote);
+    subs.push(t.onTrack.subscribe((remote) => listen(remote)).unSubscribe);
+    this.#recvTracks.add(track);
+    line.recv = track;
+    this.#direct(t, line);
+    return track;
+  }
+
+  #line(mid: string): { send?: number; recv?: RecvRtpTrack } {
+    let line = this.#lines.get(mid);
+    if (!line) this.#lines.set(mid, (line = {}));
+    return line;
+  }
+
+  #direct(t: RTCRtpTransceiver, line: { send?: number; recv?: RecvRtpTrack }): void {
+    t.setDirection(line.send !== undefined && line.recv ? 'sendrecv' : line.recv ? 'recvonly' : 'sendonly');
   }
 
   async createAnswer(): Promise<string> {
@@ -234,6 +292,8 @@ export class WeriftPeer extends PeerBase implements WebRtcPeer {
   }
 
   protected onClose(): Promise<void> | void {
+    // Children first: the receiving tracks end (and unsubscribe) before the connection does.
+    for (const r of [...this.#recvTracks]) r.close();
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     const pc = this.#pc;
@@ -246,6 +306,25 @@ export class WeriftPeer extends PeerBase implements WebRtcPeer {
       await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
     });
   }
+}
+
+/** The offered payload type as answered, with `fmtp` when given (else the offer's). */
+function answeredCodec(t: RTCRtpTransceiver, mid: string, payloadType: number, fmtp: Record<string, string> | undefined): RTCRtpCodecParameters {
+  const offered = t.codecs.find((c) => c.payloadType === payloadType);
+  if (!offered) throw new Error(`m-line ${mid} has no payload type ${payloadType}`);
+  return new RTCRtpCodecParameters({
+    payloadType: offered.payloadType,
+    mimeType: offered.mimeType,
+    clockRate: offered.clockRate,
+    channels: offered.channels,
+    rtcpFeedback: offered.rtcpFeedback,
+    parameters: fmtp ? fmtpLine(fmtp) : offered.parameters,
+  });
+}
+
+/** The offer's own direction from werift's reversed one. */
+function reversed(d: string): string {
+  return d === 'sendonly' ? 'recvonly' : d === 'recvonly' ? 'sendonly' : d;
 }
 
 /** The transceiver answers and sends exactly this codec. */
