@@ -300,6 +300,29 @@ for (const b of BACKENDS) {
       }
     });
 
+    test('a=sendrecv audio with nothing for us to send there (a stream without audio): answered recvonly, packets received', { timeout: 30000 }, async () => {
+      const backend = await b.backend();
+      const base = counts();
+      const client = new MicClient({ direction: 'sendrecv', codecs: [PCMA()], video: true });
+      const peer = backend.createPeer(settings);
+      let track: RecvTrack | undefined;
+      try {
+        await peer.setRemoteOffer(await client.offer());
+        const pt = client.audio.codecs[0]!.payloadType;
+        track = peer.addRecvTrack({ mid: client.audioMid, kind: 'audio', codec: { payloadType: pt, name: 'PCMA', clockRate: 8000 } });
+        const got: RtpIn[] = [];
+        track.on('rtp', (p) => got.push(p));
+        const answer = await connect(peer, client);
+        assert.equal(direction(section(answer, 'audio')), 'recvonly');
+        assert.equal(direction(section(answer, 'video')), 'inactive');
+        await sendPackets(client, 50, 500, 160);
+        await waitFor('50 packets', () => got.length >= 50, 5000);
+        assertInOrder(got, 50, 500, 160, pt, client.audio.sender.ssrc);
+      } finally {
+        await closeAndCheck(peer, track, client, base);
+      }
+    });
+
     test('a viewer that sends nothing (recvonly) cannot get a receive track and is answered as before; a sendrecv one without a receive track is answered sendonly', { timeout: 30000 }, async () => {
       const backend = await b.backend();
       const base = counts();
