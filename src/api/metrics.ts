@@ -128,6 +128,24 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'camrelay_talkers',
+      help: 'Viewers talking to a camera now (its backchannel; one per stream at most)',
+      registers: [this.#reg],
+      collect() {
+        this.set((self.#ctx?.registry.all() ?? []).filter((s) => s.talk.talker !== undefined).length);
+      },
+    });
+    new Counter({
+      name: 'camrelay_talk_packets_total',
+      help: "Microphone packets sent to a camera's backchannel, per stream",
+      labelNames: ['stream'],
+      registers: [this.#reg],
+      collect() {
+        this.reset();
+        for (const s of self.#ctx?.registry.all() ?? []) if (s.talk.sent > 0) this.inc({ stream: s.name }, s.talk.sent);
+      },
+    });
+    new Gauge({
       name: 'camrelay_webrtc_sessions',
       help: 'WebRTC sessions open now',
       registers: [this.#reg],

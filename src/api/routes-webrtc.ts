@@ -5,6 +5,7 @@ import { log } from '../core/log.js';
 import { CloseReason } from '../core/close-reason.js';
 import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import { OfferError } from '../outputs/webrtc/offer.js';
+import { NoBackchannelError, TalkBusyError } from '../core/talk.js';
 import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
 import type { WebRtcBackend } from '../outputs/webrtc/backend.js';
 import type { SessionTable } from './sessions.js';
@@ -24,7 +25,8 @@ export interface WebRtcContext {
 /** HTTP status for a failure to open a viewer session: the viewer's fault, or the camera's. */
 export function statusFor(e: unknown): number {
   if (e instanceof HttpError) return e.status;
-  if (e instanceof OfferError) return 400;
+  if (e instanceof OfferError || e instanceof NoBackchannelError) return 400;
+  if (e instanceof TalkBusyError) return 409;
   if (e instanceof StartTimeoutError) return 504;
   if (e instanceof SourceError) return 502;
   return 500;

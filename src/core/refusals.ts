@@ -23,6 +23,8 @@ export const REFUSAL_REASONS = [
   'hls_sessions',
   /** api.max_mjpeg_encoders: an MJPEG viewer needing one more encoder (a new stream or size). */
   'mjpeg_encoders',
+  /** One talker per camera: a viewer's microphone while another viewer talks to that stream. */
+  'talk_busy',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 

@@ -1,5 +1,6 @@
 import type { Backchannel } from './backchannel.js';
 import type { Consumer } from './consumer.js';
+import { countRefusal } from './refusals.js';
 
 // One talker per stream: a camera has one speaker, and two microphones mixed into it by
 // accident (go2rtc sends both, "only the first works") helps nobody. The talker is a consumer of
@@ -47,7 +48,10 @@ export class TalkSlot {
   take(consumer: Consumer): Talk {
     const back = this.current();
     if (!back) throw new NoBackchannelError(this.stream);
-    if (this.#holder && this.#holder !== consumer) throw new TalkBusyError(this.stream);
+    if (this.#holder && this.#holder !== consumer) {
+      countRefusal('talk_busy');
+      throw new TalkBusyError(this.stream);
+    }
     if (consumer.closed) throw new Error('consumer already closed');
     this.#holder = consumer;
     let released = false;

@@ -146,8 +146,10 @@ export class RtspClient extends Owned {
       const aggregate = sdp.control && /^rtsps?:\/\//i.test(sdp.control) ? sdp.control : resolveControl(base, sdp.control);
       for (let i = 0; i < chosen.length; i++) await this.#setup(conn, chosen[i]!, i, aggregate);
       if (back) await this.#setupBackchannel(conn, back, chosen.length, aggregate);
-      // ONVIF asks for the feature tag on every request of a session that uses it.
-      const res = await conn.request('PLAY', aggregate, { Range: 'npt=0.000-', ...(this.#backchannel ? { Require: BACKCHANNEL_REQUIRE } : {}) });
+      // ONVIF asks for the feature tag on every request of a session that uses it. Range is left
+      // out then: a live session has no position, and gst-rtsp-server answers a seek of a media
+      // holding a backchannel with 503.
+      const res = await conn.request('PLAY', aggregate, this.#backchannel ? { Require: BACKCHANNEL_REQUIRE } : { Range: 'npt=0.000-' });
       if (res.status !== 200) throw statusError('PLAY', res);
       this.#check();
       this.#tracks = chosen.map((c) => c.track);

@@ -45,7 +45,7 @@ async function closeAll(src: RtspSource, cam: ScriptedCamera): Promise<void> {
   assert.deepEqual(objectsOf(), Object.fromEntries(mine.map((k) => [k, 0])), 'nothing left alive');
 }
 
-test('#backchannel=1: Require on DESCRIBE, SETUP and PLAY; the sendonly audio media is set up after the tracks; RTP goes out on its channel', { timeout: 20000 }, async () => {
+test('#backchannel=1: Require on DESCRIBE, SETUP and PLAY (without Range); the sendonly audio media is set up after the tracks; RTP goes out on its channel', { timeout: 20000 }, async () => {
   const cam = await ScriptedCamera.start();
   cam.use(onvif());
   const src = new RtspSource(`${cam.url()}#backchannel=1`, 'door', FAST);
@@ -60,6 +60,8 @@ test('#backchannel=1: Require on DESCRIBE, SETUP and PLAY; the sendonly audio me
     assert.equal(setups[1]!.headers.get('require'), REQUIRE);
     assert.match(setups[1]!.headers.get('transport') ?? '', /^RTP\/AVP\/TCP;unicast;interleaved=2-3$/);
     assert.equal(byMethod('PLAY')[0]!.headers.get('require'), REQUIRE);
+    // No Range: gst-rtsp-server's ONVIF server answers a seek of a session with a backchannel 503.
+    assert.equal(byMethod('PLAY')[0]!.headers.get('range'), undefined);
 
     const back = src.backchannel;
     assert.ok(back, 'a backchannel');

@@ -15,7 +15,11 @@ import { CODECS } from '../../codecs/table.js';
 import type { RtpPayload } from '../../rtp/payload.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
 import type { IceCandidateInit, PeerState, SendCodec, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
-import { OfferError, chooseAudio, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
+import { OfferError, chooseAudio, chooseMic, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
+import { NoBackchannelError, type Talk } from '../../core/talk.js';
+import type { Backchannel } from '../../core/backchannel.js';
+import { UnsupportedTalkCodecError } from '../talk/mic-converter.js';
+import { MicLane } from './mic-lane.js';
 import type { WebRtcSettings } from './settings.js';
 
 export interface SessionMeta {
@@ -32,6 +36,10 @@ export interface SessionMeta {
 
 export interface AttachableStream extends CatchUpSource {
   attach(c: Consumer): Promise<Track[]>;
+  /** The running source's backchannel, if any (a camera's ONVIF backchannel). */
+  readonly backchannel?: Backchannel;
+  /** Lends the backchannel to an attached consumer; throws NoBackchannelError or TalkBusyError. */
+  startTalking?(c: Consumer): Talk;
   /** Every track the stream has, to say what it offers when none fits the viewer. */
   readonly tracks?: readonly Track[];
   name: string;
@@ -106,6 +114,10 @@ export class WebRtcSession extends Owned implements Consumer {
   #candidateListeners = new Set<(c: IceCandidateInit | null) => void>();
   #stream: AttachableStream | undefined;
   #answering = false;
+  /** The viewer's microphone to the camera, while it talks. */
+  #mic: MicLane | undefined;
+  /** Why an offer with a microphone talks to nobody, for the API. */
+  #notTalking: string | undefined;
 
   private constructor(
     private readonly offer: Offer,
@@ -168,8 +180,9 @@ export class WebRtcSession extends Owned implements Consumer {
       this.#answering = true;
       const tracks = await stream.attach(this);
       this.#assertOpen();
-      const answer = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream.tracks);
-      this.#log.info({ remote: meta.remoteAddr, video: this.#video?.description, audio: this.#audio?.description }, 'webrtc session opened');
+      const talk = this.#talk(stream);
+      const answer = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream.tracks, talk);
+      this.#log.info({ remote: meta.remoteAddr, video: this.#video?.description, audio: this.#audio?.description, ...(this.#mic ? { mic: this.#mic.describe() } : {}) }, 'webrtc session opened');
       return answer;
     } catch (e) {
       const closedBefore = this.closed;
@@ -181,7 +194,26 @@ export class WebRtcSession extends Owned implements Consumer {
     }
   }
 
-  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean, all?: readonly Track[]): Promise<string> {
+  /**
+   * The stream's backchannel for an offer with a microphone. A viewer who only talks is refused
+   * when it cannot (no backchannel, someone else talks); one who also watches watches on, and
+   * the API says why it does not talk.
+   */
+  #talk(stream: AttachableStream): Talk | undefined {
+    if (!this.offer.mic) return undefined;
+    const talkOnly = !this.offer.video && !this.offer.audio;
+    try {
+      if (!stream.startTalking) throw new NoBackchannelError(stream.name);
+      return stream.startTalking(this);
+    } catch (e) {
+      if (talkOnly) throw e;
+      this.#notTalking = e instanceof Error ? e.message : String(e);
+      if (stream.backchannel) this.#log.info({ why: this.#notTalking }, 'viewer offers a microphone; not talking');
+      return undefined;
+    }
+  }
+
+  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean, all?: readonly Track[], talk?: Talk): Promise<string> {
     const videoTrack = tracks.find((t) => t.kind === 'video' && this.offer.request.video?.includes(t.codec.name));
     const video = chooseVideo(this.offer, videoTrack);
     const audio = chooseAudio(this.offer, tracks);
@@ -194,7 +226,7 @@ export class WebRtcSession extends Owned implements Consumer {
           'and no transcode to one it accepts runs (the stream\'s transcode: auto starts one; never does not)',
       );
     }
-    if (!video && !audio) {
+    if (!video && !audio && !talk) {
       const have = (all ?? tracks).map(describeTrack).join(', ') || 'no tracks';
       const want = [...(this.request.video ?? []), ...(this.request.audio ?? [])].join(', ');
       throw new OfferError(`stream "${this.streamName}" has ${have}; the offer accepts ${want}`);
@@ -210,6 +242,7 @@ export class WebRtcSession extends Owned implements Consumer {
       const out = peer.addSendTrack({ mid: audio.mid, kind: 'audio', codec: sendCodec(audio.codec) });
       this.#audio = new RtpLane(out, audio.track.codec, `${audio.track.codec.name} pt ${audio.codec.payloadType}`);
     }
+    if (talk) this.#listen(talk, audio, !video && !audio);
     const answer = await peer.createAnswer();
     this.#assertOpen();
     this.#connectTimer = setTimeout(() => this.close(new CloseReason('connect_timeout')), this.settings.timeouts.connect);
@@ -221,6 +254,33 @@ export class WebRtcSession extends Owned implements Consumer {
     await peer.gatheringComplete();
     this.#assertOpen();
     return peer.localDescription();
+  }
+
+  /** Receives the microphone on its m-line and sends it on to the camera. */
+  #listen(talk: Talk, sending: { mid: string; codec: OfferCodec } | undefined, talkOnly: boolean): void {
+    const mic = chooseMic(this.offer, talk.codec, sending);
+    const refuse = (why: string) => {
+      talk.release();
+      if (talkOnly) throw new OfferError(why);
+      this.#notTalking = why;
+      this.#log.info({ why }, 'viewer offers a microphone; not talking');
+    };
+    if (!mic) return refuse(`the microphone's m-line has no codec camrelay decodes (${this.offer.mic?.codecs.map((c) => c.name).join(', ') || 'none'})`);
+    const input: Codec = { name: mic.name, clockRate: mic.codec.clockRate, ...(mic.codec.channels ? { channels: mic.codec.channels } : {}) };
+    const recv = this.#peer.addRecvTrack({ mid: mic.mid, kind: 'audio', codec: sendCodec(mic.codec) });
+    try {
+      this.#mic = new MicLane(recv, input, talk, this.#log);
+    } catch (e) {
+      recv.close();
+      if (e instanceof UnsupportedTalkCodecError) return refuse(e.message);
+      throw e;
+    }
+    this.#mic.once('close', () => (this.#mic = undefined));
+  }
+
+  /** Whether this viewer talks to the camera now. */
+  get talking(): boolean {
+    return this.#mic !== undefined && !this.#mic.closed;
   }
 
   /**
@@ -269,7 +329,9 @@ export class WebRtcSession extends Owned implements Consumer {
       ice_remote_addr: this.#peer.remoteAddress(),
       state: this.closed ? 'closed' : this.#peer.state,
       created_at: new Date(this.createdAt).toISOString(),
-      medias: [v && `video, sendonly, ${v.description}`, a && `audio, sendonly, ${a.description}`].filter(Boolean),
+      medias: [v && `video, sendonly, ${v.description}`, a && `audio, sendonly, ${a.description}`, this.#mic?.describe()].filter(Boolean),
+      ...(this.#mic ? { talking: true } : {}),
+      ...(this.#notTalking ? { not_talking: this.#notTalking } : {}),
       bytes_send: (v?.bytes ?? 0) + (a?.bytes ?? 0),
       packets_send: (v?.packets ?? 0) + (a?.packets ?? 0),
       ...(this.closeReason ? { close_reason: this.closeReason } : {}),
@@ -325,6 +387,7 @@ export class WebRtcSession extends Owned implements Consumer {
     this.#connectTimer = this.#disconnectTimer = undefined;
     this.#candidateListeners.clear();
     this.#stream = undefined;
+    this.#mic?.close();
     this.#peer.removeAllListeners('state');
     this.#peer.removeAllListeners('activity');
     this.#peer.removeAllListeners('candidate');

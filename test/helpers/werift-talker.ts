@@ -1,0 +1,79 @@
+// A viewer with a microphone for tests: a werift peer that offers as go2rtc's player does with
+// media "microphone" (a sendonly audio m-line first, then recvonly video and audio), or only the
+// sendonly microphone line (a talker who does not watch), and sends Opus packets as its mic.
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { request } from './http.js';
+import { HttpError } from './werift-viewer.js';
+
+const OPUS = () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 });
+const H264 = () =>
+  new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }], parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f' });
+
+export class Talker {
+  readonly pc: RTCPeerConnection;
+  readonly mic: RTCRtpTransceiver;
+  /** RTP received on the recvonly lines (when watching). */
+  video: RtpPacket[] = [];
+  location: string | undefined;
+  #seq = 1000;
+  #ts = 123456;
+
+  constructor(opts: { watch: boolean }) {
+    this.pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle',
+      iceServers: [],
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      codecs: { audio: [OPUS()], video: [H264()] },
+    });
+    this.mic = this.pc.addTransceiver('audio', { direction: 'sendonly' });
+    if (opts.watch) {
+      this.pc.addTransceiver('video', { direction: 'recvonly' });
+      this.pc.addTransceiver('audio', { direction: 'recvonly' });
+      this.pc.onTrack.subscribe((track) => {
+        track.onReceiveRtp.subscribe((rtp) => {
+          if (track.kind === 'video') this.video.push(rtp);
+        });
+      });
+    }
+  }
+
+  /** POST /api/webrtc (WHEP form); throws HttpError with camrelay's answer on a refusal. */
+  async connect(base: string, src: string): Promise<void> {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const r = await request(`${base}/api/webrtc?src=${encodeURIComponent(src)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: this.pc.localDescription!.sdp,
+    });
+    if (r.status >= 300) throw new HttpError(r.status, r.text);
+    this.location = typeof r.headers.location === 'string' ? r.headers.location : undefined;
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: r.text });
+  }
+
+  get connected(): boolean {
+    return this.pc.connectionState === 'connected';
+  }
+
+  /** Sends Opus packets of 20 ms each, paced as a microphone sends them (count-bounded). */
+  async speak(packets: readonly Buffer[]): Promise<void> {
+    for (const p of packets) {
+      await this.mic.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: this.#seq, timestamp: this.#ts >>> 0 }), p));
+      this.#seq = (this.#seq + 1) & 0xffff;
+      this.#ts += 960;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async hangUp(base: string): Promise<number> {
+    if (!this.location) throw new Error('no session location');
+    const r = await request(base + this.location, { method: 'DELETE' });
+    await this.close();
+    return r.status;
+  }
+
+  async close(): Promise<void> {
+    await this.pc.close();
+  }
+}

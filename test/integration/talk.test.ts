@@ -1,0 +1,139 @@
+// Issue 18: talking to a camera. gst-rtsp-server's ONVIF server (RTSPOnvifServer) is the camera,
+// with a PCMA backchannel; a werift viewer sends a 1 kHz Opus tone as its microphone through
+// camrelay (a real process); what the camera decodes from its backchannel must be that tone. One
+// talker at a time; the camera connection ends within 500 ms once nobody watches or talks.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
+import { GstCamera, cameraCanRun } from '../helpers/gst-camera.js';
+import { assertBaseline, baseline, type Baseline } from '../helpers/fault-resources.js';
+import { metric, scrape } from '../helpers/metrics-scrape.js';
+import { opusTone } from '../helpers/ogg-opus.js';
+import { assertTone } from '../helpers/tone.js';
+import { HttpError } from '../helpers/werift-viewer.js';
+import { Talker } from '../helpers/werift-talker.js';
+import { waitFor } from '../helpers/wait.js';
+
+const skip = cameraCanRun('h264', 'pcma') ? false : 'gst-rtsp-server with its ONVIF classes and alawdec not available';
+let camera: GstCamera;
+let app: CamrelayProcess;
+let base: Baseline;
+/** Two seconds of a 1 kHz tone, as a browser's microphone sends it (Opus, 20 ms packets). */
+const TONE = skip ? [] : opusTone({ frequency: 1000, seconds: 2 }).packets;
+
+interface StreamsView {
+  producers: { url: string; backchannel?: { codec: string; packets: number } }[];
+  consumers: { id: string; talking?: boolean; not_talking?: string; medias?: string[] }[];
+}
+const view = async (): Promise<StreamsView> => (await app.json<Record<string, StreamsView>>('/api/streams')).body.door!;
+
+before(async () => {
+  if (skip) return;
+  camera = await GstCamera.start({ pipeline: 'h264', backchannel: 'pcma' });
+  app = await CamrelayProcess.start(testConfig({ door: `${camera.url()}#backchannel=1`, plain: camera.url() }));
+  base = await baseline(app);
+});
+
+after(async () => {
+  if (app) assert.equal(await app.stop(), 0, 'graceful shutdown exits 0');
+  await camera?.stop();
+});
+
+/** The camera's decoded backchannel audio from byte `from` on, as samples. */
+function heard(from: number): Int16Array {
+  const b = camera.backchannelAudio().subarray(from);
+  return new Int16Array(b.buffer, b.byteOffset, Math.floor(b.length / 2));
+}
+
+test('a viewer talks (go2rtc player offer: sendonly mic + recvonly video/audio): the camera gets PCMA RTP on its backchannel, and it decodes to the 1 kHz tone', { skip, timeout: 60000 }, async () => {
+  const talker = new Talker({ watch: true });
+  try {
+    await talker.connect(app.base, 'door');
+    await waitFor('talker connected', () => talker.connected, 10000);
+    const describe = camera.requests('DESCRIBE');
+    assert.equal(describe.at(-1)?.require, 'www.onvif.org/ver20/backchannel', 'camrelay asked for the backchannel');
+    const v = await view();
+    assert.equal(v.producers[0]?.backchannel?.codec, 'audio:PCMA/8000');
+    const me = v.consumers.find((c) => c.talking);
+    assert.ok(me, `a talking consumer in /api/streams: ${JSON.stringify(v.consumers)}`);
+    assert.ok(me.medias?.some((m) => m.startsWith('audio, recvonly, audio:OPUS/48000') && m.includes("camera's audio:PCMA/8000")), JSON.stringify(me.medias));
+
+    const from = camera.backchannelAudio().length;
+    await talker.speak(TONE);
+    // 100 packets of 20 ms: the camera decodes 16000 samples (32000 bytes); most must arrive.
+    const ev = await camera.waitBackchannel(80, 10000, from + 80 * 320);
+    assert.equal(ev.pt, 8, 'PCMA RTP');
+    const report = assertTone(heard(from), { sampleRate: 8000, frequency: 1000, others: [440, 2000, 3000] });
+    console.log(`# talk: camera got ${camera.backchannelPackets()} PCMA packets; ${JSON.stringify(report)}`);
+    await waitFor('video at the talker too', () => talker.video.length > 0, 10000);
+
+    const m = await scrape(app);
+    assert.ok(metric(m, 'camrelay_talk_packets_total', { stream: 'door' }) >= 80);
+    assert.equal(metric(m, 'camrelay_talkers'), 1);
+    assert.equal(await talker.hangUp(app.base), 200);
+    await waitFor('no talker', async () => metric(await scrape(app), 'camrelay_talkers') === 0, 5000);
+  } finally {
+    await talker.close();
+  }
+  await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
+  await assertBaseline(app, base, 'after the talker');
+});
+
+test('one talker per camera: a second gets 409 naming why while the first talks, and talks once the first left; the camera connection ends within 500 ms of the last leaving', { skip, timeout: 60000 }, async () => {
+  const first = new Talker({ watch: false });
+  const second = new Talker({ watch: false });
+  const third = new Talker({ watch: false });
+  try {
+    await first.connect(app.base, 'door');
+    await waitFor('first connected', () => first.connected, 10000);
+    const refused = await second.connect(app.base, 'door').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(refused instanceof HttpError, `second talker refused: ${String(refused)}`);
+    assert.equal(refused.status, 409);
+    assert.match(refused.body, /someone else is talking \(one talker per camera\)/);
+    assert.equal(camera.openConnections(), 1, 'the talker alone holds the camera');
+    await first.speak(TONE.slice(0, 10));
+    assert.equal(await first.hangUp(app.base), 200);
+
+    await third.connect(app.base, 'door');
+    await waitFor('third connected', () => third.connected, 10000);
+    const from = camera.backchannelAudio().length;
+    await third.speak(TONE);
+    await camera.waitBackchannel(1, 10000, from + 60 * 320);
+    assertTone(heard(from), { sampleRate: 8000, frequency: 1000, others: [440, 2000, 3000] });
+
+    const t0 = Date.now();
+    assert.equal(await third.hangUp(app.base), 200);
+    await waitFor('camera connection closed', () => camera.openConnections() === 0, 2000, 5);
+    const took = Date.now() - t0;
+    console.log(`# talk: camera connection closed ${took} ms after the last talker left`);
+    assert.ok(took < 500, `camera connection closed after ${took} ms`);
+  } finally {
+    await Promise.all([first.close(), second.close(), third.close()]);
+  }
+  await assertBaseline(app, base, 'after the talkers');
+});
+
+test('talking to a stream without a backchannel: a talker alone gets 400 naming #backchannel=1; a watching viewer with a mic just watches', { skip, timeout: 60000 }, async () => {
+  const alone = new Talker({ watch: false });
+  const watcher = new Talker({ watch: true });
+  try {
+    const e = await alone.connect(app.base, 'plain').then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    assert.ok(e instanceof HttpError && e.status === 400, String(e));
+    assert.match(e.body, /has no backchannel.*#backchannel=1/);
+    await watcher.connect(app.base, 'plain');
+    await waitFor('video at the watcher', () => watcher.video.length > 0, 10000);
+    const c = (await app.json<Record<string, StreamsView>>('/api/streams')).body.plain!.consumers[0];
+    assert.match(c?.not_talking ?? '', /has no backchannel/);
+    assert.equal(c?.talking, undefined);
+  } finally {
+    await Promise.all([alone.close(), watcher.close()]);
+  }
+  await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
+  await assertBaseline(app, base, 'after the plain stream');
+});
