@@ -5,7 +5,10 @@ import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RT
 import { request } from './http.js';
 import { HttpError } from './werift-viewer.js';
 
-const OPUS = () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 });
+const MIC_CODECS = {
+  opus: () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 }),
+  PCMA: () => new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1 }),
+};
 const H264 = () =>
   new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }], parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f' });
 
@@ -18,14 +21,15 @@ export class Talker {
   #seq = 1000;
   #ts = 123456;
 
-  constructor(opts: { watch: boolean }) {
+  /** `mic`: the codecs offered for the microphone, in order (default Opus only). */
+  constructor(opts: { watch: boolean; mic?: readonly (keyof typeof MIC_CODECS)[] }) {
     this.pc = new RTCPeerConnection({
       bundlePolicy: 'max-bundle',
       iceServers: [],
       iceUseIpv4: false,
       iceUseIpv6: false,
       iceAdditionalHostAddresses: ['127.0.0.1'],
-      codecs: { audio: [OPUS()], video: [H264()] },
+      codecs: { audio: (opts.mic ?? ['opus']).map((c) => MIC_CODECS[c]()), video: [H264()] },
     });
     this.mic = this.pc.addTransceiver('audio', { direction: 'sendonly' });
     if (opts.watch) {
@@ -56,12 +60,17 @@ export class Talker {
     return this.pc.connectionState === 'connected';
   }
 
-  /** Sends Opus packets of 20 ms each, paced as a microphone sends them (count-bounded). */
-  async speak(packets: readonly Buffer[]): Promise<void> {
+  /** The codec answered for the microphone ('opus', 'PCMA'). */
+  get micCodec(): string | undefined {
+    return this.mic.sender.codec?.name;
+  }
+
+  /** Sends packets of 20 ms each (`step`: their duration in the codec's clock), paced as a microphone sends them. */
+  async speak(packets: readonly Buffer[], step = 960): Promise<void> {
     for (const p of packets) {
       await this.mic.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: this.#seq, timestamp: this.#ts >>> 0 }), p));
       this.#seq = (this.#seq + 1) & 0xffff;
-      this.#ts += 960;
+      this.#ts += step;
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -6,13 +6,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { GstCamera, cameraCanRun } from '../helpers/gst-camera.js';
-import { assertBaseline, baseline, type Baseline } from '../helpers/fault-resources.js';
+import { assertBaseline, baseline, connectionsTo, type Baseline } from '../helpers/fault-resources.js';
 import { metric, scrape } from '../helpers/metrics-scrape.js';
 import { opusTone } from '../helpers/ogg-opus.js';
 import { assertTone } from '../helpers/tone.js';
 import { HttpError } from '../helpers/werift-viewer.js';
 import { Talker } from '../helpers/werift-talker.js';
 import { waitFor } from '../helpers/wait.js';
+import { g711Encode } from '../../src/codecs/g711.js';
 
 const skip = cameraCanRun('h264', 'pcma') ? false : 'gst-rtsp-server with its ONVIF classes and alawdec not available';
 let camera: GstCamera;
@@ -38,6 +39,13 @@ after(async () => {
   if (app) assert.equal(await app.stop(), 0, 'graceful shutdown exits 0');
   await camera?.stop();
 });
+
+/** 20 ms A-law packets of a 1 kHz tone at 8 kHz: what a browser sends when PCMA is answered. */
+function pcmaTone(seconds: number): Buffer[] {
+  const pcm = Int16Array.from({ length: seconds * 8000 }, (_, i) => Math.round(12000 * Math.sin((2 * Math.PI * 1000 * i) / 8000)));
+  const law = g711Encode('PCMA', pcm);
+  return Array.from({ length: seconds * 50 }, (_, i) => Buffer.from(law.subarray(i * 160, (i + 1) * 160)));
+}
 
 /** The camera's decoded backchannel audio from byte `from` on, as samples. */
 function heard(from: number): Int16Array {
@@ -136,4 +144,34 @@ test('talking to a stream without a backchannel: a talker alone gets 400 naming 
   }
   await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
   await assertBaseline(app, base, 'after the plain stream');
+});
+
+test('a microphone offering PCMA to a PCMA camera gets PCMA answered and passed through (no conversion); the talk survives a camera reboot', { skip, timeout: 90000 }, async () => {
+  const talker = new Talker({ watch: false, mic: ['opus', 'PCMA'] });
+  try {
+    await talker.connect(app.base, 'door');
+    await waitFor('talker connected', () => talker.connected, 10000);
+    assert.equal(talker.micCodec, 'PCMA', 'the camera\'s codec answered for the microphone');
+    const c = (await view()).consumers.find((x) => x.talking);
+    assert.ok(c?.medias?.some((m) => m.startsWith('audio, recvonly, audio:PCMA/8000')), JSON.stringify(c?.medias));
+    let from = camera.backchannelAudio().length;
+    await talker.speak(pcmaTone(1), 160);
+    await camera.waitBackchannel(1, 10000, from + 40 * 320);
+    assertTone(heard(from), { sampleRate: 8000, frequency: 1000, others: [440, 2000, 3000] });
+
+    // The camera reboots: camrelay reconnects (the talker keeps the stream), and the talk goes on to the new session.
+    const before = camera.connections();
+    await camera.restart();
+    await waitFor('camrelay back on the camera with a backchannel', async () => camera.connections() > before && (await view()).producers[0]?.backchannel !== undefined, 20000, 100);
+    from = camera.backchannelAudio().length;
+    await talker.speak(pcmaTone(1), 160);
+    await camera.waitBackchannel(1, 10000, from + 40 * 320);
+    assertTone(heard(from), { sampleRate: 8000, frequency: 1000, others: [440, 2000, 3000] });
+    assert.equal(await talker.hangUp(app.base), 200);
+  } finally {
+    await talker.close();
+  }
+  // The camera process that was killed never reported its connection closed: ask our side.
+  await waitFor('camera connection gone', () => connectionsTo(app.pid, camera.port).length === 0, 5000);
+  await assertBaseline(app, base, 'after the reboot');
 });
