@@ -4,6 +4,7 @@
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
 import { request } from './http.js';
 import { HttpError } from './werift-viewer.js';
+import { Signalling } from './signalling.js';
 
 const MIC_CODECS = {
   opus: () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 }),
@@ -54,6 +55,32 @@ export class Talker {
     if (r.status >= 300) throw new HttpError(r.status, r.text);
     this.location = typeof r.headers.location === 'string' ? r.headers.location : undefined;
     await this.pc.setRemoteDescription({ type: 'answer', sdp: r.text });
+  }
+
+  /**
+   * The same over /api/ws as go2rtc's player does it: `webrtc/offer`, then the answer and the
+   * server's trickled candidates. Throws with the `error` message's value on a refusal.
+   */
+  async connectWs(port: number, src: string): Promise<Signalling> {
+    const sig = await new Signalling(port, src).open();
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    sig.send({ type: 'webrtc/offer', value: this.pc.localDescription!.sdp });
+    const first = await sig.next((m) => m.type === 'webrtc/answer' || m.type === 'error', 15000);
+    if (first.type === 'error') {
+      await sig.close();
+      throw new Error(String(first.value));
+    }
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: String(first.value) });
+    let seen = 0;
+    const feed = () => {
+      for (const m of sig.messages.slice(seen)) {
+        if (m.type === 'webrtc/candidate' && typeof m.value === 'string' && m.value) void this.pc.addIceCandidate({ candidate: m.value, sdpMid: '0' }).catch(() => undefined);
+      }
+      seen = sig.messages.length;
+    };
+    feed();
+    sig.ws.on('message', feed);
+    return sig;
   }
 
   get connected(): boolean {

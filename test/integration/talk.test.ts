@@ -146,6 +146,33 @@ test('talking to a stream without a backchannel: a talker alone gets 400 naming 
   await assertBaseline(app, base, 'after the plain stream');
 });
 
+test("over /api/ws as go2rtc's player talks: the tone reaches the camera; a second talker gets the error message; closing the socket leaves the talk on (the session outlives it) until DELETE", { skip, timeout: 60000 }, async () => {
+  const first = new Talker({ watch: true });
+  const second = new Talker({ watch: false });
+  try {
+    const sig = await first.connectWs(app.port, 'door');
+    await waitFor('talker connected', () => first.connected, 10000);
+    const err = await second.connectWs(app.port, 'door').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.match(String(err), /someone else is talking \(one talker per camera\)/);
+    const from = camera.backchannelAudio().length;
+    await first.speak(TONE.slice(0, 50));
+    await camera.waitBackchannel(1, 10000, from + 40 * 320);
+    assertTone(heard(from), { sampleRate: 8000, frequency: 1000, others: [440, 2000, 3000] });
+    const id = (await view()).consumers.find((c) => c.talking)?.id;
+    assert.ok(id, 'talking');
+    await sig.close();
+    assert.equal((await view()).consumers.find((c) => c.talking)?.id, id, 'still talking after the socket closed');
+    assert.equal((await app.json(`/api/webrtc?id=${id}`, { method: 'DELETE' })).status, 200);
+  } finally {
+    await Promise.all([first.close(), second.close()]);
+  }
+  await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
+  await assertBaseline(app, base, 'after the WebSocket talker');
+});
+
 test('a microphone offering PCMA to a PCMA camera gets PCMA answered and passed through (no conversion); the talk survives a camera reboot', { skip, timeout: 90000 }, async () => {
   const talker = new Talker({ watch: false, mic: ['opus', 'PCMA'] });
   try {
