@@ -102,6 +102,15 @@ export class Talker {
     }
   }
 
+  /** Sends packets back to back with nothing between them: a flood, not a microphone. */
+  async flood(packets: readonly Buffer[], step = 960): Promise<void> {
+    for (const p of packets) {
+      await this.mic.sender.sendRtp(new RtpPacket(new RtpHeader({ sequenceNumber: this.#seq, timestamp: this.#ts >>> 0 }), p));
+      this.#seq = (this.#seq + 1) & 0xffff;
+      this.#ts += step;
+    }
+  }
+
   async hangUp(base: string): Promise<number> {
     if (!this.location) throw new Error('no session location');
     const r = await request(base + this.location, { method: 'DELETE' });

@@ -173,6 +173,33 @@ test("over /api/ws as go2rtc's player talks: the tone reaches the camera; a seco
   await assertBaseline(app, base, 'after the WebSocket talker');
 });
 
+test('a microphone flooding packets: beyond 400 a second they are dropped before the decoder, counted in /api/streams; the camera gets no more than that', { skip, timeout: 60000 }, async () => {
+  const talker = new Talker({ watch: false });
+  try {
+    await talker.connect(app.base, 'door');
+    await waitFor('talker connected', () => talker.connected, 10000);
+    const t0 = Date.now();
+    const packets = Array.from({ length: 30 }, () => TONE).flat();
+    await talker.flood(packets);
+    const medias = async () => (await view()).consumers.find((c) => c.talking)?.medias?.at(-1) ?? '';
+    const line = await waitFor('drops counted', async () => {
+      const m = await medias();
+      return /(\d+) dropped as too fast/.test(m) ? m : undefined;
+    }, 10000, 100);
+    const secs = (Date.now() - t0) / 1000;
+    const into = Number(/, (\d+) packets in/.exec(line)?.[1]);
+    const dropped = Number(/(\d+) dropped as too fast/.exec(line)?.[1]);
+    console.log(`# talk flood: ${packets.length} packets in ${secs.toFixed(2)} s; ${into} decoded, ${dropped} dropped`);
+    assert.ok(into <= 400 * (Math.ceil(secs) + 1), `${into} packets reached the decoder in ${secs} s`);
+    assert.ok(dropped > 0);
+    assert.equal(await talker.hangUp(app.base), 200);
+  } finally {
+    await talker.close();
+  }
+  await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
+  await assertBaseline(app, base, 'after the flood');
+});
+
 test('a microphone offering PCMA to a PCMA camera gets PCMA answered and passed through (no conversion); the talk survives a camera reboot', { skip, timeout: 90000 }, async () => {
   const talker = new Talker({ watch: false, mic: ['opus', 'PCMA'] });
   try {

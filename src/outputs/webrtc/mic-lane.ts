@@ -9,9 +9,20 @@ import { describeTrack, type Codec } from '../../core/media.js';
 import { MicConverter } from '../talk/mic-converter.js';
 import type { RecvTrack, RtpIn } from './backend.js';
 
+/**
+ * Packets a microphone may send per second before the rest are dropped: a browser sends 50 (20 ms
+ * frames), Opus's shortest frames make 400. Decoding is the one per-packet cost a viewer can make
+ * us pay, so a flood of valid-looking packets must not reach the decoder.
+ */
+const MAX_PACKETS_PER_S = 400;
+
 export class MicLane extends Owned {
   readonly #converter: MicConverter;
   readonly #onRtp: (p: RtpIn) => void;
+  #windowStart = 0;
+  #inWindow = 0;
+  /** Packets dropped for coming faster than MAX_PACKETS_PER_S. */
+  flooded = 0;
 
   constructor(
     private readonly recv: RecvTrack,
@@ -29,7 +40,18 @@ export class MicLane extends Owned {
       log.warn({ err: e instanceof Error ? e.message : String(e) }, 'microphone decoder failed to load; the viewer cannot talk');
       this.close();
     });
-    this.#onRtp = (p) => converter.push(p);
+    this.#onRtp = (p) => {
+      const now = Date.now();
+      if (now - this.#windowStart >= 1000) {
+        this.#windowStart = now;
+        this.#inWindow = 0;
+      }
+      if (++this.#inWindow > MAX_PACKETS_PER_S) {
+        this.flooded++;
+        return;
+      }
+      converter.push(p);
+    };
     recv.on('rtp', this.#onRtp);
     recv.once('close', () => this.close());
   }
@@ -37,7 +59,8 @@ export class MicLane extends Owned {
   /** For /api/streams: what comes in, what goes to the camera, and the counts. */
   describe(): string {
     const s = this.#converter.stats;
-    return `audio, recvonly, ${describeTrack({ kind: 'audio', codec: this.input })} to the camera's ${describeTrack({ kind: 'audio', codec: this.talk.codec })}, ${s.received} packets in, ${s.emitted} out`;
+    const flooded = this.flooded ? `, ${this.flooded} dropped as too fast` : '';
+    return `audio, recvonly, ${describeTrack({ kind: 'audio', codec: this.input })} to the camera's ${describeTrack({ kind: 'audio', codec: this.talk.codec })}, ${s.received} packets in, ${s.emitted} out${flooded}`;
   }
 
   get stats(): { received: number; emitted: number } {
