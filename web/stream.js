@@ -2,6 +2,7 @@
 // overlay, and the stream's producers and consumers as GET /api/streams returns them.
 import { el, getJSON, hiddenGraceMs, pauseWhenHidden, stateLabel } from './common.js';
 import { Player, parseModes } from './player.js';
+import { wireTalk } from './talk.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -27,6 +28,10 @@ function showModes() {
 }
 // Tests and scripts read the player from here.
 window.camrelayPlayer = player;
+
+// The talk button: shown once /api/streams names the camera's backchannel (showDetails).
+const talk = wireTalk({ src, button: $('talk'), status: $('talk-status'), note: $('talk-note') });
+window.camrelayTalk = talk;
 
 $('mute').onclick = () => {
   video.muted = !video.muted;
@@ -64,6 +69,7 @@ const cell = (text) => el('td', { text: String(text ?? '') });
 
 async function showDetails() {
   const s = await getJSON(`streams?src=${encodeURIComponent(src)}`);
+  talk.update(s);
   const label = stateLabel(s);
   $('state').textContent = label;
   document.body.dataset.state = label;
