@@ -14,7 +14,7 @@ import { selectBackend, type SelectedBackend } from '../../src/outputs/webrtc/se
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';
 import { weriftBackend } from '../../src/outputs/webrtc/werift-backend.js';
 import { waitEvent, waitFor } from '../helpers/wait.js';
-import { Viewer } from '../helpers/werift-viewer.js';
+import { loopbackPeer, Viewer } from '../helpers/werift-viewer.js';
 
 const ndcSkip: string | false = await import('node-datachannel').then(() => false as const, (e: unknown) => `node-datachannel does not load here: ${String(e)}`);
 
@@ -69,11 +69,7 @@ class MicClient {
 
   constructor(opts: { direction: 'sendrecv' | 'sendonly'; codecs: RTCRtpCodecParameters[]; video?: boolean }) {
     this.pc = new RTCPeerConnection({
-      bundlePolicy: 'max-bundle',
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
+      ...loopbackPeer(),
       codecs: { audio: opts.codecs, video: [H264()] },
     });
     if (opts.video) this.pc.addTransceiver('video', { direction: 'recvonly' });

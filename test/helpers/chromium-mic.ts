@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { CHROMIUM } from './chromium.js';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
 export interface MicChromiumOptions {
   /** A WAV file the fake microphone plays in a loop. */
@@ -21,15 +21,7 @@ export interface MicChromiumOptions {
 
 export function micChromiumArgs(o: MicChromiumOptions = {}): string[] {
   return [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-quic',
-    '--autoplay-policy=no-user-gesture-required',
+    ...CHROMIUM_ARGS,
     '--ignore-certificate-errors',
     '--use-fake-ui-for-media-stream',
     '--use-fake-device-for-media-stream',

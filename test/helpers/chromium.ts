@@ -10,7 +10,8 @@ export const CHROMIUM = '/usr/bin/chromium';
 /** A reason to skip browser tests, or false when Chromium is there (tests must never pass without it). */
 export const chromiumSkip: string | false = existsSync(CHROMIUM) ? false : `chromium not installed (${CHROMIUM})`;
 
-const ARGS = [
+/** The flags every test's Chromium runs with (chromium-mic.ts adds media capture's). */
+export const CHROMIUM_ARGS: readonly string[] = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -35,7 +36,7 @@ export class Chromium {
     const before = new Set(browserPids());
     let context: BrowserContext;
     try {
-      context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 800 } });
+      context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS], viewport: { width: 1280, height: 800 } });
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
       throw e;

@@ -3,7 +3,7 @@
 // sendonly microphone line (a talker who does not watch), and sends Opus packets as its mic.
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
 import { request } from './http.js';
-import { HttpError } from './werift-viewer.js';
+import { HttpError, loopbackPeer } from './werift-viewer.js';
 import { Signalling } from './signalling.js';
 
 const MIC_CODECS = {
@@ -25,11 +25,7 @@ export class Talker {
   /** `mic`: the codecs offered for the microphone, in order (default Opus only). */
   constructor(opts: { watch: boolean; mic?: readonly (keyof typeof MIC_CODECS)[] }) {
     this.pc = new RTCPeerConnection({
-      bundlePolicy: 'max-bundle',
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
+      ...loopbackPeer(),
       codecs: { audio: (opts.mic ?? ['opus']).map((c) => MIC_CODECS[c]()), video: [H264()] },
     });
     this.mic = this.pc.addTransceiver('audio', { direction: 'sendonly' });

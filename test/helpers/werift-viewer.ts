@@ -7,6 +7,14 @@ const H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-
 /** What Chrome 136+ offers for H.265 Main with a hardware decoder (level 3.1 here; it varies per machine). */
 export const H265_FMTP = 'level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST';
 
+/**
+ * A werift peer on 127.0.0.1 only, with no STUN server (DESIGN.md, werift gotchas). werift's
+ * default bundle policy leaks the unbundled transport's UDP socket, hence max-bundle.
+ */
+export function loopbackPeer(): { bundlePolicy: 'max-bundle'; iceServers: []; iceUseIpv4: false; iceUseIpv6: false; iceAdditionalHostAddresses: string[] } {
+  return { bundlePolicy: 'max-bundle', iceServers: [], iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] };
+}
+
 export interface ViewerOptions {
   /** The video codecs offered, in this order (default: H.264 only). */
   video?: readonly ('H264' | 'H265')[];
@@ -28,12 +36,7 @@ export class Viewer {
   constructor(audioMime: 'audio/opus' | 'audio/PCMA' | 'audio/PCMU' | 'audio/G722' = 'audio/opus', opts: ViewerOptions = {}) {
     const opus = audioMime === 'audio/opus';
     this.pc = new RTCPeerConnection({
-      // werift's default bundle policy leaks the unbundled transport's UDP socket.
-      bundlePolicy: 'max-bundle',
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
+      ...loopbackPeer(),
       codecs: {
         video: (opts.video ?? ['H264']).map((c) => VIDEO_CODECS[c]()),
         audio: [new RTCRtpCodecParameters({ mimeType: audioMime, clockRate: opus ? 48000 : 8000, channels: opus ? 2 : 1 })],
