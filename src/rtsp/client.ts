@@ -21,7 +21,7 @@ import { parseCameraUrl, redirectTarget, type CameraUrl } from './url.js';
 export const BACKCHANNEL_REQUIRE = 'www.onvif.org/ver20/backchannel';
 
 /** Backchannel codecs camrelay can make of a viewer's microphone (src/outputs/talk). */
-const BACKCHANNEL_CODECS: readonly string[] = ['PCMA', 'PCMU', 'OPUS'];
+const BACKCHANNEL_CODECS: readonly string[] = ['PCMA', 'PCMU', 'OPUS', 'MPEG4-GENERIC', 'AAC']; // AAC's SDP name, and its alias
 
 export interface RtspClientOptions extends ClientConnectionOptions {
   /** No RTP/RTCP for this long after PLAY: the camera is dead. */
@@ -255,7 +255,7 @@ export class RtspClient extends Owned {
       const formats = formatsOf(section);
       const m = formats.find((f) => unsupportedReason(f) === undefined && BACKCHANNEL_CODECS.includes(f.codec ?? ''));
       if (m) return { media: m, track: trackFromMedia(m)!, url: resolveControl(base, m.control) };
-      this.log.warn({ codecs: formats.map((f) => f.codec ?? f.payloadType) }, 'camera backchannel in a codec camrelay cannot make of a microphone (it makes PCMA, PCMU, Opus); not set up');
+      this.log.warn({ codecs: formats.map((f) => f.codec ?? f.payloadType) }, 'camera backchannel in a codec camrelay cannot make of a microphone (it makes PCMA, PCMU, Opus, AAC); not set up');
       return undefined;
     }
     this.log.info('camera describes no backchannel (no sendonly audio media) though #backchannel=1 asked for one');

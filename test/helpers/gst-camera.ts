@@ -34,15 +34,26 @@ export interface GstCameraOptions {
    */
   mounts?: number;
   /**
-   * An ONVIF audio backchannel of this codec (PCMA: PT 8, PCMU: PT 0, 8 kHz): a client whose
+   * An ONVIF audio backchannel of this codec (PCMA: PT 8, PCMU: PT 0, 8 kHz; AAC: PT 97,
+   * MPEG4-GENERIC/16000/1 AAC-hbr with config=1408, decoded by faad and resampled to the same
+   * 8 kHz file): a client whose
    * DESCRIBE (and SETUP) carries `Require: www.onvif.org/ver20/backchannel` gets one more audio
    * media, a=sendonly, and a media (pipeline) of its own; others get the normal, shared media and
    * SDP. What it receives is decoded into a file (backchannelAudio()) and counted
    * (backchannelPackets(), waitBackchannel()). GStreamer takes backchannel RTP only on a stream
    * SETUP before PLAY, and only of the SDP's payload type (others are dropped silently).
    */
-  backchannel?: 'pcma' | 'pcmu';
+  backchannel?: CameraBackchannel;
 }
+
+export type CameraBackchannel = 'pcma' | 'pcmu' | 'aac';
+
+/** The GStreamer elements each backchannel decodes with. */
+const BACKCHANNEL_ELEMENTS: Record<CameraBackchannel, string[]> = {
+  pcma: ['rtppcmadepay', 'alawdec'],
+  pcmu: ['rtppcmudepay', 'mulawdec'],
+  aac: ['rtpmp4gdepay', 'aacparse', 'faad', 'audioresample'],
+};
 
 export interface CameraEvent {
   event: 'ready' | 'connected' | 'request' | 'closed' | 'error' | 'backchannel' | 'backchannel-end';
@@ -71,7 +82,7 @@ export interface CameraEvent {
  * Whether GStreamer has the elements a pipeline needs (x265enc comes from plugins-bad), and
  * those of the backchannel when given (and the ONVIF classes of gst-rtsp-server, 1.14 on).
  */
-export function cameraCanRun(pipeline: CameraPipeline, backchannel?: 'pcma' | 'pcmu'): boolean {
+export function cameraCanRun(pipeline: CameraPipeline, backchannel?: CameraBackchannel): boolean {
   const need =
     pipeline === 'h264-pcma' || pipeline === 'h265-pcma'
       ? [pipeline === 'h264-pcma' ? 'x264enc' : 'x265enc', 'alawenc', 'rtppcmapay']
@@ -86,7 +97,7 @@ export function cameraCanRun(pipeline: CameraPipeline, backchannel?: 'pcma' | 'p
         : pipeline === 'h265-file'
           ? ['appsrc', 'h265parse', 'rtph265pay']
           : ['x264enc'];
-  if (backchannel) need.push(...(backchannel === 'pcma' ? ['rtppcmadepay', 'alawdec'] : ['rtppcmudepay', 'mulawdec']), 'appsink');
+  if (backchannel) need.push(...BACKCHANNEL_ELEMENTS[backchannel], 'audioconvert', 'appsink');
   try {
     for (const e of need) execFileSync('gst-inspect-1.0', ['--exists', e], { stdio: 'ignore' });
     if (backchannel) {

@@ -5,18 +5,20 @@
 # usage: gst-rtsp-server.py --port N [--mount /cam] [--pipeline h264|h264-aac|h264-pcma|h265|h265-aac|h265-pcma|h264-file|h265-file]
 #                           [--auth basic|digest --user U --password P] [--session-timeout S]
 #                           [--file clip.h264 [--fps 25]] [--mounts N]
-#                           [--backchannel pcma|pcmu [--backchannel-out audio.s16]]
+#                           [--backchannel pcma|pcmu|aac [--backchannel-out audio.s16]]
 # h264-file serves an H.264 Annex B file (--file) in a loop at --fps frames per second, without
 # encoding anything: the benchmarks' camera, so that the camera costs no CPU they measure.
 # h265-file does the same with an H.265 Annex B file (the transcode benchmark's camera).
 # --mounts N (N > 1) serves N cameras from this one process: mounts <mount>1 … <mount>N, each with
 # a media of its own (for the file pipelines its own feeder, from the file's first frame when its
 # first client comes), all of the same pipeline: the house benchmark's 16 cameras.
-# --backchannel pcma|pcmu makes it an ONVIF camera with an audio backchannel (RTSPOnvifServer and
+# --backchannel pcma|pcmu|aac makes it an ONVIF camera with an audio backchannel (RTSPOnvifServer and
 # RTSPOnvifMediaFactory): a client whose DESCRIBE carries `Require: www.onvif.org/ver20/backchannel`
-# gets one more audio media, a=sendonly, PCMA (PT 8) or PCMU (PT 0) at 8 kHz, whose RTP it sends to
-# the camera (TCP interleaved or UDP); GStreamer gives such a client a media (pipeline, encoder)
-# of its own, never shared. Clients without the header get the normal, shared media and SDP.
+# gets one more audio media, a=sendonly, PCMA (PT 8) or PCMU (PT 0) at 8 kHz, or AAC (PT 97:
+# MPEG4-GENERIC/16000/1, AAC-hbr, config=1408: AAC-LC 16 kHz mono, as ONVIF cameras that take
+# AAC describe it; decoded by faad from plugins-bad), whose RTP it sends to the camera (TCP
+# interleaved or UDP); GStreamer gives such a client a media (pipeline, encoder) of its own, never
+# shared. Clients without the header get the normal, shared media and SDP.
 # What GStreamer does (1.22): the media is the one the connection's DESCRIBE made, so its SETUPs
 # need no Require (a SETUP on a connection without that DESCRIBE needs it, or gets 404 for the
 # backchannel); the backchannel's SETUP must come before PLAY (one after PLAY is answered 200 but
@@ -92,17 +94,22 @@ FILE_PIPELINES = {'h264-file': FILE_PIPELINE, 'h265-file': FILE_PIPELINE_H265}
 # The ONVIF backchannel: a bin whose first element, named depay_backchannel, answers a caps query
 # with the complete RTP caps it takes (GStreamer puts them in the SDP's sendonly media); its sink
 # must not wait for preroll (async=false), or the whole media never prepares.
+# The SDP's fmtp is made of the caps' string fields (GStreamer's gst_sdp_media_set_media_from_caps),
+# hence the (string) types of the AAC parameters.
+AAC_BACKCHANNEL_CAPS = ('application/x-rtp,media=audio,payload=97,clock-rate=16000,encoding-name=MPEG4-GENERIC,'
+                        'encoding-params=(string)1,streamtype=(string)5,profile-level-id=(string)1,mode=(string)AAC-hbr,'
+                        'sizelength=(string)13,indexlength=(string)3,indexdeltalength=(string)3,config=(string)1408')
 BACKCHANNELS = {
-    'pcma': ('PCMA', 8, 'rtppcmadepay', 'alawdec'),
-    'pcmu': ('PCMU', 0, 'rtppcmudepay', 'mulawdec'),
+    'pcma': ('application/x-rtp,media=audio,payload=8,clock-rate=8000,encoding-name=PCMA', 'rtppcmadepay ! alawdec'),
+    'pcmu': ('application/x-rtp,media=audio,payload=0,clock-rate=8000,encoding-name=PCMU', 'rtppcmudepay ! mulawdec'),
+    'aac': (AAC_BACKCHANNEL_CAPS, 'rtpmp4gdepay ! aacparse ! faad ! audioresample'),
 }
 
 
 def backchannel_launch(kind):
-    name, pt, depay, dec = BACKCHANNELS[kind]
-    return (f'( capsfilter name=depay_backchannel '
-            f'caps="application/x-rtp,media=audio,payload={pt},clock-rate=8000,encoding-name={name}" '
-            f'! {depay} ! {dec} ! audioconvert ! audio/x-raw,format=S16LE,rate=8000,channels=1 '
+    caps, decode = BACKCHANNELS[kind]
+    return (f'( capsfilter name=depay_backchannel caps="{caps}" '
+            f'! {decode} ! audioconvert ! audio/x-raw,format=S16LE,rate=8000,channels=1 '
             '! appsink name=backchannel_out sync=false async=false emit-signals=true max-buffers=0 )')
 
 

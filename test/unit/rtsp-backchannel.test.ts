@@ -123,7 +123,7 @@ test('a camera that answers the feature tag with 551 is described again without 
 test('a refused backchannel SETUP, or a backchannel in a codec camrelay cannot make, leaves the camera playing without one', { timeout: 20000 }, async () => {
   for (const [name, script] of [
     ['SETUP 453', onvif(BACK_PCMA, { SETUP: (x) => (x.req.url.endsWith('/back') ? (x.reply(453, {}, undefined, 'Not Enough Bandwidth'), true) : false) })],
-    ['AAC backchannel', onvif(['m=audio 0 RTP/AVP 97', 'a=rtpmap:97 MPEG4-GENERIC/16000/1', 'a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1408', 'a=control:back', 'a=sendonly'])],
+    ['G.726 backchannel', onvif(['m=audio 0 RTP/AVP 97', 'a=rtpmap:97 G726-32/8000', 'a=control:back', 'a=sendonly'])],
   ] as const) {
     const cam = await ScriptedCamera.start();
     cam.use(script);

@@ -3,7 +3,11 @@
 // build straight to the camera's rate and to mono, then G.711-encoded here; G.711 in is
 // transcoded or rate-converted when the camera wants another law or clock; the same codec passes
 // through. Output G.711 comes in packets of `packetMs` (160 samples at 8 kHz for the default
-// 20 ms), timestamps in the camera's clock.
+// 20 ms), timestamps in the camera's clock. An AAC camera (MPEG4-GENERIC, AAC-hbr) gets the same
+// PCM encoded by one ffmpeg child per talker (aac-encoder.ts), started with the converter and
+// stopped with it: one access unit per packet (1024 samples), each marked (RFC 3640), its AU header
+// in the layout of the camera's fmtp; gaps up to a second are filled with silence, longer ones
+// move the timestamps on.
 //
 // The input's timeline is followed, not its arrival: a packet behind the newest one taken (late,
 // reordered) or seen twice is dropped; a timestamp jump (loss, DTX silence) completes the packet
@@ -16,8 +20,13 @@
 // to send it).
 import type { Codec } from '../../core/media.js';
 import { Owned } from '../../core/owned.js';
+import { log } from '../../core/log.js';
 import { TimestampUnwrapper } from '../../rtp/timestamp.js';
 import { g711DecodeTable, g711EncodeTable, type G711Codec } from '../../codecs/g711.js';
+import { aacRtpConfig, parseAudioSpecificConfig } from '../../codecs/aac.js';
+import { parseFmtp } from '../../codecs/fmtp.js';
+import { AAC_FRAME, AacEncoder, type TalkFfmpeg } from './aac-encoder.js';
+import { ADTS_RATES, type AuHeaderLayout } from './adts.js';
 import { createOpusDecoder, MAX_OPUS_PACKET_BYTES, OPUS_DECODE_RATES, type MonoOpusDecoder } from './opus-decoder.js';
 import { checkOpusPacket } from './opus-packet.js';
 import { Resampler } from './resampler.js';
@@ -39,7 +48,10 @@ export interface TalkPacket {
 export interface MicConverterOptions {
   /** The microphone's codec: OPUS/48000, PCMA/8000 or PCMU/8000 (G.711 at other rates too). */
   input: Codec;
-  /** The backchannel's: PCMA or PCMU (at any rate), or OPUS/48000 from Opus only. */
+  /**
+   * The backchannel's: PCMA or PCMU (at any rate), OPUS/48000 from Opus only, or AAC (its fmtp:
+   * mode AAC-hbr or another layout with AU-size and AU-index only, config an AAC-LC one).
+   */
   target: Codec;
   /** Duration of one G.711 output packet (default 20). Opus passes through as it came. */
   packetMs?: number;
@@ -47,6 +59,8 @@ export interface MicConverterOptions {
   initialTimestamp?: number;
   /** Packets held while the Opus decoder loads (default 25, half a second of 20 ms packets). */
   maxQueued?: number;
+  /** For an AAC target: the ffmpeg to run (default: setTalkFfmpeg's, else `ffmpeg` on PATH). */
+  ffmpeg?: TalkFfmpeg;
 }
 
 export interface MicConverterStats {
@@ -66,6 +80,8 @@ export interface MicConverterStats {
   gaps: number;
   /** New runs: a confirmed sequence-number jump, or the timestamps going back. */
   resyncs: number;
+  /** AAC only: chunks of PCM dropped because the encoder (ffmpeg) fell a second behind. */
+  behind?: number;
 }
 
 export interface MicConverterEvents {
@@ -88,19 +104,68 @@ type Plan =
   | { kind: 'opus-pass' }
   | { kind: 'g711-pass' }
   | { kind: 'decode-opus'; decodeRate: number; resampleFrom?: number; encode: G711Codec }
-  | { kind: 'g711-transcode'; decode: G711Codec; resampleFrom?: number; encode: G711Codec };
+  | { kind: 'g711-transcode'; decode: G711Codec; resampleFrom?: number; encode: G711Codec }
+  | { kind: 'aac'; decode: 'OPUS' | G711Codec; decodeRate: number; resampleFrom?: number; channels: number; layout: AuHeaderLayout };
+
+/** The largest AAC-LC access unit: 6144 bits a channel (ISO/IEC 14496-3 4.5.3.2). */
+const MAX_AU_BYTES_PER_CHANNEL = 768;
 
 const describe = (c: Codec): string => `${c.name}/${c.clockRate}${c.channels && c.channels > 1 ? `/${c.channels}` : ''}`;
 const isG711 = (name: string): name is G711Codec => name === 'PCMA' || name === 'PCMU';
 
+/** The AAC target's encoder settings from its rtpmap and fmtp; throws UnsupportedTalkCodecError. */
+function aacTarget(target: Codec): { channels: number; layout: AuHeaderLayout } {
+  const refuse = (why: string) => new UnsupportedTalkCodecError('AAC', `backchannel codec ${describe(target)} not supported: ${why}`);
+  const fmtp = parseFmtp(target.fmtp ?? '');
+  const cfg = aacRtpConfig(fmtp, target.clockRate);
+  if ('unsupported' in cfg) throw refuse(`fmtp ${cfg.unsupported}`);
+  if (!ADTS_RATES.includes(target.clockRate) || target.clockRate > 48000) throw refuse('camrelay encodes AAC at 7350-48000 Hz, the rates of AAC');
+  let channels = target.channels ?? 1;
+  if (fmtp['config']) {
+    const asc = parseAudioSpecificConfig(fmtp['config']);
+    if (!asc) throw refuse(`config=${fmtp['config']} is not an AudioSpecificConfig`);
+    if (asc.objectType !== 2) throw refuse(`config=${fmtp['config']} is object type ${asc.objectType}; camrelay encodes AAC-LC (2)`);
+    if (asc.sampleRate !== target.clockRate) throw refuse(`config=${fmtp['config']} says ${asc.sampleRate} Hz, the RTP clock ${target.clockRate}`);
+    if (asc.frameLength !== AAC_FRAME) throw refuse(`config=${fmtp['config']} has ${asc.frameLength}-sample frames; camrelay makes ${AAC_FRAME}`);
+    channels = asc.channels;
+  }
+  if (channels !== 1 && channels !== 2) throw refuse(`${channels} channels (camrelay sends mono, or mono on both channels of a stereo one)`);
+  if (cfg.auDuration !== AAC_FRAME) throw refuse(`access units of ${cfg.auDuration} ticks; camrelay makes ${AAC_FRAME}`);
+  if (2 ** cfg.sizeLength - 1 < MAX_AU_BYTES_PER_CHANNEL * channels) throw refuse(`sizelength=${cfg.sizeLength} cannot give the size of an access unit of up to ${MAX_AU_BYTES_PER_CHANNEL * channels} bytes`);
+  return { channels, layout: { sizeLength: cfg.sizeLength, indexLength: cfg.indexLength } };
+}
+
 /** How `input` becomes `target`; throws UnsupportedTalkCodecError when it cannot. */
 function plan(input: Codec, target: Codec): Plan {
+  if (target.name === 'AAC') {
+    const { channels, layout } = aacTarget(target);
+    const rate = target.clockRate;
+    const resamples = (from: number): number | undefined => {
+      if (from === rate) return undefined;
+      try {
+        new Resampler(from, rate);
+      } catch (e) {
+        throw new UnsupportedTalkCodecError('AAC', `backchannel codec ${describe(target)} not supported from ${from} Hz: ${(e as Error).message}`);
+      }
+      return from;
+    };
+    if (input.name === 'OPUS') {
+      if (input.clockRate !== 48000) throw new UnsupportedTalkCodecError('OPUS', `microphone codec ${describe(input)} not supported: Opus runs at 48000 Hz`);
+      const decodeRate = OPUS_DECODE_RATES.includes(rate) ? rate : 48000;
+      return { kind: 'aac', decode: 'OPUS', decodeRate, resampleFrom: resamples(decodeRate), channels, layout };
+    }
+    if (isG711(input.name)) {
+      if ((input.channels ?? 1) !== 1) throw new UnsupportedTalkCodecError(input.name, `microphone codec ${describe(input)} not supported: only mono`);
+      return { kind: 'aac', decode: input.name, decodeRate: input.clockRate, resampleFrom: resamples(input.clockRate), channels, layout };
+    }
+    throw new UnsupportedTalkCodecError(input.name, `microphone codec ${describe(input)} not supported (camrelay takes OPUS, PCMA or PCMU)`);
+  }
   if (target.name === 'OPUS') {
     if (target.clockRate !== 48000) throw new UnsupportedTalkCodecError('OPUS', `backchannel codec ${describe(target)} not supported: Opus runs at 48000 Hz`);
     if (input.name === 'OPUS' && input.clockRate === 48000) return { kind: 'opus-pass' };
     throw new UnsupportedTalkCodecError('OPUS', `backchannel codec OPUS from a ${describe(input)} microphone not supported yet: camrelay has no Opus encoder`);
   }
-  if (!isG711(target.name)) throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${target.name} not supported yet (camrelay converts to PCMA, PCMU or OPUS)`);
+  if (!isG711(target.name)) throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${target.name} not supported yet (camrelay converts to PCMA, PCMU, OPUS or AAC)`);
   if ((target.channels ?? 1) !== 1) throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${describe(target)} not supported: only mono`);
   if (!(Number.isInteger(target.clockRate) && target.clockRate >= 4000 && target.clockRate <= 48000)) {
     throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${describe(target)} not supported: rate out of 4000-48000 Hz`);
@@ -183,6 +248,9 @@ export class MicConverter extends Owned<MicConverterEvents> {
   readonly #decode: Readonly<Int16Array> | undefined;
   /** G.711 decoded to floats on its way to the resampler. */
   #scratch = new Float32Array(0);
+  /** AAC: the ffmpeg encoder (this converter's child), and the longest gap filled with silence. */
+  readonly #aac: AacEncoder | undefined;
+  readonly #maxFill: number;
 
   // The timeline: input timestamp `#inBase` is output position `#outBase`; `#outWrite` is the
   // output position (in target samples, from 0) of the next sample or packet.
@@ -210,18 +278,44 @@ export class MicConverter extends Owned<MicConverterEvents> {
     this.#initialTimestamp = options.initialTimestamp ?? 0;
     this.#maxQueued = Math.max(1, options.maxQueued ?? 25);
     if (isG711(options.target.name)) this.#encode = g711EncodeTable(options.target.name);
-    if ((how.kind === 'decode-opus' || how.kind === 'g711-transcode') && how.resampleFrom !== undefined) {
+    if ((how.kind === 'decode-opus' || how.kind === 'g711-transcode' || how.kind === 'aac') && how.resampleFrom !== undefined) {
       this.#resampler = new Resampler(how.resampleFrom, options.target.clockRate);
     }
     if (how.kind === 'g711-transcode') this.#decode = g711DecodeTable(how.decode);
-    this.#loaded = how.kind !== 'decode-opus';
-    this.ready = how.kind === 'decode-opus' ? this.#load(how.decodeRate) : Promise.resolve();
+    if (how.kind === 'aac' && how.decode !== 'OPUS') this.#decode = g711DecodeTable(how.decode);
+    const opusRate = how.kind === 'decode-opus' || (how.kind === 'aac' && how.decode === 'OPUS') ? how.decodeRate : undefined;
+    this.#maxFill = options.target.clockRate;
+    this.#loaded = opusRate === undefined;
+    let ready = opusRate !== undefined ? this.#load(opusRate) : Promise.resolve();
+    if (how.kind === 'aac') {
+      const aac = new AacEncoder({ sampleRate: options.target.clockRate, channels: how.channels, layout: how.layout, ...(options.ffmpeg && { ffmpeg: options.ffmpeg }) });
+      this.#aac = aac;
+      aac.on('unit', (u) => {
+        if (this.closed) return;
+        this.#stats.emitted++;
+        this.emit('packet', { payload: u.payload, timestamp: (this.#initialTimestamp + u.position) >>> 0, marker: true });
+      });
+      // The encoder failing (ffmpeg gone, a malformed frame) ends the conversion.
+      aac.once('close', (reason) => {
+        if (this.closed) return;
+        log.warn({ err: reason?.message }, 'the talker\'s AAC encoder stopped; the microphone is no longer converted');
+        this.close(reason ?? new Error('the AAC encoder stopped'));
+      });
+      const started = aac.started;
+      ready = Promise.all([ready, started]).then(() => undefined);
+    }
+    this.ready = ready;
     // Awaiting it is optional: a failure also closes the converter with the error as reason.
     this.ready.catch(() => undefined);
   }
 
   get stats(): Readonly<MicConverterStats> {
-    return { ...this.#stats };
+    return this.#aac ? { ...this.#stats, behind: this.#aac.dropped } : { ...this.#stats };
+  }
+
+  /** AAC: the pid of the ffmpeg encoding for this talker. */
+  get encoderPid(): number | undefined {
+    return this.#aac?.pid;
   }
 
   /** Takes one microphone packet; never throws on what it carries. Ignored once closed. */
@@ -251,18 +345,26 @@ export class MicConverter extends Owned<MicConverterEvents> {
     this.#process(pending);
   }
 
-  /** Completes the packet being filled with silence and emits it (the talker stopped). */
+  /**
+   * Completes the packet being filled with silence and emits it (the talker stopped). AAC: the
+   * encoder holds its last units until more audio comes (or it is closed); nothing to do.
+   */
   flush(): void {
     if (this.closed || this.#fill === 0) return;
     this.#silence(this.#frameSamples - this.#fill);
   }
 
-  protected onClose(): void {
+  protected onClose(): Promise<void> | void {
     this.#queue = [];
     this.#chunk = undefined;
     this.#fill = 0;
     this.#decoder?.free();
     this.#decoder = undefined;
+    // AAC: stopping ffmpeg ('q' and EOF on its stdin, then signals); `done` waits for its exit.
+    const aac = this.#aac;
+    if (!aac) return;
+    aac.close();
+    return aac.done;
   }
 
   async #load(rate: number): Promise<void> {
@@ -365,6 +467,22 @@ export class MicConverter extends Owned<MicConverterEvents> {
         this.#putFloats(this.#resampler ? this.#resampler.process(decoded) : decoded);
         return;
       }
+      case 'aac': {
+        let linear: Float32Array | undefined;
+        if (this.#plan.decode === 'OPUS') linear = this.#decode0(p.payload);
+        else {
+          const table = this.#decode!;
+          if (this.#scratch.length < p.payload.length) this.#scratch = new Float32Array(p.payload.length);
+          linear = this.#scratch.subarray(0, p.payload.length);
+          for (let i = 0; i < linear.length; i++) linear[i] = table[p.payload[i]!]! / 32768;
+        }
+        if (!linear) {
+          this.#stats.malformed++;
+          return;
+        }
+        this.#putFloats(this.#resampler ? this.#resampler.process(linear) : linear);
+        return;
+      }
       case 'g711-transcode': {
         const table = this.#decode!;
         if (this.#resampler) {
@@ -389,8 +507,13 @@ export class MicConverter extends Owned<MicConverterEvents> {
     }
   }
 
-  /** Float samples (±1.0 full scale) to codes. */
+  /** Float samples (±1.0 full scale) to codes (AAC: to the encoder). */
   #putFloats(samples: Float32Array): void {
+    if (this.#aac) {
+      this.#aac.write(samples);
+      this.#outWrite += samples.length;
+      return;
+    }
     const encode = this.#encode!;
     for (let i = 0; i < samples.length && !this.closed; i++) {
       const v = Math.round(samples[i]! * 32768);
@@ -400,6 +523,21 @@ export class MicConverter extends Owned<MicConverterEvents> {
 
   /** A jump of `samples` output samples: silence up to the end of the packet being filled, then a skip. */
   #gap(samples: number): void {
+    const aac = this.#aac;
+    if (aac) {
+      // Short gaps (loss, a DTX pause) are silence the camera plays; a longer one ends the unit
+      // being filled and moves the timestamps on.
+      if (samples <= this.#maxFill) {
+        aac.silence(samples);
+        this.#outWrite += samples;
+        return;
+      }
+      const pad = Math.min(samples, aac.padToUnit());
+      aac.skip(samples - pad);
+      this.#outWrite += samples;
+      this.#resampler?.reset();
+      return;
+    }
     if (this.#plan.kind === 'opus-pass') {
       this.#outWrite += samples;
       this.#markNext = true;
