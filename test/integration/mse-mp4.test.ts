@@ -21,12 +21,12 @@ const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#vide
 const skip = cameraCanRun('h264-aac') ? false : 'gst-rtsp-server with x264enc/voaacenc not available';
 let app: CamrelayProcess;
 let camera: GstCamera | undefined;
-const skipHevc = cameraCanRun('h265') ? false : 'gst-rtsp-server with x265enc not available';
+const skipHevc = cameraCanRun('h265-aac') ? false : 'gst-rtsp-server with x265enc/voaacenc not available';
 let hevc: GstCamera | undefined;
 
 before(async () => {
   if (!skip) camera = await GstCamera.start({ pipeline: 'h264-aac' });
-  if (!skipHevc) hevc = await GstCamera.start({ pipeline: 'h265' });
+  if (!skipHevc) hevc = await GstCamera.start({ pipeline: 'h265-aac' });
   // cam plays as it is (transcode: never): WebRTC has no audio of an AAC camera then, which is
   // what makes go2rtc's player keep MSE below; auto-transcode.test.ts covers the other way.
   const cam = camera ? `  cam: { sources: ${JSON.stringify(camera.url())}, transcode: never }\n` : '';
@@ -39,14 +39,16 @@ after(async () => {
   await hevc?.stop();
 });
 
-test('stream.mp4 of a gst H.265 camera: ffprobe reads hevc with tag hvc1, every frame decodes', { timeout: 60_000, skip: skipHevc }, async () => {
+test('stream.mp4 of a gst H.265+AAC camera: ffprobe reads hevc with tag hvc1 and its AAC, every frame decodes', { timeout: 60_000, skip: skipHevc }, async () => {
   const r = await get(`http://127.0.0.1:${app.port}/api/stream.mp4?src=hevc&duration=2`, Infinity, 20_000);
-  assert.match(String(r.headers['content-type']), /^video\/mp4; codecs="hvc1\.1\.6\.L153\.B0"/);
+  assert.match(String(r.headers['content-type']), /^video\/mp4; codecs="hvc1\.1\.6\.L153\.B0,mp4a\.40\.2"$/);
   const p = ffprobe(r.body);
+  assert.deepEqual(p.streams.map((s) => `${s.codec_type}:${s.codec_name}:${s.codec_tag_string}`), ['video:hevc:hvc1', 'audio:aac:mp4a']);
   const v = p.streams.find((s) => s.codec_type === 'video')!;
-  assert.equal(v.codec_name, 'hevc');
-  assert.equal(v.codec_tag_string, 'hvc1');
+  const a = p.streams.find((s) => s.codec_type === 'audio')!;
   assert.ok(Number(v.nb_read_frames) >= 20, `frames: ${v.nb_read_frames}`);
+  // The camera's AAC (voaacenc, 1024 samples a frame): 2 s is far more than 20 frames.
+  assert.ok(Number(a.nb_read_frames) >= 20, `audio frames: ${a.nb_read_frames}`);
   const decode = spawnSync('/usr/bin/ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'null', '-'], { input: r.body, timeout: 30_000, encoding: 'utf8' });
   assert.equal(decode.status, 0, decode.stderr);
   assert.equal(decode.stderr.trim(), '', 'decodes without errors');
@@ -138,6 +140,40 @@ test('stream.mp4 of a gst H.264+AAC camera: ffprobe and ffmpeg read video and au
   const decode = spawnSync('/usr/bin/ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'null', '-'], { input: r.body, timeout: 30_000, encoding: 'utf8' });
   assert.equal(decode.status, 0, decode.stderr);
   assert.equal(decode.stderr.trim(), '', 'decodes without errors');
+});
+
+test('stream.mp4 without duration= of an idle camera: a client that reads a while and hangs up mid-stream leaves no consumer, the camera is released within 1 s', { timeout: 60_000, skip }, async () => {
+  const cam = camera!;
+  await waitFor('the camera idle', () => cam.openConnections() === 0, 8000);
+  assert.equal((await streamState('cam')).state, 'idle');
+  let bytes = 0;
+  let ended = false;
+  const req = http.get(`http://127.0.0.1:${app.port}/api/stream.mp4?src=cam`, { agent: false }, (res) => {
+    assert.equal(res.statusCode, 200);
+    res.on('data', (c: Buffer) => (bytes += c.length));
+    res.on('end', () => (ended = true));
+    res.on('error', () => undefined);
+  });
+  req.on('error', () => undefined);
+  try {
+    // Reads a while: the body keeps coming (no duration: it has no end of its own).
+    await waitFor('200 KB of the stream', () => bytes > 200_000, 20_000);
+    const had = bytes;
+    await waitFor('more bytes keep coming', () => bytes > had + 50_000, 10_000);
+    assert.equal(ended, false, 'an open-ended stream.mp4 does not end by itself');
+    assert.deepEqual((await streamState('cam')).consumers.map((x) => x.format_name), ['mp4']);
+    assert.equal(cam.openConnections(), 1);
+  } finally {
+    req.destroy(); // hangs up mid-stream
+  }
+  const t0 = performance.now();
+  await waitFor('no consumer of cam left', async () => (await streamState('cam')).consumers.length === 0, 1000, 10);
+  await waitFor('the stream idle', async () => (await streamState('cam')).state === 'idle', 1000, 10);
+  await waitFor('the camera released', () => cam.openConnections() === 0, 1000, 10);
+  const ms = performance.now() - t0;
+  assert.ok(ms <= 1000, `released ${ms.toFixed(0)} ms after the hang-up`);
+  console.log(`# stream.mp4 hang-up after ${bytes} bytes: consumer gone, stream idle and camera released in ${ms.toFixed(0)} ms`);
+  assert.equal((await objects())['Fmp4Viewer'] ?? 0, 0);
 });
 
 /** A bare MSE client: the answer, then the binary messages. */
