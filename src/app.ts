@@ -27,6 +27,7 @@ import { MjpegHub } from './outputs/mjpeg-hub.js';
 import { preloadRoutes } from './api/routes-preload.js';
 import { mp4Routes } from './api/routes-mp4.js';
 import { hlsRoutes } from './api/routes-hls.js';
+import { HlsSessions } from './outputs/hls/sessions.js';
 import { PreloadTable } from './outputs/preload.js';
 import { basicAuthOk } from './api/auth.js';
 import type { IncomingMessage } from 'node:http';
@@ -139,6 +140,8 @@ export class Camrelay {
       cacheMs: config.api.snapshotCache,
       timeoutMs: config.streamDefaults.startTimeout,
     });
+    // One HLS session table for GET /api/stream.m3u8 and /api/ws's {"type":"hls"} (one set of bounds).
+    const hls = new HlsSessions();
     const mjpeg = new MjpegHub({ ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, maxEncoders: config.api.maxMjpegEncoders, onViewer: (v) => metrics.watchDrop(v, 'mjpeg') });
     const api = new ApiServer(
       config.api.listen,
@@ -149,7 +152,7 @@ export class Camrelay {
         streamsRoutes({ registry, store, defaults: config.streamDefaults }),
         preloadRoutes({ registry, store, preloads }),
         mp4Routes({ registry }),
-        hlsRoutes({ registry }),
+        hlsRoutes({ registry, sessions: hls }),
         ffmpegRoutes({ hardware }),
         mediaRoutes({ registry, ffmpegBin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, snapshotTimeout: config.streamDefaults.startTimeout, maxSnapshots: config.api.maxSnapshots, snapshotCache: config.api.snapshotCache, mjpeg, snapshots }),
       ],
@@ -167,6 +170,7 @@ export class Camrelay {
       browser,
       idleTimeout: config.api.idleTimeout,
       mjpeg,
+      hls,
       ...(creds && { authorize: (req: IncomingMessage) => basicAuthOk(req.headers.authorization, creds) }),
     });
     const app = new Camrelay({ api, rtsp, registry, sessions, ws, preloads, webrtcBackend, hardwareStop, hardware, snapshots });

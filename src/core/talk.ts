@@ -1,6 +1,5 @@
 import type { Backchannel } from './backchannel.js';
 import type { Consumer } from './consumer.js';
-import { countRefusal } from './refusals.js';
 
 // One talker per stream: a camera has one speaker, and two microphones mixed into it by
 // accident (go2rtc sends both, "only the first works") helps nobody. The talker is a consumer of
@@ -48,10 +47,7 @@ export class TalkSlot {
   take(consumer: Consumer): Talk {
     const back = this.current();
     if (!back) throw new NoBackchannelError(this.stream);
-    if (this.#holder && this.#holder !== consumer) {
-      countRefusal('talk_busy');
-      throw new TalkBusyError(this.stream);
-    }
+    if (this.#holder && this.#holder !== consumer) throw new TalkBusyError(this.stream);
     if (consumer.closed) throw new Error('consumer already closed');
     this.#holder = consumer;
     let released = false;
@@ -67,7 +63,8 @@ export class TalkSlot {
       send: (payload, timestamp, marker) => {
         if (released) return;
         const now = this.current();
-        if (!now || now.codec.name !== back.codec.name) {
+        // A camera back after a reboot with another codec or rate takes none of these packets.
+        if (!now || now.codec.name !== back.codec.name || now.codec.clockRate !== back.codec.clockRate || (now.codec.channels ?? 1) !== (back.codec.channels ?? 1)) {
           this.counters.lost++;
           return;
         }

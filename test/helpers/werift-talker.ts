@@ -22,16 +22,22 @@ export class Talker {
   #seq = 1000;
   #ts = 123456;
 
-  /** `mic`: the codecs offered for the microphone, in order (default Opus only). */
-  constructor(opts: { watch: boolean; mic?: readonly (keyof typeof MIC_CODECS)[] }) {
+  /**
+   * `mic`: the codecs offered for the microphone, in order (default Opus only). `sendrecv`: one
+   * audio line that both sends the microphone and receives (many clients' default), after video.
+   */
+  constructor(opts: { watch: boolean; mic?: readonly (keyof typeof MIC_CODECS)[]; sendrecv?: boolean }) {
     this.pc = new RTCPeerConnection({
       ...loopbackPeer(),
       codecs: { audio: (opts.mic ?? ['opus']).map((c) => MIC_CODECS[c]()), video: [H264()] },
     });
-    this.mic = this.pc.addTransceiver('audio', { direction: 'sendonly' });
-    if (opts.watch) {
-      this.pc.addTransceiver('video', { direction: 'recvonly' });
-      this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (opts.sendrecv) this.pc.addTransceiver('video', { direction: 'recvonly' });
+    this.mic = this.pc.addTransceiver('audio', { direction: opts.sendrecv ? 'sendrecv' : 'sendonly' });
+    if (opts.watch || opts.sendrecv) {
+      if (!opts.sendrecv) {
+        this.pc.addTransceiver('video', { direction: 'recvonly' });
+        this.pc.addTransceiver('audio', { direction: 'recvonly' });
+      }
       this.pc.onTrack.subscribe((track) => {
         track.onReceiveRtp.subscribe((rtp) => {
           if (track.kind === 'video') this.video.push(rtp);

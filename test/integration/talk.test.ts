@@ -10,7 +10,7 @@ import { assertBaseline, baseline, connectionsTo, type Baseline } from '../helpe
 import { metric, scrape } from '../helpers/metrics-scrape.js';
 import { opusTone } from '../helpers/ogg-opus.js';
 import { assertTone } from '../helpers/tone.js';
-import { HttpError } from '../helpers/werift-viewer.js';
+import { HttpError, Viewer } from '../helpers/werift-viewer.js';
 import { Talker } from '../helpers/werift-talker.js';
 import { waitFor } from '../helpers/wait.js';
 import { g711Encode } from '../../src/codecs/g711.js';
@@ -198,6 +198,45 @@ test('a microphone flooding packets: beyond 400 a second they are dropped before
   }
   await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
   await assertBaseline(app, base, 'after the flood');
+});
+
+test('a watcher whose audio line is only sendrecv takes the talk when it speaks, not before; a talker alone who started the camera leaves its tracks to the viewers who come next', { skip, timeout: 60000 }, async () => {
+  const talker = new Talker({ watch: false });
+  const watcher = new Talker({ watch: true, sendrecv: true });
+  const viewer = new Viewer();
+  try {
+    // The talker alone starts the camera; a plain viewer after it still gets video.
+    await talker.connect(app.base, 'door');
+    await waitFor('talker connected', () => talker.connected, 10000);
+    await viewer.connect(app.base, 'door', 'sdp');
+    await waitFor('video at the viewer who came after the talker', () => viewer.sawKeyframeWithParams(), 10000);
+
+    // A sendrecv watcher connects while the talker holds the talk: it watches, holds nothing.
+    const busyBefore = metric(await scrape(app), 'camrelay_api_refused_total', { reason: 'talk_busy' });
+    await watcher.connect(app.base, 'door');
+    await waitFor('video at the sendrecv watcher', () => watcher.video.length > 0, 10000);
+    let v = await view();
+    assert.equal(v.consumers.filter((c) => c.talking).length, 1, 'still one talker');
+    assert.equal(metric(await scrape(app), 'camrelay_api_refused_total', { reason: 'talk_busy' }), busyBefore, 'a silent sendrecv line is no refused talker');
+    // It speaks while the other talks: refused, and /api/streams says why.
+    await watcher.speak(TONE.slice(0, 5));
+    await waitFor('not_talking said', async () => (await view()).consumers.some((c) => /someone else is talking/.test(c.not_talking ?? '')), 5000);
+    assert.equal(await talker.hangUp(app.base), 200);
+    // Now it speaks and takes the talk.
+    const from = camera.backchannelAudio().length;
+    await watcher.speak(TONE);
+    await camera.waitBackchannel(1, 10000, from + 60 * 320);
+    assertTone(heard(from), { sampleRate: 8000, frequency: 1000, others: [440, 2000, 3000] });
+    v = await view();
+    // This camera has no audio of its own: the shared line only receives.
+    assert.ok(v.consumers.find((c) => c.talking)?.medias?.some((m) => m.startsWith('audio, recvonly, audio:OPUS/48000')), JSON.stringify(v.consumers));
+    assert.equal(await watcher.hangUp(app.base), 200);
+    assert.equal(await viewer.hangUp(app.base), 200);
+  } finally {
+    await Promise.all([talker.close(), watcher.close(), viewer.close()]);
+  }
+  await waitFor('camera connection gone', () => camera.openConnections() === 0, 5000);
+  await assertBaseline(app, base, 'after the sendrecv watcher');
 });
 
 test('a microphone offering PCMA to a PCMA camera gets PCMA answered and passed through (no conversion); the talk survives a camera reboot', { skip, timeout: 90000 }, async () => {

@@ -140,7 +140,17 @@ export function parseOffer(sdp: string): Offer {
   if (media.length === 0) throw new OfferError('offer has no m-line');
   for (const m of media) m.transport = { ...sessionTransport, ...definedOnly(m.transport) };
   const offer = chooseLines(media);
-  for (const line of [offer.video?.media, offer.audio?.media, offer.mic?.media]) if (line) checkTransport(line);
+  for (const line of [offer.video?.media, offer.audio?.media]) if (line) checkTransport(line);
+  const mic = offer.mic?.media;
+  if (mic && mic !== offer.audio?.media) {
+    // A microphone line that could not connect is dropped: only a talker alone has nothing else.
+    try {
+      checkTransport(mic);
+    } catch (e) {
+      if (!offer.video && !offer.audio) throw e;
+      delete offer.mic;
+    }
+  }
   return offer;
 }
 

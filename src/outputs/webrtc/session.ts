@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Owned } from '../../core/owned.js';
 import { CloseReason, closeCodeOf, type CloseCode } from '../../core/close-reason.js';
 import { log, type Logger } from '../../core/log.js';
-import { describeTrack, type Codec, type Frame, type MediaRequest, type Track } from '../../core/media.js';
+import { ALL_CODECS, describeTrack, type Codec, type Frame, type MediaRequest, type Track } from '../../core/media.js';
 import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../../core/consumer.js';
 import { KeyframeGate } from '../../core/delivery-gate.js';
 import { CODECS } from '../../codecs/table.js';
@@ -16,9 +16,10 @@ import type { RtpPayload } from '../../rtp/payload.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
 import type { IceCandidateInit, PeerState, SendCodec, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
 import { OfferError, chooseAudio, chooseMic, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
-import { NoBackchannelError, type Talk } from '../../core/talk.js';
+import { NoBackchannelError, TalkBusyError, type Talk } from '../../core/talk.js';
 import type { Backchannel } from '../../core/backchannel.js';
-import { UnsupportedTalkCodecError } from '../talk/mic-converter.js';
+import { countRefusal } from '../../core/refusals.js';
+import { micConversionError } from '../talk/mic-converter.js';
 import { MicLane } from './mic-lane.js';
 import type { WebRtcSettings } from './settings.js';
 
@@ -128,7 +129,10 @@ export class WebRtcSession extends Owned implements Consumer {
     backend: WebRtcBackend,
   ) {
     super('WebRtcSession');
-    this.request = offer.request;
+    // A talker alone receives nothing, but the camera session it may start must carry the
+    // camera's tracks for the viewers who come next: it asks for every codec, and sends nothing.
+    const talkOnly = offer.mic !== undefined && !offer.video && !offer.audio;
+    this.request = talkOnly ? { video: [...ALL_CODECS.video], audio: [...ALL_CODECS.audio] } : offer.request;
     this.#log = log.child({ stream: streamName, session: this.id });
     this.#peer = backend.createPeer(settings);
     this.#peer.on('state', (s: PeerState) => this.#onState(s));
@@ -180,8 +184,8 @@ export class WebRtcSession extends Owned implements Consumer {
       this.#answering = true;
       const tracks = await stream.attach(this);
       this.#assertOpen();
-      const talk = this.#talk(stream);
-      const answer = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream.tracks, talk);
+      const talk = this.#takeTalk(stream);
+      const answer = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream, talk);
       this.#log.info({ remote: meta.remoteAddr, video: this.#video?.description, audio: this.#audio?.description, ...(this.#mic ? { mic: this.#mic.describe() } : {}) }, 'webrtc session opened');
       return answer;
     } catch (e) {
@@ -194,26 +198,33 @@ export class WebRtcSession extends Owned implements Consumer {
     }
   }
 
+  /** Whether the offer talks only: a microphone and nothing to receive. */
+  get #talkOnly(): boolean {
+    return this.offer.mic !== undefined && !this.offer.video && !this.offer.audio;
+  }
+
   /**
-   * The stream's backchannel for an offer with a microphone. A viewer who only talks is refused
-   * when it cannot (no backchannel, someone else talks); one who also watches watches on, and
-   * the API says why it does not talk.
+   * The stream's Talk for an explicit microphone (a sendonly audio line: go2rtc's player, the
+   * page's talk button), taken now. A viewer who only talks is refused when it cannot (no
+   * backchannel, someone else talks); one who also watches watches on, and the API says why it
+   * does not talk. A sendrecv audio line takes the Talk only when it speaks (MicLane).
    */
-  #talk(stream: AttachableStream): Talk | undefined {
-    if (!this.offer.mic) return undefined;
-    const talkOnly = !this.offer.video && !this.offer.audio;
+  #takeTalk(stream: AttachableStream): Talk | undefined {
+    if (this.offer.mic?.media.direction !== 'sendonly') return undefined;
     try {
       if (!stream.startTalking) throw new NoBackchannelError(stream.name);
       return stream.startTalking(this);
     } catch (e) {
-      if (talkOnly) throw e;
+      if (e instanceof TalkBusyError) countRefusal('talk_busy');
+      if (this.#talkOnly) throw e;
       this.#notTalking = e instanceof Error ? e.message : String(e);
-      if (stream.backchannel) this.#log.info({ why: this.#notTalking }, 'viewer offers a microphone; not talking');
+      this.#log.info({ why: this.#notTalking }, 'viewer offers a microphone; not talking');
       return undefined;
     }
   }
 
-  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean, all?: readonly Track[], talk?: Talk): Promise<string> {
+  async #negotiate(offerSdp: string, tracks: readonly Track[], trickle: boolean, stream: AttachableStream, talk?: Talk): Promise<string> {
+    const all = stream.tracks;
     const videoTrack = tracks.find((t) => t.kind === 'video' && this.offer.request.video?.includes(t.codec.name));
     const video = chooseVideo(this.offer, videoTrack);
     const audio = chooseAudio(this.offer, tracks);
@@ -226,7 +237,7 @@ export class WebRtcSession extends Owned implements Consumer {
           'and no transcode to one it accepts runs (the stream\'s transcode: auto starts one; never does not)',
       );
     }
-    if (!video && !audio && !talk) {
+    if (!video && !audio && !(talk && this.#talkOnly)) {
       const have = (all ?? tracks).map(describeTrack).join(', ') || 'no tracks';
       const want = [...(this.request.video ?? []), ...(this.request.audio ?? [])].join(', ');
       throw new OfferError(`stream "${this.streamName}" has ${have}; the offer accepts ${want}`);
@@ -242,7 +253,7 @@ export class WebRtcSession extends Owned implements Consumer {
       const out = peer.addSendTrack({ mid: audio.mid, kind: 'audio', codec: sendCodec(audio.codec) });
       this.#audio = new RtpLane(out, audio.track.codec, `${audio.track.codec.name} pt ${audio.codec.payloadType}`);
     }
-    if (talk) this.#listen(talk, audio, !video && !audio);
+    if (talk || (this.offer.mic?.media.direction === 'sendrecv' && stream.backchannel && stream.startTalking)) this.#listen(stream, talk, audio);
     const answer = await peer.createAnswer();
     this.#assertOpen();
     this.#connectTimer = setTimeout(() => this.close(new CloseReason('connect_timeout')), this.settings.timeouts.connect);
@@ -256,31 +267,37 @@ export class WebRtcSession extends Owned implements Consumer {
     return peer.localDescription();
   }
 
-  /** Receives the microphone on its m-line and sends it on to the camera. */
-  #listen(talk: Talk, sending: { mid: string; codec: OfferCodec } | undefined, talkOnly: boolean): void {
-    const mic = chooseMic(this.offer, talk.codec, sending);
+  /**
+   * Receives the microphone on its m-line and sends it on to the camera: through `talk` when
+   * taken already, else through a Talk taken when the viewer first speaks.
+   */
+  #listen(stream: AttachableStream, talk: Talk | undefined, sending: { mid: string; codec: OfferCodec } | undefined): void {
+    const target = talk?.codec ?? stream.backchannel?.codec;
+    if (!target) return;
+    const mic = chooseMic(this.offer, target, sending);
     const refuse = (why: string) => {
-      talk.release();
-      if (talkOnly) throw new OfferError(why);
+      talk?.release();
+      if (this.#talkOnly) throw new OfferError(why);
       this.#notTalking = why;
       this.#log.info({ why }, 'viewer offers a microphone; not talking');
     };
     if (!mic) return refuse(`the microphone's m-line has no codec camrelay decodes (${this.offer.mic?.codecs.map((c) => c.name).join(', ') || 'none'})`);
     const input: Codec = { name: mic.name, clockRate: mic.codec.clockRate, ...(mic.codec.channels ? { channels: mic.codec.channels } : {}) };
-    const recv = this.#peer.addRecvTrack({ mid: mic.mid, kind: 'audio', codec: sendCodec(mic.codec) });
+    const unsupported = micConversionError(input, target);
+    if (unsupported) return refuse(unsupported.message);
+    let recv;
     try {
-      this.#mic = new MicLane(recv, input, talk, this.#log);
+      recv = this.#peer.addRecvTrack({ mid: mic.mid, kind: 'audio', codec: sendCodec(mic.codec) });
     } catch (e) {
-      recv.close();
-      if (e instanceof UnsupportedTalkCodecError) return refuse(e.message);
-      throw e;
+      return refuse(`the microphone's m-line cannot be received: ${e instanceof Error ? e.message : String(e)}`);
     }
-    this.#mic.once('close', () => (this.#mic = undefined));
-  }
-
-  /** Whether this viewer talks to the camera now. */
-  get talking(): boolean {
-    return this.#mic !== undefined && !this.#mic.closed;
+    const direction = sending?.mid === mic.mid ? 'sendrecv' : 'recvonly';
+    const lane = new MicLane(recv, input, target, talk ?? (() => stream.startTalking!(this)), this.#log, direction);
+    this.#mic = lane;
+    lane.once('close', () => {
+      if (lane.notTalking) this.#notTalking = lane.notTalking;
+      if (this.#mic === lane) this.#mic = undefined;
+    });
   }
 
   /**
@@ -330,8 +347,8 @@ export class WebRtcSession extends Owned implements Consumer {
       state: this.closed ? 'closed' : this.#peer.state,
       created_at: new Date(this.createdAt).toISOString(),
       medias: [v && `video, sendonly, ${v.description}`, a && `audio, sendonly, ${a.description}`, this.#mic?.describe()].filter(Boolean),
-      ...(this.#mic ? { talking: true } : {}),
-      ...(this.#notTalking ? { not_talking: this.#notTalking } : {}),
+      ...(this.#mic?.talking ? { talking: true } : {}),
+      ...((this.#mic?.notTalking ?? this.#notTalking) ? { not_talking: this.#mic?.notTalking ?? this.#notTalking } : {}),
       bytes_send: (v?.bytes ?? 0) + (a?.bytes ?? 0),
       packets_send: (v?.packets ?? 0) + (a?.packets ?? 0),
       ...(this.closeReason ? { close_reason: this.closeReason } : {}),
@@ -387,13 +404,15 @@ export class WebRtcSession extends Owned implements Consumer {
     this.#connectTimer = this.#disconnectTimer = undefined;
     this.#candidateListeners.clear();
     this.#stream = undefined;
-    this.#mic?.close();
+    const mic = this.#mic;
+    mic?.close();
     this.#peer.removeAllListeners('state');
     this.#peer.removeAllListeners('activity');
     this.#peer.removeAllListeners('candidate');
     this.#peer.close();
     this.#log.info({ reason: this.closeReason, bytes: this.info().bytes_send }, 'webrtc session closed');
-    return this.#peer.done;
+    // A talker's AAC encoder (an ffmpeg child) is awaited too.
+    return mic ? Promise.all([this.#peer.done, mic.done]).then(() => undefined) : this.#peer.done;
   }
 }
 
