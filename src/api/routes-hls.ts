@@ -14,8 +14,8 @@ import { countRefusal } from '../core/refusals.js';
 import { sendError } from './http-error.js';
 
 const M3U8 = 'application/vnd.apple.mpegurl';
-/** How long stream.m3u8 waits for the stream's tracks (a camera that starts, then its muxer). */
-const ANSWER_WAIT_MS = 20_000;
+/** How long stream.m3u8 (and /api/ws's `hls`) waits for the stream's tracks (a camera that starts, then its muxer). */
+export const HLS_ANSWER_WAIT_MS = 20_000;
 /** How long the first media playlist and init wait for the first segment (a keyframe, then 1 s). */
 const FIRST_SEGMENT_WAIT_MS = 10_000;
 /** A segment asked for before it is finished is waited for this long (a GOP longer than this 404s). */
@@ -50,7 +50,7 @@ export function hlsRoutes(ctx: HlsContext): Router {
     }
     let left = false;
     res.once('close', () => (left = !res.writableFinished));
-    await s.wait(() => s.mime !== undefined, ANSWER_WAIT_MS, onGone(res));
+    await s.wait(() => s.mime !== undefined, HLS_ANSWER_WAIT_MS, onGone(res));
     if (left) return s.close();
     if (s.closed || s.mime === undefined) {
       s.close(new Error('no answer from the stream in time'));

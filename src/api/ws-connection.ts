@@ -13,16 +13,21 @@ import type { WebRtcSession } from '../outputs/webrtc/session.js';
 import { countRefusal } from '../core/refusals.js';
 import type { WebRtcContext } from './routes-webrtc.js';
 import { openWebRtc } from './webrtc-open.js';
-import { MessageError, answerMessage, candidateMessage, errorMessage, mseMessage, parseMediaMessage, parseMessage, type Incoming } from './ws-messages.js';
+import { MessageError, answerMessage, candidateMessage, errorMessage, hlsMessage, mseMessage, parseMediaMessage, parseMessage, type Incoming } from './ws-messages.js';
 import { openMse } from '../outputs/mse.js';
 import type { Fmp4Viewer } from '../outputs/fmp4/viewer.js';
 import type { MjpegHub, MjpegViewer } from '../outputs/mjpeg-hub.js';
 import { closeCodeOf } from '../core/close-reason.js';
 import { startMjpegOverWs } from './ws-mjpeg.js';
+import type { HlsSessions } from '../outputs/hls/sessions.js';
+import type { HlsSession } from '../outputs/hls/session.js';
+import { masterPlaylist } from '../outputs/hls/playlist.js';
+import { parseMseCodecs } from '../outputs/fmp4/codecs.js';
+import { HLS_ANSWER_WAIT_MS } from './routes-hls.js';
 
 /** Remote candidates held while no session can take them yet (before or during the open). */
 export const MAX_BUFFERED_CANDIDATES = 64;
-/** The answer to a message type camrelay does not serve (mse, hls, mjpeg, mp4, …), after "<type>: ". */
+/** The answer to a message type camrelay does not serve (mp4, …), after "<type>: ". */
 export const UNSUPPORTED = 'not supported by camrelay yet';
 /** How long a closing handshake may take before the socket is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -66,12 +71,18 @@ export class WsConnection extends Owned {
   #mse: Fmp4Viewer | undefined;
   /** The MJPEG viewer this socket carries (owned, likewise). */
   #mjpeg: MjpegViewer | undefined;
+  /**
+   * HLS sessions asked for on this socket and not yet answered: a socket that closes first takes
+   * them with it. Once answered, a session is the HLS table's, as go2rtc's: it ends when its
+   * playlist is no longer fetched, whatever the socket does.
+   */
+  #hlsOpening = new Set<HlsSession>();
 
   constructor(
     ws: WebSocket,
     req: IncomingMessage,
     url: URL,
-    private readonly ctx: WebRtcContext & { mjpeg?: MjpegHub },
+    private readonly ctx: WebRtcContext & { mjpeg?: MjpegHub; hls?: HlsSessions },
     idleTimeoutMs: number,
   ) {
     super('WsConnection');
@@ -146,6 +157,7 @@ export class WsConnection extends Owned {
         if (media) {
           this.#type = media.type;
           if (media.type === 'mse') this.#startMse(media.codecs);
+          else if (media.type === 'hls') this.#startHls(media.codecs);
           else this.#startMjpeg();
           break;
         }
@@ -155,6 +167,40 @@ export class WsConnection extends Owned {
         break;
       }
     }
+  }
+
+  /**
+   * go2rtc's `hls` (internal/hls/ws.go): a new HLS session of the stream in the same table as
+   * GET /api/stream.m3u8 (same bounds, same 5 s rule), for the codecs the client listed (read as
+   * for `mse`); the answer is the session's master playlist, once the muxer has named its codecs.
+   */
+  #startHls(codecs: string): void {
+    const table = this.ctx.hls;
+    const stream = this.src ? this.ctx.registry.get(this.src) : undefined;
+    if (!table) return this.#sendError('hls', UNSUPPORTED);
+    if (!stream) return this.#sendError('hls', 'stream not found');
+    const s = table.open(stream, parseMseCodecs(codecs), { remoteAddr: this.#remoteAddr, userAgent: this.#userAgent });
+    if (!s) {
+      countRefusal('hls_sessions');
+      return this.#sendError('hls', `too many HLS sessions (${table.maxPerStream} per stream, ${table.max} in all)`);
+    }
+    let reason: Error | undefined;
+    s.once('close', (r?: Error) => {
+      reason = r;
+      this.#hlsOpening.delete(s);
+    });
+    this.#hlsOpening.add(s);
+    this.#log.info({ hls_session: s.id, codecs }, 'ws hls session');
+    void s.wait(() => s.mime !== undefined, HLS_ANSWER_WAIT_MS).then(() => {
+      this.#hlsOpening.delete(s);
+      if (this.closed) return void s.close(new CloseReason('client'));
+      if (s.closed || s.mime === undefined) {
+        s.close(new Error('no answer from the stream in time'));
+        return this.#sendError('hls', reason?.message ?? 'no answer from the stream in time');
+      }
+      s.touch();
+      this.#ws.send(hlsMessage(masterPlaylist(s.id, s.mime)));
+    });
   }
 
   /** go2rtc's `mjpeg`: a viewer of the stream's shared MJPEG encoder (api/ws-mjpeg.ts). */
@@ -338,6 +384,8 @@ export class WsConnection extends Owned {
     this.#mse = undefined;
     this.#mjpeg?.close();
     this.#mjpeg = undefined;
+    for (const s of [...this.#hlsOpening]) s.close(new CloseReason('viewer_left'));
+    this.#hlsOpening.clear();
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
       // A close reason is limited to 123 bytes: ASCII only, so that characters count as bytes.

@@ -7,7 +7,8 @@
 //        {"type":"webrtc/candidate","value":"candidate:…"}
 //        {"type":"error","value":"<message type>: <reason>"}
 // and MSE (parseMediaMessage): in {"type":"mse","value":"<codecs>"}, out {"type":"mse","value":"video/mp4; codecs=…"}
-// followed by binary messages (the init segment, then one moof+mdat each).
+// followed by binary messages (the init segment, then one moof+mdat each); HLS: in
+// {"type":"hls","value":"<codecs>"}, out {"type":"hls","value":"<master playlist of a new HLS session>"}.
 // go2rtc prefixes an error with the type of the message that failed; go2rtc's own player
 // (video-rtc.js) closes its peer only on errors containing "webrtc/offer", so the prefix matters.
 import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
@@ -128,7 +129,7 @@ function parseCandidate(v: unknown): string | null {
  * internal/mp4/ws.go; a missing or non-string value is an empty list, i.e. go2rtc's defaults),
  * and `{"type":"mjpeg"}`.
  */
-export type MediaMessage = { type: 'mse'; codecs: string } | { type: 'mjpeg' };
+export type MediaMessage = { type: 'mse' | 'hls'; codecs: string } | { type: 'mjpeg' };
 
 export function parseMediaMessage(text: string): MediaMessage | undefined {
   let msg: unknown;
@@ -140,8 +141,18 @@ export function parseMediaMessage(text: string): MediaMessage | undefined {
   if (!isObject(msg)) return undefined;
   // go2rtc's {"type":"mjpeg"} has no value (internal/mjpeg/mjpeg.go).
   if (msg.type === 'mjpeg') return { type: 'mjpeg' };
-  if (msg.type !== 'mse') return undefined;
-  return { type: 'mse', codecs: typeof msg.value === 'string' ? msg.value.slice(0, 1024) : '' };
+  // go2rtc's `hls` (internal/hls/ws.go) carries the same codec list as `mse`.
+  if (msg.type !== 'mse' && msg.type !== 'hls') return undefined;
+  return { type: msg.type, codecs: typeof msg.value === 'string' ? msg.value.slice(0, 1024) : '' };
+}
+
+/**
+ * `{"type":"hls","value":"<master playlist>"}`: go2rtc's answer to `hls` is the text of the new
+ * session's master playlist, whose one URI is relative (`hls/playlist.m3u8?id=<id>`); its player
+ * replaces `hls/` with `http(s)://<host>/api/hls/` and plays it as a data: URL.
+ */
+export function hlsMessage(master: string): string {
+  return JSON.stringify({ type: 'hls', value: master });
 }
 
 /** `{"type":"mse","value":"video/mp4; codecs=\"…\""}`: go2rtc's answer, before the binary segments. */

@@ -12,6 +12,7 @@ import { checkBrowserRequest, type BrowserPolicy } from './host-check.js';
 import type { WebRtcContext } from './routes-webrtc.js';
 import { WsConnection } from './ws-connection.js';
 import type { MjpegHub } from '../outputs/mjpeg-hub.js';
+import type { HlsSessions } from '../outputs/hls/sessions.js';
 
 /** Bounds one message; an SDP offer is a few kB, so 1 MB is generous. */
 export const WS_MAX_PAYLOAD = 1024 * 1024;
@@ -29,6 +30,8 @@ export interface WsContext extends WebRtcContext {
   idleTimeout: number;
   /** The shared MJPEG encoders, for {"type":"mjpeg"}; absent: refused as not supported. */
   mjpeg?: MjpegHub;
+  /** The HLS sessions of GET /api/stream.m3u8, for {"type":"hls"}; absent: refused as not supported. */
+  hls?: HlsSessions;
 }
 
 const refusedLog = new LogThrottle('ws refused a browser upgrade', 10_000, 'info');

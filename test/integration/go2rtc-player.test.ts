@@ -84,7 +84,7 @@ test('unknown stream: go2rtc\'s words for each offer form, and the socket stays 
     sig.send({ type: 'webrtc', value: { type: 'offer', sdp: 'v=0\r\n' } });
     assert.equal((await sig.next((m) => m.type === 'error')).value, 'webrtc: stream not found');
     sig.send({ type: 'hls', value: 'avc1.640029' });
-    assert.equal((await sig.next((m) => m.type === 'error', 3000, 1)).value, 'hls: not supported by camrelay yet');
+    assert.equal((await sig.next((m) => m.type === 'error', 3000, 1)).value, 'hls: stream not found');
     sig.send({ type: 'mp4' });
     assert.equal((await sig.next((m) => m.type === 'error', 3000, 2)).value, 'mp4: not supported by camrelay yet');
     // A type that itself holds the text must not make go2rtc's player drop a peer.

@@ -16,7 +16,7 @@ import { findH265Params, isH265Keyframe } from '../../src/codecs/h265.js';
 import { Fmp4Viewer, type Fmp4Sink } from '../../src/outputs/fmp4/viewer.js';
 import { muxersOf, watchFmp4 } from '../../src/outputs/fmp4/muxers.js';
 import { mimeType, parseMp4Query, parseMseCodecs } from '../../src/outputs/fmp4/codecs.js';
-import { mseMessage, parseMediaMessage } from '../../src/api/ws-messages.js';
+import { hlsMessage, mseMessage, parseMediaMessage } from '../../src/api/ws-messages.js';
 import { parseMediaQuery } from '../../src/rtsp/play-url.js';
 import { avc1CodecString } from '../../src/formats/mp4/codec-use.js';
 import { h264PictureSize, h265SpsInfo } from '../../src/formats/mp4/sps.js';
@@ -226,11 +226,13 @@ test('MSE codec list as go2rtc reads it: exact tokens, defaults when nothing is 
   assert.deepEqual(h264PictureSize(sps), { width: 1920, height: 1080 });
 });
 
-test('the socket\'s mse and mjpeg messages; stream.mp4\'s query as go2rtc reads it', () => {
+test('the socket\'s mse, hls and mjpeg messages; stream.mp4\'s query as go2rtc reads it', () => {
   assert.deepEqual(parseMediaMessage('{"type":"mse","value":"avc1.640029,opus"}'), { type: 'mse', codecs: 'avc1.640029,opus' });
   assert.deepEqual(parseMediaMessage('{"type":"mse"}'), { type: 'mse', codecs: '' });
   assert.deepEqual(parseMediaMessage('{"type":"mjpeg"}'), { type: 'mjpeg' });
-  assert.equal(parseMediaMessage('{"type":"hls","value":""}'), undefined);
+  assert.deepEqual(parseMediaMessage('{"type":"hls","value":"avc1.640029,mp4a.40.2"}'), { type: 'hls', codecs: 'avc1.640029,mp4a.40.2' });
+  assert.deepEqual(parseMediaMessage('{"type":"hls"}'), { type: 'hls', codecs: '' });
+  assert.equal(hlsMessage('#EXTM3U\n'), '{"type":"hls","value":"#EXTM3U\\n"}');
   assert.equal(parseMediaMessage('nope'), undefined);
   assert.equal(mseMessage('video/mp4; codecs="avc1.640029"'), '{"type":"mse","value":"video/mp4; codecs=\\"avc1.640029\\""}');
   const q = (s: string) => parseMp4Query(new URLSearchParams(s), parseMediaQuery);
