@@ -5,7 +5,7 @@ import { maskCredentials, type Logger } from '../core/log.js';
 import { Owned } from '../core/owned.js';
 import { AuthAnswerer, parseChallenges } from './auth.js';
 import { RtspParseError } from './errors.js';
-import { RtspHeaders, RtspMessageReader, serializeRequest, serializeResponse, type RtspItem, type RtspReaderLimits, type RtspRequest, type RtspResponse } from './message.js';
+import { interleavedHeader, RtspHeaders, RtspMessageReader, serializeRequest, serializeResponse, type RtspItem, type RtspReaderLimits, type RtspRequest, type RtspResponse } from './message.js';
 import type { CameraUrl } from './url.js';
 
 // One TCP (or TLS) connection from camrelay to a camera: requests with CSeq matching, the camera's
@@ -104,13 +104,9 @@ export class RtspClientConnection extends Owned {
    * camera that does not read its backchannel must not grow our memory.
    */
   writeInterleaved(channel: number, packet: Buffer, maxQueued: number): boolean {
-    if (this.closed || !this.#isUp || this.#socket.writableLength > maxQueued) return false;
-    const head = Buffer.allocUnsafe(4);
-    head[0] = 0x24;
-    head[1] = channel;
-    head.writeUInt16BE(packet.length, 2);
+    if (this.closed || !this.#isUp || this.#socket.writableLength > maxQueued || packet.length > 0xffff) return false;
     this.#socket.cork();
-    this.#socket.write(head);
+    this.#socket.write(interleavedHeader(channel, packet.length));
     this.#socket.write(packet);
     this.#socket.uncork();
     return true;

@@ -97,6 +97,8 @@ export class RtspClient extends Owned {
   #lastData = 0;
   #playing = false;
   #unknownChannels = new Set<number>();
+  /** The backchannel's interleaved channels: data the camera sends there is dropped silently. */
+  #quietChannels = new Set<number>();
   #closeReason: Error | undefined;
   /** A UDP pair being bound: close() must release it too once it exists. */
   #opening: Promise<CameraUdpPair> | undefined;
@@ -146,7 +148,9 @@ export class RtspClient extends Owned {
       const aggregate = sdp.control && /^rtsps?:\/\//i.test(sdp.control) ? sdp.control : resolveControl(base, sdp.control);
       for (let i = 0; i < chosen.length; i++) await this.#setup(conn, chosen[i]!, i, aggregate);
       if (back) await this.#setupBackchannel(conn, back, chosen.length, aggregate);
-      // ONVIF asks for the feature tag on every request of a session that uses it. Range is left
+      // A talker alone whose camera would not set up the backchannel has no session to play.
+      if (chosen.length === 0 && !this.#backchannel) throw new SourceError('camera refused the backchannel, the only thing asked of it');
+      // ONVIF asks for the feature tag on the requests that set up and start it. Range is left
       // out then: a live session has no position, and gst-rtsp-server answers a seek of a media
       // holding a backchannel with 503.
       const res = await conn.request('PLAY', aggregate, this.#backchannel ? { Require: BACKCHANNEL_REQUIRE } : { Range: 'npt=0.000-' });
@@ -271,14 +275,22 @@ export class RtspClient extends Owned {
       this.log.warn({ status: res.status, reason: res.reason }, 'camera refused the backchannel SETUP; playing without it');
       return;
     }
-    this.#takeSession(conn, res, aggregate);
+    try {
+      this.#takeSession(conn, res, aggregate);
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e) }, 'camera answered the backchannel SETUP without a usable session; playing without it');
+      return;
+    }
     const answered = parseTransport(res.headers.get('transport') ?? '')[0];
     if (answered && !answered.tcp && !answered.interleaved) {
       this.log.warn({ transport: res.headers.get('transport') }, 'camera answered the backchannel SETUP with a transport other than TCP interleaved; not used');
       return;
     }
-    const channel = (answered?.interleaved ?? asked)[0];
-    this.#backchannel = new RtspBackchannel(conn, channel, c.media.payloadType, c.track.codec);
+    const channels = answered?.interleaved ?? asked;
+    this.#backchannel = new RtspBackchannel(conn, channels[0], c.media.payloadType, c.track.codec);
+    // What the camera sends on them (RTCP receiver reports of what we send) is expected, not noise.
+    this.#quietChannels.add(channels[0]);
+    this.#quietChannels.add(channels[1]);
   }
 
   /**
@@ -430,6 +442,7 @@ export class RtspClient extends Owned {
     this.#lastData = Date.now();
     const route = this.#routes.get(channel);
     if (!route) {
+      if (this.#quietChannels.has(channel)) return;
       // One warning per channel: a camera that sends it keeps sending it.
       if (!this.#unknownChannels.has(channel)) {
         this.#unknownChannels.add(channel);

@@ -173,3 +173,37 @@ test('a camera that does not read its backchannel: packets are dropped and count
     await closeAll(src, cam);
   }
 });
+
+test('a talker alone whose camera refuses the backchannel SETUP gets an error naming it, not a PLAY of nothing; RTCP from the camera on the backchannel channels is no warning', { timeout: 20000 }, async () => {
+  const cam = await ScriptedCamera.start();
+  cam.use(onvif(BACK_PCMA, { SETUP: (x) => (x.req.url.endsWith('/back') ? (x.reply(453, {}, undefined, 'Not Enough Bandwidth'), true) : false) }));
+  const src = new RtspSource(`${cam.url()}#backchannel=1`, 'door', FAST);
+  try {
+    await assert.rejects(src.start(new AbortController().signal, {}), /camera refused the backchannel, the only thing asked of it/);
+    assert.equal(cam.requests.filter((r) => r.method === 'PLAY').length, 0, 'no PLAY');
+  } finally {
+    await closeAll(src, cam);
+  }
+
+  const cam2 = await ScriptedCamera.start();
+  cam2.use(
+    onvif(BACK_PCMA, {
+      PLAY: (x) => {
+        x.reply(200, { Session: '12345678' });
+        // A receiver report on the backchannel's RTCP channel (3), as cameras send them.
+        x.raw(Buffer.concat([Buffer.from([0x24, 3, 0, 8]), Buffer.from([0x80, 201, 0, 1, 0, 0, 0, 1])]));
+        return true;
+      },
+    }),
+  );
+  const src2 = new RtspSource(`${cam2.url()}#backchannel=1`, 'door', FAST);
+  const warnedBefore = logs.filter((l) => l.msg === 'dropped RTP data').length;
+  try {
+    await src2.start(new AbortController().signal, WANT);
+    src2.backchannel!.send(Buffer.alloc(160), 0, true);
+    await waitFor('the packet at the camera (after its RTCP was read)', () => cam2.received.length >= 1, 5000);
+    assert.equal(logs.filter((l) => l.msg === 'dropped RTP data').length, warnedBefore);
+  } finally {
+    await closeAll(src2, cam2);
+  }
+});
