@@ -103,10 +103,7 @@ export class ApiServer extends Owned {
     this.#server = http.createServer(httpOptions, this.app);
     this.#conns = new ConnectionLimit(options.maxConnections);
     this.#server.on('connection', (s: Socket) => this.#conns.admit(s));
-    this.#server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const done = this.#conns.requestStarted(this.#connectionOf(req.socket));
-      res.once('close', done);
-    });
+    this.#server.on('request', this.#onRequest);
     // Runs before WsSignalling's listener (registered later): the socket is long-lived from here.
     this.#server.on('upgrade', (req: http.IncomingMessage) => this.#conns.upgraded(this.#connectionOf(req.socket)));
     this.#server.on('clientError', (e: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(e, socket));
@@ -139,10 +136,7 @@ export class ApiServer extends Owned {
         if (this.#tlsRaw.get(key) === s) this.#tlsRaw.delete(key);
       });
     });
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const done = this.#conns.requestStarted(this.#connectionOf(req.socket));
-      res.once('close', done);
-    });
+    server.on('request', this.#onRequest);
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#server.emit('upgrade', req, socket, head));
     server.on('clientError', (e: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(e, socket));
     // A failed handshake (node has destroyed the socket): a timeout is the header deadline's cut.
@@ -161,6 +155,12 @@ export class ApiServer extends Owned {
     });
     return server;
   }
+
+  /** A request in progress keeps its connection busy (not idle) until its response closes. */
+  readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const done = this.#conns.requestStarted(this.#connectionOf(req.socket));
+    res.once('close', done);
+  };
 
   /** The TCP socket ConnectionLimit holds for a request's socket (itself, or the one under its TLS). */
   #connectionOf(s: Socket): Socket {

@@ -43,6 +43,11 @@ export async function createOpusDecoder(sampleRate: number): Promise<MonoOpusDec
   try {
     await decoder.ready;
   } catch (e) {
+    try {
+      decoder.free();
+    } catch {
+      // Whatever it had allocated before failing is gone with it, or was never there.
+    }
     throw new Error(`the Opus decoder did not start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   let freed = false;
