@@ -1,7 +1,8 @@
 // Issue 15 acceptance: headless Chromium plays over MSE with WebRTC off, fed as go2rtc's player
 // feeds it (video-rtc.js onmse: the codecs MediaSource supports, addSourceBuffer on the answer,
 // 'segments' mode, keep the last 5 s, playbackRate by the gap to the live edge): the demo and a
-// gst-rtsp-server H.264+AAC camera. videoWidth > 0, currentTime advancing, audio decoded.
+// gst-rtsp-server H.264+AAC camera. videoWidth > 0, currentTime advancing, audio decoded; then the
+// same through camrelay's own page (stream.html?mode=mse).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
@@ -142,4 +143,74 @@ test('Chromium plays a gst H.264+AAC camera over MSE, audio decoded; closing the
   } finally {
     await page.close();
   }
+});
+
+// The same through camrelay's own page (web/mode-mse.js), WebRTC forced off by ?mode=mse. The
+// page's SourceBuffer takes the server's `mse` answer as it is (addSourceBuffer(m.value)): that
+// answer, read off the page's socket, names the audio codec; webkitAudioDecodedByteCount shows
+// Chromium decoding it (video.audioTracks is behind a flag in Chromium).
+const PAGE_SAMPLE = `(() => { const v = document.querySelector('video');
+  return { mode: v.dataset.mode || '', phase: v.dataset.phase || '', width: v.videoWidth, time: v.currentTime,
+    audioBytes: v.webkitAudioDecodedByteCount || 0, videoFrames: v.getVideoPlaybackQuality().totalVideoFrames, error: v.error ? v.error.message : '' }; })()`;
+
+interface PageSample {
+  mode: string;
+  phase: string;
+  width: number;
+  time: number;
+  audioBytes: number;
+  videoFrames: number;
+  error: string;
+}
+
+async function pagePlaysOverMse(src: string, audioCodec: RegExp): Promise<{ sample: PageSample; answer: string; advanced: number }> {
+  const page = await browser!.page();
+  const answers: string[] = [];
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', ({ payload }) => {
+      if (typeof payload !== 'string') return;
+      const m = JSON.parse(payload) as { type: string; value?: string };
+      if (m.type === 'mse') answers.push(String(m.value));
+    });
+  });
+  try {
+    await page.goto(`${app.base}/stream.html?src=${src}&mode=mse`);
+    let first: PageSample | undefined;
+    let last: PageSample | undefined;
+    const s = await waitFor(
+      `${src}: the page plays over MSE with audio`,
+      async () => {
+        const x = (last = await page.evaluate<PageSample>(PAGE_SAMPLE));
+        if (x.error) throw new Error(x.error);
+        if (x.width === 0 || x.mode !== 'mse') return undefined;
+        first ??= x;
+        return x.time > first.time + 1 && x.videoFrames > first.videoFrames && x.audioBytes > 0 && x.phase === 'playing' ? x : undefined;
+      },
+      20_000,
+      100,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; last: ${JSON.stringify(last)}`);
+    });
+    assert.equal(answers.length, 1, 'one mse answer on the page\'s socket');
+    assert.match(answers[0]!, audioCodec);
+    const consumers = (await app.json<{ consumers: { format_name?: string }[] }>(`/api/streams?src=${src}`)).body.consumers;
+    assert.deepEqual(consumers.map((c) => c.format_name), ['mse/fmp4'], 'MSE only: no WebRTC session');
+    return { sample: s, answer: answers[0]!, advanced: s.time - first!.time };
+  } finally {
+    await page.close({ runBeforeUnload: true });
+  }
+}
+
+test('camrelay\'s page with ?mode=mse plays the demo (H.264 + Opus): videoWidth, currentTime advancing, audio decoded', { timeout: 60_000, skip: chromiumSkip }, async () => {
+  const r = await pagePlaysOverMse('demo', /^video\/mp4; codecs="avc1\.[0-9A-F]{6},opus"$/);
+  assert.equal(r.sample.width, 640);
+  console.log(`# page mse demo: ${r.answer}, width ${r.sample.width}, currentTime +${r.advanced.toFixed(2)} s, ${r.sample.audioBytes} audio bytes decoded`);
+  await waitFor('the demo idle once the page is gone', async () => (await app.json<{ state: string }>('/api/streams?src=demo')).body.state === 'idle', 5000);
+});
+
+test('camrelay\'s page with ?mode=mse plays a gst H.264+AAC camera: videoWidth, currentTime advancing, mp4a.40.2 audio decoded; the camera released after', { timeout: 60_000, skip: camSkip }, async () => {
+  const r = await pagePlaysOverMse('cam', /^video\/mp4; codecs="avc1\.[0-9A-F]{6},mp4a\.40\.2"$/);
+  assert.equal(r.sample.width, 320);
+  console.log(`# page mse cam: ${r.answer}, width ${r.sample.width}, currentTime +${r.advanced.toFixed(2)} s, ${r.sample.audioBytes} audio bytes decoded`);
+  await waitFor('the camera released once the page is gone', () => camera!.openConnections() === 0, 3000);
 });
