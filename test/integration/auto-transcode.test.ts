@@ -15,6 +15,7 @@ import { childrenNamed } from '../helpers/proc-children.js';
 import { request } from '../helpers/http.js';
 import { HttpError, Viewer } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
+import { Signalling } from '../helpers/signalling.js';
 import { SNAPSHOT_DECODER_KEEP_MS } from '../../src/outputs/snapshot-pool.js';
 
 const skip = cameraCanRun('h265-pcma') && cameraCanRun('h264-pcma') ? false : 'gst-rtsp-server with x264enc/x265enc/alawenc not available';
@@ -42,7 +43,7 @@ const ffmpegs = () => childrenNamed(app.child.pid!, ['ffmpeg']).length;
 interface StreamView {
   state: string;
   producers: { url: string; transcode?: string }[];
-  consumers: { format_name: string; transcoded?: string[] }[];
+  consumers: { id: string; format_name: string; transcoded?: string[] }[];
 }
 const streamView = async (name: string): Promise<StreamView> => (JSON.parse((await request(`${base()}/api/streams`)).text) as Record<string, StreamView>)[name]!;
 
@@ -64,7 +65,30 @@ async function connect(v: Viewer, src: string): Promise<string | undefined> {
   v.location = String(r.headers.location);
   await v.answer(r.text);
   const h = r.headers['x-camrelay-transcode'];
-  return typeof h === 'string' ? h : undefined;
+  const header = typeof h === 'string' ? h : undefined;
+  assert.equal(noteOf(r.text), header, 'the SDP says what the header says');
+  return header;
+}
+
+/** The answer's session-level `a=x-camrelay-transcode:` value (which kinds are transcoded). */
+function noteOf(sdp: string): string | undefined {
+  return /^a=x-camrelay-transcode:(.*)$/m.exec(sdp)?.[1]?.trim();
+}
+
+/** Offers over /api/ws as go2rtc's player and Home Assistant do; the answer's transcode note. */
+async function connectWs(v: Viewer, src: string): Promise<{ note: string | undefined; sig: Signalling }> {
+  const sig = await new Signalling(app.port, src).open();
+  sig.send({ type: 'webrtc/offer', value: await v.offer() });
+  const answer = await sig.next((m) => m.type === 'webrtc/answer', 20_000);
+  await v.answer(String(answer.value));
+  let seen = 0;
+  const feed = () => {
+    for (const m of sig.messages.slice(seen)) if (m.type === 'webrtc/candidate' && typeof m.value === 'string' && m.value) void v.addCandidate(m.value).catch(() => undefined);
+    seen = sig.messages.length;
+  };
+  feed();
+  sig.ws.on('message', feed);
+  return { note: noteOf(String(answer.value)), sig };
 }
 
 test('two H.264-only WebRTC viewers of an H.265 camera share one transcode; it exits within 1 s of both leaving; an H.265 viewer gets the camera untouched', { timeout: 90_000, skip }, async () => {
@@ -74,7 +98,9 @@ test('two H.264-only WebRTC viewers of an H.265 camera share one transcode; it e
   try {
     assert.equal(await connect(a, 'hevc'), 'video', 'the answer says the video is transcoded');
     await waitFor('H.264 keyframe with SPS/PPS for a', () => a.sawKeyframeWithParams(), 20_000);
-    assert.equal(await connect(b, 'hevc'), 'video');
+    // Over the WebSocket too the answer says so (in its SDP: the JSON stays go2rtc's shape).
+    const ws = await connectWs(b, 'hevc');
+    assert.equal(ws.note, 'video');
     await waitFor('H.264 for b', () => b.sawKeyframeWithParams(), 20_000);
     assert.ok(h264Types(a).has(5), 'IDR slices: H.264, not H.265');
     assert.equal(ffmpegs(), 1, 'one transcode for both');
@@ -95,8 +121,13 @@ test('two H.264-only WebRTC viewers of an H.265 camera share one transcode; it e
 
     await a.hangUp(base());
     assert.equal(ffmpegs(), 1, 'b still watches');
+    // The session outlives its socket (Home Assistant's way): DELETE ends it.
+    await ws.sig.close();
+    const ids = (await streamView('hevc')).consumers.filter((c) => c.format_name === 'webrtc' && (c.transcoded ?? []).length > 0).map((c) => c.id);
+    assert.equal(ids.length, 1, `one transcoded viewer left (b): ${ids.join()}`);
     const left = Date.now();
-    await b.hangUp(base());
+    assert.equal((await request(`${base()}/api/webrtc?id=${ids[0]}`, { method: 'DELETE' })).status, 200);
+    await b.close();
     await waitFor('the transcode exited', () => ffmpegs() === 0, 5_000);
     const gone = Date.now() - left;
     assert.ok(gone < 1000, `transcode gone ${gone} ms after the last H.264 viewer left`);
@@ -118,6 +149,28 @@ test('transcode: never: an H.264-only viewer of an H.265 camera gets an error na
     await v.close();
   }
   await waitFor('the camera is released', async () => (await streamView('never')).state === 'idle', 5_000);
+});
+
+test('stream_defaults.transcode: never applies to every stream (one may say auto again): the H.264-only viewer gets the error naming the codec', { timeout: 60_000, skip }, async () => {
+  const other = await CamrelayProcess.start(
+    testConfig({ plain: hevc!.url() }, 'stream_defaults: { transcode: never }') + `  again: { sources: ${JSON.stringify(hevc!.url())}, transcode: auto }\n`,
+  );
+  const v = new Viewer('audio/PCMA');
+  const w = new Viewer('audio/PCMA');
+  try {
+    const offer = await v.offer();
+    const r = await request(`http://127.0.0.1:${other.port}/api/webrtc?src=plain`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /H265/);
+    assert.match(r.text, /H264/);
+    assert.equal(childrenNamed(other.child.pid!, ['ffmpeg']).length, 0, 'no transcode');
+    const r2 = await request(`http://127.0.0.1:${other.port}/api/webrtc?src=again`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await w.offer() });
+    assert.equal(r2.status, 201, r2.text);
+    assert.equal(r2.headers['x-camrelay-transcode'], 'video', 'the stream that says auto transcodes');
+  } finally {
+    await Promise.allSettled([v.close(), w.close()]);
+    assert.equal(await other.stop(), 0);
+  }
 });
 
 test('stream.mp4 of a G.711 camera: AAC from a transcode while it is read; ffprobe reads both; nothing runs after', { timeout: 60_000, skip }, async () => {

@@ -41,6 +41,8 @@ export interface AttachableStream extends CatchUpSource {
   readonly backchannel?: Backchannel;
   /** Lends the backchannel to an attached consumer; throws NoBackchannelError or TalkBusyError. */
   startTalking?(c: Consumer): Talk;
+  /** Where each kind of a consumer comes from: `auto` for the stream's own transcode. */
+  bindingOf?(c: Consumer): ReadonlyMap<string, { auto: boolean }>;
   /** Every track the stream has, to say what it offers when none fits the viewer. */
   readonly tracks?: readonly Track[];
   name: string;
@@ -185,7 +187,7 @@ export class WebRtcSession extends Owned implements Consumer {
       const tracks = await stream.attach(this);
       this.#assertOpen();
       const talk = this.#takeTalk(stream);
-      const answer = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream, talk);
+      const answer = withTranscodeNote(await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream, talk), this.#transcoded(stream));
       this.#log.info({ remote: meta.remoteAddr, video: this.#video?.description, audio: this.#audio?.description, ...(this.#mic ? { mic: this.#mic.describe() } : {}) }, 'webrtc session opened');
       return answer;
     } catch (e) {
@@ -196,6 +198,12 @@ export class WebRtcSession extends Owned implements Consumer {
     } finally {
       meta.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** The kinds this viewer gets from the stream's automatic transcode (and sends: a lane). */
+  #transcoded(stream: AttachableStream): string[] {
+    const lanes = { video: this.#video, audio: this.#audio } as Record<string, RtpLane | undefined>;
+    return [...(stream.bindingOf?.(this) ?? [])].filter(([kind, b]) => b.auto && lanes[kind]).map(([kind]) => kind);
   }
 
   /** Whether the offer talks only: a microphone and nothing to receive. */
@@ -419,4 +427,18 @@ export class WebRtcSession extends Owned implements Consumer {
 /** The offered payload type as sent: `fmtp` is what to answer it with, when not the offer's own. */
 function sendCodec(c: OfferCodec, fmtp?: Record<string, string>): SendCodec {
   return { payloadType: c.payloadType, name: c.name, clockRate: c.clockRate, channels: c.channels, ...(fmtp && { fmtp }) };
+}
+
+/**
+ * The answer says which path the viewer got, where every signalling path carries it (HTTP has
+ * the X-Camrelay-Transcode header too; the WebSocket's JSON messages stay go2rtc's shape): a
+ * session-level attribute, which SDP parsers skip (RFC 8866 5.13: unknown attributes are ignored).
+ */
+export function withTranscodeNote(sdp: string, kinds: readonly string[]): string {
+  if (kinds.length === 0) return sdp;
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const at = sdp.search(/(\r?\n)t=[^\r\n]*(\r?\n)/);
+  if (at < 0) return sdp;
+  const end = sdp.indexOf('\n', sdp.indexOf('t=', at)) + 1;
+  return `${sdp.slice(0, end)}a=x-camrelay-transcode:${kinds.join(',')}${eol}${sdp.slice(end)}`;
 }
