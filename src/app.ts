@@ -36,6 +36,7 @@ import type { WebRtcSession } from './outputs/webrtc/session.js';
 import type { WebRtcSettings } from './outputs/webrtc/settings.js';
 import { Metrics, metricsRoutes } from './api/metrics.js';
 import { selectBackend, type SelectedBackend } from './outputs/webrtc/select-backend.js';
+import { setTalkFfmpeg } from './outputs/talk/aac-encoder.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const VERSION: string = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -71,6 +72,8 @@ export class Camrelay {
     const backend = webrtcBackend.backend;
     log.info({ backend: backend.name, reason: webrtcBackend.reason }, 'webrtc backend');
     const { username, password, sessionTimeout, maxSendBuffer } = config.rtsp;
+    // The ffmpeg an AAC camera's talker is encoded with (one per talker, src/outputs/talk).
+    setTalkFfmpeg({ bin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace });
     // In the background: a transcode that starts meanwhile waits for it (bounded), nothing else does.
     const hardwareStop = new AbortController();
     const hardware = new HardwareEncoders(detectHardware({ bin: opts.ffmpegBin, grace: config.ffmpeg.stopGrace, signal: hardwareStop.signal }));
