@@ -7,7 +7,7 @@ const ENDPOINTS = [
   ['GET', 'api/streams?src=NAME', 'one stream'],
   ['POST', 'api/webrtc?src=NAME', 'WebRTC offer (application/sdp or JSON) → answer; Location has the session id'],
   ['DELETE', 'api/webrtc?id=ID', 'end a WebRTC session'],
-  ['WS', 'api/ws?src=NAME', 'go2rtc signalling: offer/answer and trickled candidates; {"type":"mse"} and {"type":"mjpeg"} as go2rtc'],
+  ['WS', 'api/ws?src=NAME', 'go2rtc signalling: offer/answer and trickled candidates; {"type":"mse"}, {"type":"hls"} and {"type":"mjpeg"} as go2rtc'],
   ['GET', 'api/frame.jpeg?src=NAME&width=W', 'a JPEG snapshot'],
   ['GET', 'api/stream.mp4?src=NAME', 'fragmented MP4 until the client leaves'],
   ['GET', 'api/stream.m3u8?src=NAME', 'HLS (fMP4 segments)'],
