@@ -13,7 +13,7 @@ import { nativeLive } from '../../src/outputs/webrtc/ndc-native.js';
 import { selectBackend, type SelectedBackend } from '../../src/outputs/webrtc/select-backend.js';
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';
 import { weriftBackend } from '../../src/outputs/webrtc/werift-backend.js';
-import { waitEvent, waitFor } from '../helpers/wait.js';
+import { waitEvent, waitFor, withDeadline } from '../helpers/wait.js';
 import { loopbackPeer, Viewer } from '../helpers/werift-viewer.js';
 
 const ndcSkip: string | false = await import('node-datachannel').then(() => false as const, (e: unknown) => `node-datachannel does not load here: ${String(e)}`);
@@ -32,15 +32,6 @@ function counts(): Record<string, number> {
   return Object.fromEntries(Object.entries(liveObjects()).filter(([, n]) => n !== 0));
 }
 
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(t);
-  }
-}
 
 function section(sdp: string, kind: string): string {
   const s = sdp.split(/\r\n(?=m=)/).find((p) => p.startsWith(`m=${kind}`));

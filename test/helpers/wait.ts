@@ -29,3 +29,14 @@ export async function waitEvent<T extends unknown[]>(em: EventEmitter, event: st
     clearTimeout(t);
   }
 }
+
+/** `p`, or a rejection naming `what` once `ms` have passed without it settling. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(t);
+  }
+}

@@ -6,7 +6,6 @@
 // not because the socket closed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { WebSocket, type RawData } from 'ws';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
@@ -14,6 +13,7 @@ import { GstCamera, cameraCanRun } from '../helpers/gst-camera.js';
 import { request } from '../helpers/http.js';
 import { waitEvent, waitFor } from '../helpers/wait.js';
 import { HLS_SESSION_TIMEOUT_MS } from '../../src/outputs/hls/session.js';
+import { runTool as run } from '../helpers/run-tool.js';
 
 const skip = cameraCanRun('h264-aac') ? false : 'gst-rtsp-server with x264enc/voaacenc not available';
 let app: CamrelayProcess;
@@ -52,21 +52,6 @@ class HlsWsClient {
     this.ws.close();
     await waitEvent(this.ws, 'close', 3000);
   }
-}
-
-function run(bin: string, args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c));
-    p.stderr.on('data', (c: Buffer) => (stderr += c));
-    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 function getBytes(url: string): Promise<{ status: number; body: Buffer }> {

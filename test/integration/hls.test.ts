@@ -4,7 +4,6 @@
 // HLS_SESSION_TIMEOUT_MS, releasing the camera.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { GstCamera, cameraCanRun } from '../helpers/gst-camera.js';
 import type { Page } from 'playwright-core';
@@ -12,6 +11,7 @@ import { Chromium, chromiumSkip } from '../helpers/chromium.js';
 import { request } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { HLS_SESSION_TIMEOUT_MS } from '../../src/outputs/hls/session.js';
+import { runTool as run } from '../helpers/run-tool.js';
 
 const DEMO = 'ffmpeg:virtual?video=testsrc2&size=320x240&clock=0&audio=sine#video=h264#audio=opus';
 const skip = cameraCanRun('h264-aac') ? false : 'gst-rtsp-server with x264enc/voaacenc not available';
@@ -32,22 +32,6 @@ after(async () => {
   await camera?.stop();
   await hevc?.stop();
 });
-
-/** Runs a tool to its end (asynchronously: camrelay's output pipes keep draining), killed after `ms`. */
-function run(bin: string, args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c));
-    p.stderr.on('data', (c: Buffer) => (stderr += c));
-    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface Probed {
   streams: { codec_type: string; codec_name: string; codec_tag_string: string; width?: number }[];

@@ -20,7 +20,7 @@ import { capExtraPriorities, toNdcIceServers } from '../../src/outputs/webrtc/nd
 import { selectBackend, type SelectedBackend } from '../../src/outputs/webrtc/select-backend.js';
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';
 import { weriftBackend } from '../../src/outputs/webrtc/werift-backend.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, withDeadline } from '../helpers/wait.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { netRows, socketInodes } from '../helpers/proc-sockets.js';
@@ -170,15 +170,6 @@ function counts(): Record<string, number> {
   return Object.fromEntries(Object.entries(liveObjects()).filter(([, n]) => n !== 0));
 }
 
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(t);
-  }
-}
 
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
