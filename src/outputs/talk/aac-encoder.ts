@@ -29,10 +29,6 @@ export function setTalkFfmpeg(f: TalkFfmpeg): void {
   configured = { bin: f.bin, grace: { ...f.grace } };
 }
 
-export function talkFfmpeg(): TalkFfmpeg {
-  return configured;
-}
-
 /** Samples per AAC-LC access unit, and the encoder's priming (ffmpeg's aac: one unit). */
 export const AAC_FRAME = 1024;
 const PRIMING = 1024;
@@ -120,11 +116,6 @@ export class AacEncoder extends Owned<AacEncoderEvents> {
 
   get pid(): number | undefined {
     return this.#child.pid;
-  }
-
-  /** Samples written so far. */
-  get written(): number {
-    return this.#written;
   }
 
   /** Mono samples (±1.0 full scale) to ffmpeg; dropped (a jump of their length) when it is behind. */

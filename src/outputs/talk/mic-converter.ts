@@ -135,6 +135,15 @@ function aacTarget(target: Codec): { channels: number; layout: AuHeaderLayout } 
   return { channels, layout: { sizeLength: cfg.sizeLength, indexLength: cfg.indexLength } };
 }
 
+/** Throws UnsupportedTalkCodecError when the resampler cannot take `from` to the target's rate. */
+function checkResample(from: number, target: Codec): void {
+  try {
+    new Resampler(from, target.clockRate);
+  } catch (e) {
+    throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${describe(target)} not supported from ${from} Hz: ${(e as Error).message}`);
+  }
+}
+
 /** How `input` becomes `target`; throws UnsupportedTalkCodecError when it cannot. */
 function plan(input: Codec, target: Codec): Plan {
   if (target.name === 'AAC') {
@@ -142,11 +151,7 @@ function plan(input: Codec, target: Codec): Plan {
     const rate = target.clockRate;
     const resamples = (from: number): number | undefined => {
       if (from === rate) return undefined;
-      try {
-        new Resampler(from, rate);
-      } catch (e) {
-        throw new UnsupportedTalkCodecError('AAC', `backchannel codec ${describe(target)} not supported from ${from} Hz: ${(e as Error).message}`);
-      }
+      checkResample(from, target);
       return from;
     };
     if (input.name === 'OPUS') {
@@ -170,23 +175,16 @@ function plan(input: Codec, target: Codec): Plan {
   if (!(Number.isInteger(target.clockRate) && target.clockRate >= 4000 && target.clockRate <= 48000)) {
     throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${describe(target)} not supported: rate out of 4000-48000 Hz`);
   }
-  const checkRates = (from: number): void => {
-    try {
-      new Resampler(from, target.clockRate);
-    } catch (e) {
-      throw new UnsupportedTalkCodecError(target.name, `backchannel codec ${describe(target)} not supported from ${from} Hz: ${(e as Error).message}`);
-    }
-  };
   if (input.name === 'OPUS') {
     if (input.clockRate !== 48000) throw new UnsupportedTalkCodecError('OPUS', `microphone codec ${describe(input)} not supported: Opus runs at 48000 Hz`);
     if (OPUS_DECODE_RATES.includes(target.clockRate)) return { kind: 'decode-opus', decodeRate: target.clockRate, encode: target.name };
-    checkRates(48000);
+    checkResample(48000, target);
     return { kind: 'decode-opus', decodeRate: 48000, resampleFrom: 48000, encode: target.name };
   }
   if (isG711(input.name)) {
     if ((input.channels ?? 1) !== 1) throw new UnsupportedTalkCodecError(input.name, `microphone codec ${describe(input)} not supported: only mono`);
     if (input.name === target.name && input.clockRate === target.clockRate) return { kind: 'g711-pass' };
-    if (input.clockRate !== target.clockRate) checkRates(input.clockRate);
+    if (input.clockRate !== target.clockRate) checkResample(input.clockRate, target);
     return { kind: 'g711-transcode', decode: input.name, resampleFrom: input.clockRate !== target.clockRate ? input.clockRate : undefined, encode: target.name };
   }
   throw new UnsupportedTalkCodecError(input.name, `microphone codec ${describe(input)} not supported (camrelay takes OPUS, PCMA or PCMU)`);
@@ -468,14 +466,7 @@ export class MicConverter extends Owned<MicConverterEvents> {
         return;
       }
       case 'aac': {
-        let linear: Float32Array | undefined;
-        if (this.#plan.decode === 'OPUS') linear = this.#decode0(p.payload);
-        else {
-          const table = this.#decode!;
-          if (this.#scratch.length < p.payload.length) this.#scratch = new Float32Array(p.payload.length);
-          linear = this.#scratch.subarray(0, p.payload.length);
-          for (let i = 0; i < linear.length; i++) linear[i] = table[p.payload[i]!]! / 32768;
-        }
+        const linear = this.#plan.decode === 'OPUS' ? this.#decode0(p.payload) : this.#g711ToFloats(p.payload);
         if (!linear) {
           this.#stats.malformed++;
           return;
@@ -484,19 +475,25 @@ export class MicConverter extends Owned<MicConverterEvents> {
         return;
       }
       case 'g711-transcode': {
-        const table = this.#decode!;
         if (this.#resampler) {
-          if (this.#scratch.length < p.payload.length) this.#scratch = new Float32Array(p.payload.length);
-          const linear = this.#scratch.subarray(0, p.payload.length);
-          for (let i = 0; i < linear.length; i++) linear[i] = table[p.payload[i]!]! / 32768;
-          this.#putFloats(this.#resampler.process(linear));
+          this.#putFloats(this.#resampler.process(this.#g711ToFloats(p.payload)));
         } else {
+          const table = this.#decode!;
           const encode = this.#encode!;
           for (let i = 0; i < p.payload.length && !this.closed; i++) this.#put(encode[(table[p.payload[i]!]! + 32768) >> 2]!);
         }
         return;
       }
     }
+  }
+
+  /** G.711 codes decoded to floats (±1.0), in a scratch buffer reused from packet to packet. */
+  #g711ToFloats(payload: Buffer): Float32Array {
+    const table = this.#decode!;
+    if (this.#scratch.length < payload.length) this.#scratch = new Float32Array(payload.length);
+    const linear = this.#scratch.subarray(0, payload.length);
+    for (let i = 0; i < linear.length; i++) linear[i] = table[payload[i]!]! / 32768;
+    return linear;
   }
 
   #decode0(payload: Buffer): Float32Array | undefined {

@@ -10,7 +10,7 @@ import { Owned } from '../../core/owned.js';
 import type { Logger } from '../../core/log.js';
 import type { Talk } from '../../core/talk.js';
 import { describeTrack, type Codec } from '../../core/media.js';
-import { MicConverter, micConversionError } from '../talk/mic-converter.js';
+import { MicConverter } from '../talk/mic-converter.js';
 import type { RecvTrack, RtpIn } from './backend.js';
 
 /**
@@ -36,18 +36,14 @@ export class MicLane extends Owned {
 
   constructor(
     private readonly recv: RecvTrack,
+    /** The microphone's codec, checked convertible to the camera's by the session (micConversionError). */
     readonly input: Codec,
-    /** The camera's codec when the session was answered (for the refusal made before anything). */
-    target: Codec,
     /** The stream's Talk, taken already (an explicit microphone line), or how to take it on the first packet (throws when it cannot be). */
     talk: Talk | (() => Talk),
     private readonly log: Logger,
     /** 'sendrecv' when the line also carries the camera's audio to the viewer. */
     readonly direction: 'recvonly' | 'sendrecv',
   ) {
-    // A pair it cannot convert throws UnsupportedTalkCodecError before anything is counted.
-    const err = micConversionError(input, target);
-    if (err) throw err;
     super('MicLane');
     if (typeof talk === 'function') this.#acquire = talk;
     else this.#talk = talk;
