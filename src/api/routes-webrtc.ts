@@ -10,7 +10,6 @@ import type { WebRtcSettings } from '../outputs/webrtc/settings.js';
 import type { WebRtcBackend } from '../outputs/webrtc/backend.js';
 import type { SessionTable } from './sessions.js';
 import { HttpError, sendError } from './http-error.js';
-import { transcodedKinds } from './streams-view.js';
 import { openWebRtc } from './webrtc-open.js';
 
 export interface WebRtcContext {
@@ -71,7 +70,7 @@ export function webrtcRoutes(ctx: WebRtcContext): Router {
       const { session, answer } = opened;
       // Which kinds come through a transcode the stream started for this viewer (transcode: auto):
       // a header, because go2rtc's clients parse the body and know no field of ours.
-      const transcoded = transcodedKinds(stream, session);
+      const transcoded = session.transcoded;
       if (transcoded.length > 0) res.setHeader('X-Camrelay-Transcode', transcoded.join(', '));
       if (isSdp) {
         res.status(201).location(`/api/webrtc?id=${session.id}`).type('application/sdp').send(answer);

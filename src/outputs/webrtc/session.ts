@@ -121,6 +121,8 @@ export class WebRtcSession extends Owned implements Consumer {
   #mic: MicLane | undefined;
   /** Why an offer with a microphone talks to nobody, for the API. */
   #notTalking: string | undefined;
+  /** The kinds this viewer gets from the stream's automatic transcode, once answered (the answer says them). */
+  transcoded: readonly string[] = [];
 
   private constructor(
     private readonly offer: Offer,
@@ -133,8 +135,7 @@ export class WebRtcSession extends Owned implements Consumer {
     super('WebRtcSession');
     // A talker alone receives nothing, but the camera session it may start must carry the
     // camera's tracks for the viewers who come next: it asks for every codec, and sends nothing.
-    const talkOnly = offer.mic !== undefined && !offer.video && !offer.audio;
-    this.request = talkOnly ? { video: [...ALL_CODECS.video], audio: [...ALL_CODECS.audio] } : offer.request;
+    this.request = this.#talkOnly ? { video: [...ALL_CODECS.video], audio: [...ALL_CODECS.audio] } : offer.request;
     this.#log = log.child({ stream: streamName, session: this.id });
     this.#peer = backend.createPeer(settings);
     this.#peer.on('state', (s: PeerState) => this.#onState(s));
@@ -187,7 +188,9 @@ export class WebRtcSession extends Owned implements Consumer {
       const tracks = await stream.attach(this);
       this.#assertOpen();
       const talk = this.#takeTalk(stream);
-      const answer = withTranscodeNote(await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream, talk), this.#transcoded(stream));
+      const sdp = await this.#negotiate(this.offerSdp, tracks, meta.trickle ?? false, stream, talk);
+      this.transcoded = [...(stream.bindingOf?.(this) ?? [])].filter(([, b]) => b.auto).map(([kind]) => kind);
+      const answer = withTranscodeNote(sdp, this.transcoded);
       this.#log.info({ remote: meta.remoteAddr, video: this.#video?.description, audio: this.#audio?.description, ...(this.#mic ? { mic: this.#mic.describe() } : {}) }, 'webrtc session opened');
       return answer;
     } catch (e) {
@@ -198,12 +201,6 @@ export class WebRtcSession extends Owned implements Consumer {
     } finally {
       meta.signal?.removeEventListener('abort', onAbort);
     }
-  }
-
-  /** The kinds this viewer gets from the stream's automatic transcode (and sends: a lane). */
-  #transcoded(stream: AttachableStream): string[] {
-    const lanes = { video: this.#video, audio: this.#audio } as Record<string, RtpLane | undefined>;
-    return [...(stream.bindingOf?.(this) ?? [])].filter(([kind, b]) => b.auto && lanes[kind]).map(([kind]) => kind);
   }
 
   /** Whether the offer talks only: a microphone and nothing to receive. */
@@ -300,7 +297,7 @@ export class WebRtcSession extends Owned implements Consumer {
       return refuse(`the microphone's m-line cannot be received: ${e instanceof Error ? e.message : String(e)}`);
     }
     const direction = sending?.mid === mic.mid ? 'sendrecv' : 'recvonly';
-    const lane = new MicLane(recv, input, target, talk ?? (() => stream.startTalking!(this)), this.#log, direction);
+    const lane = new MicLane(recv, input, talk ?? (() => stream.startTalking!(this)), this.#log, direction);
     this.#mic = lane;
     lane.once('close', () => {
       if (lane.notTalking) this.#notTalking = lane.notTalking;
@@ -434,11 +431,9 @@ function sendCodec(c: OfferCodec, fmtp?: Record<string, string>): SendCodec {
  * the X-Camrelay-Transcode header too; the WebSocket's JSON messages stay go2rtc's shape): a
  * session-level attribute, which SDP parsers skip (RFC 8866 5.13: unknown attributes are ignored).
  */
-export function withTranscodeNote(sdp: string, kinds: readonly string[]): string {
-  if (kinds.length === 0) return sdp;
-  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  const at = sdp.search(/(\r?\n)t=[^\r\n]*(\r?\n)/);
-  if (at < 0) return sdp;
-  const end = sdp.indexOf('\n', sdp.indexOf('t=', at)) + 1;
-  return `${sdp.slice(0, end)}a=x-camrelay-transcode:${kinds.join(',')}${eol}${sdp.slice(end)}`;
+function withTranscodeNote(sdp: string, kinds: readonly string[]): string {
+  const t = kinds.length > 0 ? /\r?\nt=[^\r\n]*(\r?\n)/.exec(sdp) : null;
+  if (!t) return sdp;
+  const end = t.index + t[0].length;
+  return `${sdp.slice(0, end)}a=x-camrelay-transcode:${kinds.join(',')}${t[1]}${sdp.slice(end)}`;
 }
