@@ -262,3 +262,13 @@ test('a talker alone (one sendonly audio line) parses with nothing to receive; a
   // A sendonly line in codecs we cannot decode is no microphone.
   assert.throws(() => parseOffer(sessionPart + audioLine('0', 'sendonly').replace(/^m=audio 9 UDP\/TLS\/RTP\/SAVPF .*$/m, 'm=audio 9 UDP/TLS/RTP/SAVPF 9').replace(/^a=rtpmap:(?!9 ).*$/gm, '')), OfferError);
 });
+
+test("a watcher's microphone line it could not connect (no ICE credentials of its own or the session's) is dropped, not a 400; a talker alone with one is refused naming it", { timeout: 5000 }, () => {
+  // Chrome writes ICE and DTLS per m-line: the microphone line here has none, the others have theirs.
+  const bareMic = audioLine('0', 'sendonly').replace(/a=ice-ufrag:\S+\r\n/, '').replace(/a=ice-pwd:\S+\r\n/, '');
+  const watcher = parseOffer(sessionPart + bareMic + videoPart.slice(sessionPart.length).replace('a=mid:0', 'a=mid:1') + audioLine('2', 'recvonly'));
+  assert.equal(watcher.mic, undefined, 'no microphone');
+  assert.equal(watcher.video?.media.mid, '1');
+  assert.equal(watcher.audio?.media.mid, '2');
+  assert.throws(() => parseOffer(sessionPart + bareMic), (e: unknown) => e instanceof OfferError && /no a=ice-ufrag for its audio m-line \(mid 0\)/.test(e.message));
+});
