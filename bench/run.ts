@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only fanout,ttff,stop,relay,floor,snapshots,snapshot-cpu,mse,transcode,house,baseline] [--backend werift|node-datachannel|both] [--no-write]
+// npm run bench [-- --quick] [--only fanout,onecam,ttff,stop,relay,floor,snapshots,snapshot-cpu,mse,transcode,house,baseline] [--backend werift|node-datachannel|both] [--no-write]
 // Prints each benchmark's tables and writes its section of docs/benchmarks.md (bench/report.ts).
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -11,6 +11,7 @@ import { runFanout } from './fanout.js';
 import { runFloor } from './floor.js';
 import { runHouse } from './house.js';
 import { runMse } from './mse.js';
+import { runOnecam } from './onecam.js';
 import { runRelay } from './relay.js';
 import { runSnapshots } from './snapshots.js';
 import { runSnapshotCpu } from './snapshot-cpu.js';
@@ -22,6 +23,7 @@ import { runTtff } from './ttff.js';
 
 const BENCHES = {
   fanout: runFanout,
+  onecam: runOnecam,
   ttff: runTtff,
   stop: runStop,
   relay: runRelay,

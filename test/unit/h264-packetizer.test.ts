@@ -94,3 +94,23 @@ test('keyframes get the track SPS/PPS in front when not in band; frames share pa
   assert.equal(a.length, 3);
   assert.equal(packetizeH264Frame(frame), a, 'second viewer gets the same payload list');
 });
+
+test('a track keeps the payloads of its latest frames only: an older frame is packetized again, to the same bytes', () => {
+  const track: Track = { kind: 'video', codec: { name: 'H264', clockRate: 90000 } } as Track;
+  const other: Track = { kind: 'video', codec: { name: 'H264', clockRate: 90000 } } as Track;
+  const frames: Frame[] = [0, 1, 2].map((i) => ({ track, timestamp: i * 3600, keyframe: false, data: [nal(1, 3000 + i)] }));
+  const first = packetizeH264Frame(frames[0]!);
+  assert.equal(packetizeH264Frame(frames[0]!), first, 'the viewers of one frame share its payloads');
+  // Another stream's frames in between do not push this track's out.
+  for (let i = 0; i < 5; i++) packetizeH264Frame({ track: other, timestamp: i, keyframe: false, data: [nal(1, 100)] });
+  assert.equal(packetizeH264Frame(frames[0]!), first);
+  packetizeH264Frame(frames[1]!);
+  assert.equal(packetizeH264Frame(frames[0]!), first, 'two frames of a track are kept');
+  packetizeH264Frame(frames[2]!);
+  const again = packetizeH264Frame(frames[0]!);
+  assert.notEqual(again, first, 'a third frame let the first one go');
+  assert.deepEqual(
+    again.map((p) => [p.marker, p.payload.toString('hex')]),
+    first.map((p) => [p.marker, p.payload.toString('hex')]),
+  );
+});

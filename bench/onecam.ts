@@ -1,0 +1,129 @@
+// One camera with one viewer (issue 17, deliverable 2): what a home's usual stream costs camrelay.
+// The CPU of camrelay's process split by thread name (main JavaScript thread, libdatachannel's,
+// libuv's, V8's), medians of interleaved windows, and one profiled run of the same (V8
+// --cpu-prof on src/ through tsx) naming where the main thread's time goes.
+import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Camrelay } from './camrelay.js';
+import { PlainSender } from './plain-sender.js';
+import { CACHE } from './clip.js';
+import { type BenchContext, fmt, median, MiB, sleep } from './context.js';
+import { monotonicMicros, newestProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
+import { CLK_TCK, CpuWindow, rssBytes } from './proc.js';
+import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
+
+interface Window {
+  cpu: number;
+  byThread: Map<string, number>;
+  fps: number;
+  lost: number;
+}
+
+/** CPU seconds of each thread of `pid`, summed by thread name (pool threads share a name). */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK);
+    } catch {
+      // a thread that ended between readdir and read
+    }
+  }
+  return out;
+}
+
+interface Sender {
+  pid: number;
+  base: string;
+  stop(): Promise<void>;
+}
+
+const camrelay = (ctx: BenchContext, profDir?: string) => (): Promise<Sender> => Camrelay.start({ streams: { cam: ctx.camera.url() }, backend: 'node-datachannel', cpuProfDir: profDir });
+const library = (ctx: BenchContext) => (): Promise<Sender> => PlainSender.start('node-datachannel', ctx.clip);
+
+async function run(start: () => Promise<Sender>, windows: number, windowMs: number, settleMs: number): Promise<{ w: Window[]; rss: number; from: number; to: number }> {
+  const cam = await start();
+  const viewers = await ViewerProcess.start();
+  try {
+    await viewers.ask<ViewerStats>({ cmd: 'openWebrtc', base: cam.base, src: 'cam', count: 1, timeoutMs: 30000 }, 60000);
+    await sleep(settleMs);
+    const from = monotonicMicros();
+    const w: Window[] = [];
+    for (let i = 0; i < windows; i++) {
+      const a = await viewers.ask<ViewerStats>({ cmd: 'stats' });
+      const t0 = threadCpu(cam.pid);
+      const cpu = new CpuWindow(() => [cam.pid]);
+      await sleep(windowMs);
+      const c = cpu.read().percent;
+      const t1 = threadCpu(cam.pid);
+      const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
+      const r = receivedBetween(a, z);
+      const byThread = new Map<string, number>();
+      for (const [k, v] of t1) byThread.set(k, (100 * (v - (t0.get(k) ?? 0))) / (windowMs / 1000));
+      w.push({ cpu: c, byThread, fps: r.fps[0] ?? NaN, lost: r.lost });
+    }
+    return { w, rss: rssBytes(cam.pid) ?? NaN, from, to: monotonicMicros() };
+  } finally {
+    await viewers.ask({ cmd: 'closeAll', base: cam.base }).catch(() => undefined);
+    await viewers.stop();
+    await cam.stop();
+  }
+}
+
+export async function runOnecam(ctx: BenchContext): Promise<string> {
+  const windows = ctx.quick ? 3 : 5;
+  const windowMs = ctx.quick ? 5000 : 10000;
+  // The first seconds after a start still compile the hot paths.
+  const settleMs = ctx.quick ? 3000 : 10000;
+  const all: Window[] = [];
+  const lib: Window[] = [];
+  const rss: number[] = [];
+  // Fresh processes for each round, camrelay and the library alone in turns, so that a slow
+  // stretch of a shared machine falls on both.
+  for (let round = 0; round < (ctx.quick ? 1 : 3); round++) {
+    const r = await run(camrelay(ctx), windows, windowMs, settleMs);
+    all.push(...r.w);
+    rss.push(r.rss);
+    ctx.log(`  onecam round ${round + 1}: camrelay ${r.w.map((x) => fmt(x.cpu, 2)).join(' / ')}% of a core`);
+    const l = await run(library(ctx), windows, windowMs, settleMs);
+    lib.push(...l.w);
+    ctx.log(`  onecam round ${round + 1}: node-datachannel alone ${l.w.map((x) => fmt(x.cpu, 2)).join(' / ')}% of a core`);
+  }
+  const threads = [...new Set(all.flatMap((w) => [...w.byThread.keys()]))];
+  const byThread = threads.map((t) => ({ t, pct: median(all.map((w) => w.byThread.get(t) ?? 0)) })).filter((x) => x.pct >= 0.05);
+  byThread.sort((a, b) => b.pct - a.pct);
+  const dir = path.join(CACHE, 'profiles', 'onecam');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let prof: ProfileSummary | undefined;
+  if (!ctx.quick || process.env.ONECAM_PROFILE) {
+    const p = await run(camrelay(ctx, dir), 1, 20000, settleMs);
+    const file = newestProfile(dir);
+    if (file) prof = summarizeProfile(file, p.from, p.to, 20);
+  }
+  const out = [
+    '## One camera, one viewer: where its CPU goes',
+    '',
+    `Command: \`${ctx.command}\`. The bench camera (1920x1080 25 fps H.264, RTSP/TCP from gst-rtsp-server), camrelay's bundle on node-datachannel, one node-datachannel viewer in its own process. The windows start ${settleMs / 1000} s after the viewer's first keyframe. ${all.length} windows of ${windowMs / 1000} s over ${rss.length} fresh camrelay(s), medians; CPU per thread from /proc/<pid>/task (threads of one name summed).`,
+    '',
+    '| figure | value |',
+    '| --- | --- |',
+    `| camrelay CPU, % of one core | **${fmt(median(all.map((w) => w.cpu)), 2)}** (windows ${fmt(Math.min(...all.map((w) => w.cpu)), 2)}–${fmt(Math.max(...all.map((w) => w.cpu)), 2)}) |`,
+    `| node-datachannel alone (bench/plain-ndc-server.ts: the clip from memory, the same send calls, no RTSP, no depacketizing), % of one core | ${fmt(median(lib.map((w) => w.cpu)), 2)} (windows ${fmt(Math.min(...lib.map((w) => w.cpu)), 2)}–${fmt(Math.max(...lib.map((w) => w.cpu)), 2)}) |`,
+    `| camrelay less the library alone | ${fmt(median(all.map((w) => w.cpu)) - median(lib.map((w) => w.cpu)), 2)} |`,
+    `| RSS at the end | ${fmt(median(rss) / MiB)} MiB |`,
+    `| viewer fps / packets lost | ${fmt(median(all.map((w) => w.fps)), 2)} / ${all.reduce((x, w) => x + w.lost, 0)} |`,
+    ...byThread.map((x) => `| thread \`${x.t}\` | ${fmt(x.pct, 2)}% |`),
+    '',
+  ];
+  if (prof) {
+    out.push(`Main thread under --cpu-prof (src/ through tsx, one 20 s window): ${prof.samples} samples, ${fmt(prof.busyPercent)}% not idle.`, '', '| function (self time) | % of busy samples |', '| --- | --- |');
+    for (const f of prof.byFunction) out.push(`| \`${f.fn}\` | ${fmt(f.percent)} |`);
+    out.push('', '| place | % of busy samples |', '| --- | --- |');
+    for (const p of prof.byPlace) out.push(`| ${p.place} | ${fmt(p.percent)} |`);
+  }
+  return out.join('\n');
+}
