@@ -4,12 +4,13 @@
 // --cpu-prof on src/ through tsx) naming where the main thread's time goes.
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Camrelay } from './camrelay.js';
+import { Camrelay, freeUdpPort } from './camrelay.js';
 import { PlainSender } from './plain-sender.js';
 import { CACHE } from './clip.js';
 import { type BenchContext, fmt, median, MiB, sleep } from './context.js';
 import { monotonicMicros, newestProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { CLK_TCK, CpuWindow, rssBytes } from './proc.js';
+import { machineLine } from './report.js';
 import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
 
 interface Window {
@@ -42,7 +43,7 @@ interface Sender {
 }
 
 const camrelay = (ctx: BenchContext, profDir?: string) => (): Promise<Sender> => Camrelay.start({ streams: { cam: ctx.camera.url() }, backend: 'node-datachannel', cpuProfDir: profDir });
-const library = (ctx: BenchContext) => (): Promise<Sender> => PlainSender.start('node-datachannel', ctx.clip);
+const library = (ctx: BenchContext) => async (): Promise<Sender> => PlainSender.start('node-datachannel', ctx.clip, [String(await freeUdpPort())]);
 
 async function run(start: () => Promise<Sender>, windows: number, windowMs: number, settleMs: number): Promise<{ w: Window[]; rss: number; from: number; to: number }> {
   const cam = await start();
@@ -107,6 +108,7 @@ export async function runOnecam(ctx: BenchContext): Promise<string> {
   const out = [
     '## One camera, one viewer: where its CPU goes',
     '',
+    machineLine(),
     `Command: \`${ctx.command}\`. The bench camera (1920x1080 25 fps H.264, RTSP/TCP from gst-rtsp-server), camrelay's bundle on node-datachannel, one node-datachannel viewer in its own process. The windows start ${settleMs / 1000} s after the viewer's first keyframe. ${all.length} windows of ${windowMs / 1000} s over ${rss.length} fresh camrelay(s), medians; CPU per thread from /proc/<pid>/task (threads of one name summed).`,
     '',
     '| figure | value |',
