@@ -1,6 +1,8 @@
 // G.711 A-law and µ-law sample conversion (ITU-T G.711): 16-bit linear PCM to one byte a sample
-// and back. Table-driven, the tables built once at load (16 KiB per law to encode, 512 bytes to
-// decode), so converting a sample is one lookup. The encoder rounds to the nearest quantization
+// and back. Table-driven, so converting a sample is one lookup: 512 bytes per law to decode, built
+// at load, and 16 KiB per law to encode, built on first use (building them at load made V8
+// optimize the loop at every start and page in its optimizing compiler: ~2.7 MiB of an idle
+// camrelay's RSS, for a talk feature most never use). The encoder rounds to the nearest quantization
 // level exactly as ffmpeg's pcm_alaw/pcm_mulaw encoders do (libavcodec/pcm_tablegen.h), so what a
 // camera gets from camrelay and from an ffmpeg transcode is the same, byte for byte; decoding
 // gives G.711's reconstruction values (the middle of each interval), again as ffmpeg does.
@@ -58,9 +60,9 @@ function encodeTable(toLinear: (code: number) => number, mask: number): Uint8Arr
 /** Code → linear sample, for each law. */
 export const ALAW_TO_LINEAR: Readonly<Int16Array> = decodeTable(alawToLinearComputed);
 export const ULAW_TO_LINEAR: Readonly<Int16Array> = decodeTable(ulawToLinearComputed);
-/** ((sample + 32768) >> 2) → code, for each law. */
-export const LINEAR_TO_ALAW: Readonly<Uint8Array> = encodeTable(alawToLinearComputed, 0xd5);
-export const LINEAR_TO_ULAW: Readonly<Uint8Array> = encodeTable(ulawToLinearComputed, 0xff);
+/** ((sample + 32768) >> 2) → code, for each law; built on first use. */
+let linearToAlawTable: Uint8Array | undefined;
+let linearToUlawTable: Uint8Array | undefined;
 
 /** Clamps to the 16-bit range (and truncates a fraction toward zero). */
 function toS16(sample: number): number {
@@ -68,11 +70,11 @@ function toS16(sample: number): number {
 }
 
 export function linearToAlaw(sample: number): number {
-  return LINEAR_TO_ALAW[(toS16(sample) + 32768) >> 2]!;
+  return g711EncodeTable('PCMA')[(toS16(sample) + 32768) >> 2]!;
 }
 
 export function linearToUlaw(sample: number): number {
-  return LINEAR_TO_ULAW[(toS16(sample) + 32768) >> 2]!;
+  return g711EncodeTable('PCMU')[(toS16(sample) + 32768) >> 2]!;
 }
 
 export function alawToLinear(code: number): number {
@@ -85,7 +87,8 @@ export function ulawToLinear(code: number): number {
 
 /** The encode table of a codec: `table[(s16 + 32768) >> 2]` is the code of s16. */
 export function g711EncodeTable(codec: G711Codec): Readonly<Uint8Array> {
-  return codec === 'PCMA' ? LINEAR_TO_ALAW : LINEAR_TO_ULAW;
+  if (codec === 'PCMA') return (linearToAlawTable ??= encodeTable(alawToLinearComputed, 0xd5));
+  return (linearToUlawTable ??= encodeTable(ulawToLinearComputed, 0xff));
 }
 
 /** The decode table of a codec: `table[code]` is the linear sample. */
