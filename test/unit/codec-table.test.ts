@@ -83,6 +83,14 @@ test('static payload types: G.711 only, at 8000 Hz mono, everywhere SDP is read 
   assert.deepEqual(scanOffer(offer)[0]!.codecs.map((c) => c.rtpmap), ['PCMA/8000', 'PCMU/8000']);
 });
 
+test('the offer asks for generic NACK per payload type, or for all with *; nack pli alone is not it', { timeout: 5000 }, () => {
+  const video = (fb: string) => `v=0\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:0\r\na=rtpmap:96 H264/90000\r\na=rtpmap:97 H264/90000\r\n${fb}`;
+  const nack = (sdp: string) => scanOffer(sdp)[0]!.codecs.map((c) => c.nack === true);
+  assert.deepEqual(nack(video('a=rtcp-fb:97 nack\r\na=rtcp-fb:96 nack pli\r\n')), [false, true]);
+  assert.deepEqual(nack(video('a=rtcp-fb:* nack\r\n')), [true, true]);
+  assert.deepEqual(nack(video('')), [false, false]);
+});
+
 test('every entry round-trips its fmtp: served SDP read back gives the same track, written again the same SDP', { timeout: 5000 }, () => {
   for (const f of CODEC_LIST) {
     const { track } = SAMPLES[f.name];

@@ -74,6 +74,11 @@ interface Line {
   recv?: RecvRtpTrack;
 }
 
+/** Our answer names `nack` on video lines only (libdatachannel's addVideoCodec); the offer must too. */
+function answersNack(line: Line): boolean {
+  return line.kind === 'video' && line.media.codecs.some((c) => c.payloadType === line.payloadType && c.nack);
+}
+
 /** RTCP rather than RTP (RFC 5761 4: payload types 64-95 are not RTP's on a muxed port). */
 function isRtcp(b: Buffer): boolean {
   const pt = (b[1] ?? 0) & 0x7f;
@@ -211,10 +216,12 @@ export class NdcPeer extends PeerBase implements WebRtcPeer {
     const track = this.#addTrack(desc, recv);
     if (!send) return;
     // Sender reports (browsers sync audio to video with them) and answers to NACKs from what was
-    // sent; neither re-packetizes.
+    // sent; neither re-packetizes. NACKs are answered only where both sides asked for them: the
+    // responder keeps the track's last 512 packets, ~0.7 MiB of video per viewer, and an audio
+    // line (whose answer names no nack: libdatachannel's addAudioCodec) never gets a NACK.
     const rtpConfig = new this.lib.RtpPacketizationConfig(send.out.ssrc, CNAME, line.payloadType, send.clockRate);
     const sr = new this.lib.RtcpSrReporter(rtpConfig);
-    sr.addToChain(new this.lib.RtcpNackResponder());
+    if (answersNack(line)) sr.addToChain(new this.lib.RtcpNackResponder());
     track.setMediaHandler(sr);
     send.out.bind(track);
     this.#unopened++;

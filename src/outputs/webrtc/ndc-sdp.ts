@@ -11,6 +11,8 @@ export interface OfferedCodec {
   rtpmap: string;
   /** The a=fmtp parameters as written, when there are any. */
   fmtp?: string;
+  /** The offer asks for generic NACK on it (`a=rtcp-fb:<pt> nack`, or `*`: RFC 4585 4.2). */
+  nack?: true;
 }
 
 /** The offer's direction for an m-line, from the offerer's side (a=sendonly: it sends, we receive). */
@@ -35,14 +37,14 @@ function staticRtpmap(pt: number): string | undefined {
 
 /** The offer's m-lines with their payload types in offer order (no validation: the session did it). */
 export function scanOffer(sdp: string): OfferedMedia[] {
-  const media: (Omit<OfferedMedia, 'direction'> & { dir?: OfferedDirection; pts: number[]; rtpmap: Map<number, string>; fmtp: Map<number, string> })[] = [];
+  const media: (Omit<OfferedMedia, 'direction'> & { dir?: OfferedDirection; pts: number[]; rtpmap: Map<number, string>; fmtp: Map<number, string>; nack: Set<number | '*'> })[] = [];
   let sessionDirection: OfferedDirection = 'sendrecv';
   for (const raw of sdp.split(/\r?\n/)) {
     const line = raw.trim();
     const m = /^m=(\S+) (\d+)(?:\/\d+)? \S+((?: \S+)*)$/.exec(line);
     if (m) {
       const pts = m[3]!.trim().split(' ').filter(Boolean).map(Number).filter((n) => Number.isInteger(n));
-      media.push({ index: media.length, kind: m[1]!, port: Number(m[2]), codecs: [], pts, rtpmap: new Map(), fmtp: new Map() });
+      media.push({ index: media.length, kind: m[1]!, port: Number(m[2]), codecs: [], pts, rtpmap: new Map(), fmtp: new Map(), nack: new Set() });
       continue;
     }
     const cur = media[media.length - 1];
@@ -57,15 +59,16 @@ export function scanOffer(sdp: string): OfferedMedia[] {
     if ((a = /^a=mid:(\S+)/.exec(line))) cur.mid = a[1]!;
     else if ((a = /^a=rtpmap:(\d+) (\S+)/.exec(line))) cur.rtpmap.set(Number(a[1]), a[2]!);
     else if ((a = /^a=fmtp:(\d+) (.+)$/.exec(line))) cur.fmtp.set(Number(a[1]), a[2]!.trim());
+    else if ((a = /^a=rtcp-fb:(\d+|\*) nack$/.exec(line))) cur.nack.add(a[1] === '*' ? '*' : Number(a[1]));
   }
-  return media.map(({ pts, rtpmap, fmtp, dir, ...m }) => ({
+  return media.map(({ pts, rtpmap, fmtp, nack, dir, ...m }) => ({
     ...m,
     direction: dir ?? sessionDirection,
     codecs: pts.flatMap((pt) => {
       const map = rtpmap.get(pt) ?? staticRtpmap(pt);
       if (!map) return [];
       const f = fmtp.get(pt);
-      return [{ payloadType: pt, rtpmap: map, ...(f ? { fmtp: f } : {}) }];
+      return [{ payloadType: pt, rtpmap: map, ...(f ? { fmtp: f } : {}), ...(nack.has(pt) || nack.has('*') ? { nack: true as const } : {}) }];
     }),
   }));
 }
