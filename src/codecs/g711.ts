@@ -1,7 +1,7 @@
 // G.711 A-law and µ-law sample conversion (ITU-T G.711): 16-bit linear PCM to one byte a sample
 // and back. Table-driven, so converting a sample is one lookup: 512 bytes per law to decode, built
 // at load, and 16 KiB per law to encode, built on first use (building them at load made V8
-// optimize the loop at every start and page in its optimizing compiler: ~2.7 MiB of an idle
+// optimize the loop at every start and page in its optimizing compiler: ~3.8 MiB of an idle
 // camrelay's RSS, for a talk feature most never use). The encoder rounds to the nearest quantization
 // level exactly as ffmpeg's pcm_alaw/pcm_mulaw encoders do (libavcodec/pcm_tablegen.h), so what a
 // camera gets from camrelay and from an ffmpeg transcode is the same, byte for byte; decoding
