@@ -17,13 +17,13 @@ export interface MiniRelay {
   close(): Promise<void>;
 }
 
-/** `streams` as in config.yaml (a source list per name; [] for a publisher-fed stream). */
+/** `streams` as in config.yaml (a source list per name, [] for a publisher-fed stream, or a mapping with its own settings). */
 export interface MiniRelayOptions extends Omit<RtspServerOptions, 'listen' | 'players' | 'publishers' | 'hasSources'> {
   /** Every DESCRIBE is answered this much later than the stream allows: a slow camera. */
   describeDelayMs?: number;
 }
 
-export async function startMiniRelay(streams: Record<string, string[]>, miniOpts: MiniRelayOptions = {}): Promise<MiniRelay> {
+export async function startMiniRelay(streams: Record<string, string[] | Record<string, unknown>>, miniOpts: MiniRelayOptions = {}): Promise<MiniRelay> {
   const { describeDelayMs, ...opts } = miniOpts;
   const { config, issues } = validateConfig({ streams });
   if (!config) throw new Error(`bad test streams: ${JSON.stringify(issues)}`);

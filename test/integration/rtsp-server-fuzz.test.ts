@@ -98,7 +98,7 @@ async function capture(proxy: RecordingProxy): Promise<Session[]> {
   ]);
   assert.equal(players[0].code, 0, players[0].out);
   // GStreamer's exit code is not asserted: its known shutdown race (a PAUSE sent after its own
-  // TEARDOWN, see rtsp-play.test.ts) can fail it after it said everything the corpus needs.
+  // TEARDOWN, see helpers/gst-player.ts) can fail it after it said everything the corpus needs.
   const seeds = sessionsOf(proxy, 'ffmpeg/gst player (tcp)');
   assert.equal(seeds.filter((x) => x.messages.some((m) => m.toString('latin1').startsWith('PLAY '))).length, 2, `both players reached PLAY (GStreamer: ${players[1].out})`);
   const udp = await run('/usr/bin/ffmpeg', ['-hide_banner', '-loglevel', 'error', '-rtsp_transport', 'udp', '-i', `rtsp://127.0.0.1:${via}/demo`, '-t', '1', '-c', 'copy', '-f', 'null', '-'], 20_000);
