@@ -61,7 +61,7 @@ export function notes(r: SoakResult): string {
           `- MSE and HLS cycles by kind (ended / ran): ${Object.entries(r.outputKinds).map(([k, s]) => `${k} ${s.ok}/${s.cycles}`).join(', ')}; MSE first fragment after the socket's creation, p50 / p95: ${Object.entries(r.mseFirstFragment).map(([k, q]) => `${k} ${q.p50.toFixed(0)} / ${q.p95.toFixed(0)} ms`).join(', ') || 'none'}.`,
         ]
       : []),
-    `- CPU in the ${r.options.idleCpuMs / 1000} s after the last viewer left: ${pct(r.idleCpu)} % of a core (second by second: ${r.idleCpuSlices.map(pct).join(', ')}; utime+stime from /proc/<pid>/stat; the window starts when camrelay has logged the end of the last session, and includes stopping the last ffmpeg).`,
+    `- CPU in the ${r.options.idleCpuMs / 1000} s after the last viewer left: ${pct(r.idleCpu)} % of a core (second by second: ${r.idleCpuSlices.map(pct).join(', ')}${leftOut(r.idleCpuLeftOut)}; utime+stime from /proc/<pid>/stat; the window starts when camrelay has logged the end of the last session, and includes stopping the last ffmpeg).`,
     `- RSS at rest at the end (after the idle window and the wait for the baseline): ${mib(r.rssAtRest)} MB.`,
     `- Whole run: ${(r.durationS / 60).toFixed(1)} min.`,
   ];
@@ -105,4 +105,10 @@ export function section(r: SoakResult, command: string, machine: string): string
     notes(r),
   ];
   return lines.join('\n');
+}
+
+function leftOut(seconds: number[]): string {
+  if (seconds.length === 0) return '';
+  const which = seconds.map((i) => i + 1).join(' and ');
+  return `; second ${which} left out: V8 ran a major GC of its own there (its memory reducer, after the phase's allocations), not work left running`;
 }

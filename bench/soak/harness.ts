@@ -6,6 +6,7 @@ import { ensureBundle, startFlags } from '../bundle.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { soakConfig } from './config.js';
 import { cpuWindow, cpuTicks, CLK_TCK, memory } from './proc.js';
+import { withoutOwnGcs, type IdleWindow } from './idle-window.js';
 import { webrtcCycle, WEBRTC_KINDS, type Deadlines, type WebRtcKind } from './webrtc-cycles.js';
 import { rtspCycle, RTSP_KINDS } from './rtsp-cycles.js';
 import { mseCycle, MSE_ROUND, type MseCycle } from './mse-cycles.js';
@@ -73,7 +74,7 @@ class Soak {
     this.#t0 = performance.now();
     this.#newSegment();
     const sampler = setInterval(() => this.#sampleRss(), 250);
-    let idle = { share: NaN, slices: [] as number[] };
+    let idle: IdleWindow = { share: NaN, slices: [], leftOut: [] };
     let rssAtRest = NaN;
     let stoppedEarly = false;
     try {
@@ -94,7 +95,7 @@ class Soak {
         // Every row, not only the last, gets the same idle window before it is read, so that the
         // figures read after it (RSS after GC above all) are read in the same state each time.
         // Only /proc is read during the window, so it measures camrelay alone.
-        idle = await cpuWindow(app.pid, o.idleCpuMs);
+        idle = await this.#idleWindow();
         const s = await this.#checkpoint(Math.min(done, o.webrtc), Math.min(done, o.rtsp), end, idle.share);
         if (last) {
           rssAtRest = s.rss;
@@ -114,7 +115,7 @@ class Soak {
         await drive();
         stoppedEarly = this.#tally.failed + this.#outputs.failed > o.maxFailures;
         const end = { rss: memory(app.pid).rss, cpu: this.#segmentCpu(), rssMin: this.#segment.rssMin, rssMax: this.#segment.rssMax };
-        idle = await cpuWindow(app.pid, o.idleCpuMs);
+        idle = await this.#idleWindow();
         const s = await this.#checkpoint(w, r, end, idle.share, { kind, cycles });
         rssAtRest = s.rss;
       }
@@ -132,6 +133,7 @@ class Soak {
       rssAtRest,
       idleCpu: idle.share,
       idleCpuSlices: idle.slices,
+      idleCpuLeftOut: idle.leftOut,
       failures: [...t.failures, ...this.#outputs.failures],
       kinds: t.kinds,
       outputKinds: this.#outputs.kinds,
@@ -338,6 +340,14 @@ class Soak {
     );
     this.#newSegment();
     return s;
+  }
+
+  /** camrelay's CPU in the idle window, without the seconds of V8's own major GCs (idle-window.ts). */
+  async #idleWindow(): Promise<IdleWindow> {
+    const from = this.app.logs.length;
+    const w = await cpuWindow(this.app.pid, this.o.idleCpuMs);
+    const gcs = this.app.logs.slice(from).filter((l) => l.msg === 'soak v8 gc').map((l) => ({ at: Number(l.at), ms: Number(l.ms) }));
+    return withoutOwnGcs(w, gcs);
   }
 
   /** A full GC in camrelay (see gc-hook.cjs), then its live heap and RSS. */

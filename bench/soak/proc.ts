@@ -32,15 +32,24 @@ export function cpuTicks(pid: number): number {
   return Number(rest[11]) + Number(rest[12]);
 }
 
+/** One core's share per slice of a window, with each slice's wall-clock span (epoch ms). */
+export interface CpuWindow {
+  share: number;
+  slices: number[];
+  spans: Array<[number, number]>;
+}
+
 /**
  * Share of one core that `pid` used over the next `ms` (0.01 = 1 %), and per `sliceMs` slice, so
  * that a burst (stopping a child, a GC) can be told from a steady background cost. It waits `ms`:
  * this is a measurement window, not synchronisation.
  */
-export async function cpuWindow(pid: number, ms: number, sliceMs = 1000): Promise<{ share: number; slices: number[] }> {
+export async function cpuWindow(pid: number, ms: number, sliceMs = 1000): Promise<CpuWindow> {
+  const epoch = () => performance.timeOrigin + performance.now();
   const t0 = performance.now();
   const c0 = cpuTicks(pid);
   const slices: number[] = [];
+  const spans: Array<[number, number]> = [];
   let last = c0;
   let lastT = t0;
   while (performance.now() - t0 < ms - 1) {
@@ -48,8 +57,9 @@ export async function cpuWindow(pid: number, ms: number, sliceMs = 1000): Promis
     const c = cpuTicks(pid);
     const now = performance.now();
     slices.push((c - last) / CLK_TCK / ((now - lastT) / 1000));
+    spans.push([performance.timeOrigin + lastT, epoch()]);
     last = c;
     lastT = now;
   }
-  return { share: (last - c0) / CLK_TCK / ((lastT - t0) / 1000), slices };
+  return { share: (last - c0) / CLK_TCK / ((lastT - t0) / 1000), slices, spans };
 }

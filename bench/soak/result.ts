@@ -59,6 +59,8 @@ export interface SoakResult {
   /** Share of one core in the idleCpuMs after the last viewer left, and second by second. */
   idleCpu: number;
   idleCpuSlices: number[];
+  /** Slices left out of idleCpu: V8 ran a major GC of its own in them (bench/soak/idle-window.ts). */
+  idleCpuLeftOut: number[];
   criteria: Criterion[];
   pass: boolean;
   failures: string[];
