@@ -45,7 +45,6 @@ export interface CpuWindow {
  * this is a measurement window, not synchronisation.
  */
 export async function cpuWindow(pid: number, ms: number, sliceMs = 1000): Promise<CpuWindow> {
-  const epoch = () => performance.timeOrigin + performance.now();
   const t0 = performance.now();
   const c0 = cpuTicks(pid);
   const slices: number[] = [];
@@ -57,7 +56,7 @@ export async function cpuWindow(pid: number, ms: number, sliceMs = 1000): Promis
     const c = cpuTicks(pid);
     const now = performance.now();
     slices.push((c - last) / CLK_TCK / ((now - lastT) / 1000));
-    spans.push([performance.timeOrigin + lastT, epoch()]);
+    spans.push([performance.timeOrigin + lastT, performance.timeOrigin + now]);
     last = c;
     lastT = now;
   }

@@ -5,7 +5,8 @@
 // A test may forgive exactly that, once it has seen that the server answered.
 
 /** gst-launch's output is GStreamer's PAUSE/CLOSE flush race and nothing else (it may exit before
- * it prints the second report of the same error, from gst_rtsp_client_sink_pause). */
+ * it prints the second report of the same error, from gst_rtsp_client_sink_pause). rtspsrc's
+ * PAUSE-after-TEARDOWN race (gst-player.ts) prints the same two lines. */
 export function isGstPauseFlushRace(out: string): boolean {
   const errors = out.split('\n').filter((l) => l.startsWith('ERROR:'));
   const eofs = out.match(/Could not send message\. \(Received end-of-file\)/g) ?? [];
