@@ -99,7 +99,9 @@ test('?mode=mjpeg shows pictures from the socket', { timeout: 40_000, skip: chro
     }, 15_000, 100);
     const later = await waitFor('more pictures', async () => {
       const p = await page.evaluate<Picture | undefined>(PICTURE);
-      return p && p.frames >= first.frames + 5 && p.overlay.startsWith('mode mjpeg\n') ? p : undefined;
+      // naturalWidth is 0 while the next picture's src loads (the page swaps it in from onload), so
+      // the size is read at a moment one is there, as for the first.
+      return p && p.width > 0 && p.frames >= first.frames + 5 && p.overlay.startsWith('mode mjpeg\n') ? p : undefined;
     }, 10_000, 100);
     assert.equal(later.width, 640);
     assert.ok(later.blob, 'pictures come from the socket as object URLs');
