@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from '../test/helpers/http.js';
 import { JsonLines, type LogLine as BaseLogLine } from '../test/helpers/json-lines.js';
-import { ensureBundle, startFlags } from './bundle.js';
+import { ensureBundle, startEnv, startFlags, TREE } from './bundle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -88,9 +88,10 @@ export class Camrelay {
     writeFileSync(file, config);
     const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
     // A profiled run takes src/ through tsx, so that its samples name source files and lines.
-    const entry = o.cpuProfDir ? ['--import', 'tsx', path.join(ROOT, 'src/main.ts')] : [path.join(ensureBundle(), 'main.js')];
+    const entry = o.cpuProfDir ? ['--import', 'tsx', path.join(TREE, 'src/main.ts')] : [path.join(ensureBundle(), 'main.js')];
     const child = spawn(process.execPath, [...startFlags(), ...prof, ...entry, '--config', file], {
       cwd: ROOT,
+      env: { ...process.env, ...startEnv() },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const c = new Camrelay(child, dir, config);

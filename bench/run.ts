@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { cameraCanRun, GstCamera } from '../test/helpers/gst-camera.js';
 import { runBaseline } from './baseline.js';
 import { probeBackends } from './backends.js';
+import { ROOT, TREE } from './bundle.js';
 import { ensureClip } from './clip.js';
 import type { BenchContext } from './context.js';
 import { runFanout } from './fanout.js';
@@ -63,6 +64,9 @@ async function main(): Promise<void> {
 
   const log = (line: string) => console.log(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   const t0 = performance.now();
+  // Another tree's figures describe that tree, not this one's docs: printed only.
+  const write = !values['no-write'] && TREE === ROOT;
+  if (TREE !== ROOT) log(`measuring the camrelay of ${TREE} (CAMRELAY_BENCH_TREE): docs/benchmarks.md is not written`);
   const clip = ensureClip(undefined, log);
   const backends = await probeBackends(wanted, log);
   // snapshots, snapshot-cpu, mse and baseline use no WebRTC.
@@ -93,19 +97,19 @@ async function main(): Promise<void> {
         continue;
       }
       console.log(`\n${md}\n`);
-      if (!values['no-write']) writeSection(name, `${md}\n\n_${name}: ${((performance.now() - started) / 1000).toFixed(0)} s of the run._`);
+      if (write) writeSection(name, `${md}\n\n_${name}: ${((performance.now() - started) / 1000).toFixed(0)} s of the run._`);
       log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     }
     const targets = targetsReport(ctx);
     if (targets) {
       console.log(`\n${targets}\n`);
       // A partial run (--only) would leave a verdict table missing rows: printed, not written.
-      if (!values['no-write'] && order.length === Object.keys(BENCHES).length && failed.length === 0) writeSection('targets', targets);
+      if (write && order.length === Object.keys(BENCHES).length && failed.length === 0) writeSection('targets', targets);
     }
   } finally {
     await camera.stop();
   }
-  log(`all done in ${((performance.now() - t0) / 1000).toFixed(0)} s${values['no-write'] ? ' (docs/benchmarks.md not written: --no-write)' : ''}`);
+  log(`all done in ${((performance.now() - t0) / 1000).toFixed(0)} s${write ? '' : ' (docs/benchmarks.md not written)'}`);
   if (failed.length) throw new Error(`failed: ${failed.join(', ')} (their sections were left as they were)`);
 }
 

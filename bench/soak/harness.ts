@@ -2,7 +2,7 @@
 // with real peers, its resources read at checkpoints and compared with a baseline.
 import path from 'node:path';
 import { CamrelayProcess } from '../../test/helpers/camrelay-process.js';
-import { ensureBundle, startFlags } from '../bundle.js';
+import { ensureBundle, startEnv, startFlags } from '../bundle.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { soakConfig } from './config.js';
 import { cpuWindow, cpuTicks, CLK_TCK, memory } from './proc.js';
@@ -35,7 +35,7 @@ const GC_HOOK = path.resolve(import.meta.dirname, 'gc-hook.cjs');
 
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const yaml = soakConfig({ connectTimeout: o.connectTimeout, disconnectTimeout: o.disconnectTimeout, backend: o.backend });
-  const env = o.gc ? { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require "${GC_HOOK}"`].filter(Boolean).join(' ') } : undefined;
+  const env = { ...startEnv(), ...(o.gc ? { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require "${GC_HOOK}"`].filter(Boolean).join(' ') } : {}) };
   const app = await CamrelayProcess.start(yaml, { env, bundle: ensureBundle(), nodeFlags: startFlags() });
   try {
     return await new Soak(app, o).run();

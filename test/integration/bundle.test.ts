@@ -11,7 +11,7 @@ import { CamrelayProcess, testConfig } from '../helpers/camrelay-process.js';
 import { request } from '../helpers/http.js';
 import { Viewer } from '../helpers/werift-viewer.js';
 import { waitFor } from '../helpers/wait.js';
-import { startFlags } from '../../bench/bundle.js';
+import { startEnv, startFlags } from '../../bench/bundle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const OUT = path.join(ROOT, '.bundle-test');
@@ -25,10 +25,13 @@ after(() => rmSync(OUT, { recursive: true, force: true }));
 
 async function playsDemo(backend: 'auto' | 'werift'): Promise<void> {
   const yaml = testConfig({ demo: DEMO }).replace(/^  backend: .*$/m, `  backend: ${backend}`);
-  const app = await CamrelayProcess.start(yaml, { bundle: OUT, nodeFlags: startFlags() });
+  const app = await CamrelayProcess.start(yaml, { bundle: OUT, nodeFlags: startFlags(), env: startEnv() });
   try {
     const argv = readFileSync(`/proc/${app.pid}/cmdline`, 'utf8').split('\0');
     assert.deepEqual(argv.slice(1, argv.indexOf('--config')), [...startFlags(), path.join(OUT, 'main.js')], 'camrelay runs the bundle with npm start\'s node flags');
+    const environ = readFileSync(`/proc/${app.pid}/environ`, 'utf8').split('\0');
+    assert.ok(Object.keys(startEnv()).length > 0, 'the start script\'s environment is read (MALLOC_TRIM_THRESHOLD_)');
+    for (const [k, v] of Object.entries(startEnv())) assert.ok(environ.includes(`${k}=${v}`), `camrelay runs with npm start's ${k}=${v}`);
     const starting = await app.waitLog((l) => l.msg === 'camrelay starting', 1000);
     assert.equal(starting.version, (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
     const page = await request(app.base + '/');
