@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from '../test/helpers/http.js';
 import { JsonLines, type LogLine as BaseLogLine } from '../test/helpers/json-lines.js';
-import { ensureBundle, startEnv, startFlags, TREE } from './bundle.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..');
+import { ensureBundle, ROOT, startEnv, startFlags, TREE } from './bundle.js';
 
 export type Backend = 'werift' | 'node-datachannel';
 

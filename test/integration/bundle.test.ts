@@ -25,13 +25,14 @@ after(() => rmSync(OUT, { recursive: true, force: true }));
 
 async function playsDemo(backend: 'auto' | 'werift'): Promise<void> {
   const yaml = testConfig({ demo: DEMO }).replace(/^  backend: .*$/m, `  backend: ${backend}`);
-  const app = await CamrelayProcess.start(yaml, { bundle: OUT, nodeFlags: startFlags(), env: startEnv() });
+  const env = startEnv();
+  const app = await CamrelayProcess.start(yaml, { bundle: OUT, nodeFlags: startFlags(), env });
   try {
     const argv = readFileSync(`/proc/${app.pid}/cmdline`, 'utf8').split('\0');
     assert.deepEqual(argv.slice(1, argv.indexOf('--config')), [...startFlags(), path.join(OUT, 'main.js')], 'camrelay runs the bundle with npm start\'s node flags');
     const environ = readFileSync(`/proc/${app.pid}/environ`, 'utf8').split('\0');
-    assert.ok(Object.keys(startEnv()).length > 0, 'the start script\'s environment is read (MALLOC_TRIM_THRESHOLD_)');
-    for (const [k, v] of Object.entries(startEnv())) assert.ok(environ.includes(`${k}=${v}`), `camrelay runs with npm start's ${k}=${v}`);
+    assert.ok(Object.keys(env).length > 0, 'the start script\'s environment is read (MALLOC_TRIM_THRESHOLD_)');
+    for (const [k, v] of Object.entries(env)) assert.ok(environ.includes(`${k}=${v}`), `camrelay runs with npm start's ${k}=${v}`);
     const starting = await app.waitLog((l) => l.msg === 'camrelay starting', 1000);
     assert.equal(starting.version, (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
     const page = await request(app.base + '/');
