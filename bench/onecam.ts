@@ -4,12 +4,12 @@
 // --cpu-prof on src/ through tsx) naming where the main thread's time goes.
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Camrelay, freeUdpPort } from './camrelay.js';
+import { Camrelay, freeUdpPort, metricValue } from './camrelay.js';
 import { PlainSender } from './plain-sender.js';
 import { CACHE } from './clip.js';
 import { type BenchContext, fmt, median, MiB, sleep } from './context.js';
 import { monotonicMicros, newestProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
-import { CLK_TCK, CpuWindow, rssBytes } from './proc.js';
+import { CLK_TCK, CpuWindow, rssBytes, rssParts, type RssParts } from './proc.js';
 import { machineLine } from './report.js';
 import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
 
@@ -39,14 +39,39 @@ function threadCpu(pid: number): Map<string, number> {
 interface Sender {
   pid: number;
   base: string;
+  metrics?: () => Promise<string>;
   stop(): Promise<void>;
+}
+
+/** RSS by part, with V8's own heap and external-memory figures (camrelay's /metrics). */
+interface Memory {
+  parts: RssParts;
+  heapTotal?: number;
+  external?: number;
+}
+
+async function memory(s: Sender): Promise<Memory | undefined> {
+  const parts = rssParts(s.pid);
+  if (!parts) return undefined;
+  const text = s.metrics ? await s.metrics() : undefined;
+  return { parts, heapTotal: text ? metricValue(text, 'nodejs_heap_size_total_bytes') : undefined, external: text ? metricValue(text, 'nodejs_external_memory_bytes') : undefined };
 }
 
 const camrelay = (ctx: BenchContext, profDir?: string) => (): Promise<Sender> => Camrelay.start({ streams: { cam: ctx.camera.url() }, backend: 'node-datachannel', cpuProfDir: profDir });
 const library = (ctx: BenchContext) => async (): Promise<Sender> => PlainSender.start('node-datachannel', ctx.clip, [String(await freeUdpPort())]);
 
-async function run(start: () => Promise<Sender>, windows: number, windowMs: number, settleMs: number): Promise<{ w: Window[]; rss: number; from: number; to: number }> {
+interface Run {
+  w: Window[];
+  rss: number;
+  idle?: Memory;
+  end?: Memory;
+  from: number;
+  to: number;
+}
+
+async function run(start: () => Promise<Sender>, windows: number, windowMs: number, settleMs: number): Promise<Run> {
   const cam = await start();
+  const idle = await memory(cam);
   const viewers = await ViewerProcess.start();
   try {
     await viewers.ask<ViewerStats>({ cmd: 'openWebrtc', base: cam.base, src: 'cam', count: 1, timeoutMs: 30000 }, 60000);
@@ -66,7 +91,7 @@ async function run(start: () => Promise<Sender>, windows: number, windowMs: numb
       for (const [k, v] of t1) byThread.set(k, (100 * (v - (t0.get(k) ?? 0))) / (windowMs / 1000));
       w.push({ cpu: c, byThread, fps: r.fps[0] ?? NaN, lost: r.lost });
     }
-    return { w, rss: rssBytes(cam.pid) ?? NaN, from, to: monotonicMicros() };
+    return { w, rss: rssBytes(cam.pid) ?? NaN, idle, end: await memory(cam), from, to: monotonicMicros() };
   } finally {
     await viewers.ask({ cmd: 'closeAll', base: cam.base }).catch(() => undefined);
     await viewers.stop();
@@ -82,12 +107,14 @@ export async function runOnecam(ctx: BenchContext): Promise<string> {
   const all: Window[] = [];
   const lib: Window[] = [];
   const rss: number[] = [];
+  const mem: { idle: Memory; end: Memory }[] = [];
   // Fresh processes for each round, camrelay and the library alone in turns, so that a slow
   // stretch of a shared machine falls on both.
   for (let round = 0; round < (ctx.quick ? 1 : 3); round++) {
     const r = await run(camrelay(ctx), windows, windowMs, settleMs);
     all.push(...r.w);
     rss.push(r.rss);
+    if (r.idle && r.end) mem.push({ idle: r.idle, end: r.end });
     ctx.log(`  onecam round ${round + 1}: camrelay ${r.w.map((x) => fmt(x.cpu, 2)).join(' / ')}% of a core`);
     const l = await run(library(ctx), windows, windowMs, settleMs);
     lib.push(...l.w);
@@ -121,6 +148,28 @@ export async function runOnecam(ctx: BenchContext): Promise<string> {
     ...byThread.map((x) => `| thread \`${x.t}\` | ${fmt(x.pct, 2)}% |`),
     '',
   ];
+  if (mem.length > 0) {
+    const row = (label: string, get: (m: Memory) => number | undefined) => {
+      const i = median(mem.map((m) => get(m.idle) ?? NaN));
+      const e = median(mem.map((m) => get(m.end) ?? NaN));
+      return `| ${label} | ${fmt(i / MiB)} | ${fmt(e / MiB)} | ${fmt((e - i) / MiB)} |`;
+    };
+    out.push(
+      `camrelay's resident memory by part (/proc/<pid>/smaps), started and idle, then at the end of a round with its viewer; medians of ${mem.length} round(s), MiB. V8's heap and external memory are its own figures (/metrics): the heap lies in the anonymous part, Buffers' memory mostly in the malloc heap, and external memory swings with V8's collections.`,
+      '',
+      '| part | idle | camera + 1 viewer | difference |',
+      '| --- | --- | --- | --- |',
+      row('node executable (code and read-only data: file pages, shared with any other node process)', (m) => m.parts.node),
+      row("node-datachannel's native addon (file pages)", (m) => m.parts.addon),
+      row('other libraries', (m) => m.parts.libraries),
+      row("malloc's main arena ([heap])", (m) => m.parts.mallocHeap),
+      row('anonymous (V8 heap, other threads\' arenas, stacks)', (m) => m.parts.anonymous),
+      row('**all**', (m) => m.parts.node + m.parts.addon + m.parts.libraries + m.parts.mallocHeap + m.parts.anonymous),
+      row('V8 heap, committed', (m) => m.heapTotal),
+      row('V8 external memory (Buffers)', (m) => m.external),
+      '',
+    );
+  }
   if (prof) {
     out.push(`Main thread under --cpu-prof (src/ through tsx, one 20 s window): ${prof.samples} samples, ${fmt(prof.busyPercent)}% not idle.`, '', '| function (self time) | % of busy samples |', '| --- | --- |');
     for (const f of prof.byFunction) out.push(`| \`${f.fn}\` | ${fmt(f.percent)} |`);

@@ -66,6 +66,42 @@ export function rssBytes(pid: number): number | undefined {
   }
 }
 
+/** Resident bytes of `pid` by what they hold, from /proc/<pid>/smaps. */
+export interface RssParts {
+  /** The node executable's pages (code and read-only data, shared with every node process). */
+  node: number;
+  /** node-datachannel's native addon. */
+  addon: number;
+  /** Other files mapped (libc, libstdc++, ...). */
+  libraries: number;
+  /** glibc's main malloc arena ([heap]): Buffers' memory, native allocations of the main thread. */
+  mallocHeap: number;
+  /** Anonymous mappings: V8's heap, other threads' malloc arenas, stacks. */
+  anonymous: number;
+}
+
+export function rssParts(pid: number): RssParts | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const parts: RssParts = { node: 0, addon: 0, libraries: 0, mallocHeap: 0, anonymous: 0 };
+  let part: keyof RssParts = 'anonymous';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      const name = head[1]!;
+      part = name === '[heap]' ? 'mallocHeap' : name.startsWith('/') ? (name === process.execPath || name.endsWith('/bin/node') ? 'node' : name.includes('datachannel') ? 'addon' : 'libraries') : 'anonymous';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) parts[part] += Number(rss[1]) * 1024;
+  }
+  return parts;
+}
+
 /** Direct children of `pid` with their command names. */
 export function childrenOf(pid: number): { pid: number; comm: string }[] {
   const out: { pid: number; comm: string }[] = [];

@@ -3,6 +3,7 @@
 // (delivery-gate.ts), and at once from the current GOP for a consumer starting its video.
 import type { Consumer } from './consumer.js';
 import { deliverGuarded, type FrameOrigin } from './delivery-gate.js';
+import { copyFrames } from './gop-cache.js';
 import type { Logger } from './log.js';
 import type { Frame } from './media.js';
 import { SlicedFanOut } from './sliced-fan-out.js';
@@ -52,7 +53,8 @@ export class StreamDelivery {
     const index = a && !a.waiter ? a.from.get('video') : undefined;
     const run = index === undefined ? undefined : this.runs.get(index);
     if (!a || !run?.tracks) return [];
-    return a.gate.catchUp(run.gop.frames, c.request.video, run.latest);
+    // The consumer may keep them past the next keyframe, when the cache overwrites its own.
+    return copyFrames(a.gate.catchUp(run.gop.frames, c.request.video, run.latest));
   }
 
   #deliverTo({ frame: f, run, origin }: Delivery, c: Consumer, a: Attachment): void {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { GopCache } from '../../src/core/gop-cache.js';
+import { GopArena } from '../../src/core/gop-arena.js';
 import { Stream, type StreamSettings } from '../../src/core/stream.js';
 import { setRootLogger } from '../../src/core/log.js';
 import type { Frame } from '../../src/core/media.js';
@@ -79,4 +80,57 @@ test('a viewer joining a live stream catches up from the current GOP, then gets 
   assert.deepEqual(stream.catchUp(audioOnly), [], 'nothing for a viewer without video');
   stream.close();
   await stream.done;
+});
+
+test('what the cache hands out stays whole after the next GOP overwrites its own copies', { timeout: 5000 }, async () => {
+  let src: ScriptedSource | undefined;
+  const stream = new Stream('cam', ['test://cam'], settings, (url) => (src = new ScriptedSource(url, { outcome: 'ok', after: 1 })));
+  const first = new TestViewer('first');
+  await stream.attach(first);
+  const sent = [1, 2, 3].map((i) => ({ timestamp: i * 3600, keyframe: i === 1, data: [Buffer.alloc(1000, i), Buffer.alloc(10, i + 100)] }));
+  for (const f of sent) src!.emitFrame(f);
+  const late = new TestViewer('late');
+  await stream.attach(late);
+  const held = stream.catchUp(late);
+  const keyframe = stream.lastKeyframe;
+  assert.equal(stream.lastKeyframe, keyframe, 'the same keyframe object while it is the latest (a JPEG of it is reused)');
+  // The next GOP, larger than the last one, written over the cache's arena.
+  for (let i = 4; i <= 8; i++) src!.emitFrame({ timestamp: i * 3600, keyframe: i === 4, data: [Buffer.alloc(1000, 0xee), Buffer.alloc(10, 0xee)] });
+  assert.deepEqual(held.map((f) => f.data.map((d) => [d.length, d[0], d.at(-1)])), sent.map((f) => f.data.map((d) => [d.length, d[0], d.at(-1)])), 'the caught-up frames as the camera sent them');
+  assert.deepEqual([keyframe?.timestamp, keyframe?.data[0]?.[0], keyframe?.data[1]?.[9]], [3600, 1, 101], 'the old keyframe as it was');
+  assert.equal(stream.lastKeyframe?.timestamp, 4 * 3600);
+  assert.equal(stream.lastKeyframe?.data[0]?.[0], 0xee);
+  stream.close();
+  await stream.done;
+});
+
+test('the cache keeps copies: a source reusing its buffers does not change what it holds', { timeout: 5000 }, () => {
+  const gop = new GopCache({ maxBytes: 1e6, maxDuration: 60_000 });
+  const buf = Buffer.alloc(50, 7);
+  gop.push({ track: H264, timestamp: 0, keyframe: true, data: [buf] });
+  buf.fill(9);
+  assert.equal(gop.frames[0]?.data[0]?.[0], 7);
+  assert.equal(gop.keyframe?.data[0]?.[0], 7);
+});
+
+test("the arena's memory is reused from GOP to GOP and given back after a large one", { timeout: 5000 }, () => {
+  const arena = new GopArena();
+  const gopOf = (frames: number, bytes: number) => {
+    arena.reset();
+    for (let i = 0; i < frames; i++) arena.copy(Buffer.alloc(bytes, i));
+  };
+  gopOf(50, 20_000);
+  const steady = arena.capacity;
+  assert.ok(steady >= 50 * 20_000 && steady < 50 * 20_000 + 2 * 256 * 1024, `one GOP of 1 MB held in ${steady} bytes`);
+  for (let g = 0; g < 20; g++) gopOf(50, 20_000);
+  assert.equal(arena.capacity, steady, 'the same GOP again allocates nothing more');
+  gopOf(50, 200_000);
+  assert.ok(arena.capacity >= 10_000_000);
+  gopOf(50, 20_000);
+  gopOf(50, 20_000);
+  assert.ok(arena.capacity <= steady + 2 * 256 * 1024, `after the large GOP ${arena.capacity} bytes`);
+  const big = Buffer.alloc(600_000, 3);
+  arena.reset();
+  const copy = arena.copy(big);
+  assert.ok(copy.equals(big), 'a frame larger than a chunk is copied whole');
 });
