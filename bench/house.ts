@@ -15,7 +15,7 @@ import { Camrelay, metricValue } from './camrelay.js';
 import { CLIP_720P, describeClip, ensureClip, type Clip } from './clip.js';
 import { fmt, median, MiB, sleep, type BenchContext } from './context.js';
 import { MseViewers, type MseStats } from './mse-viewers.js';
-import { childrenOf, cpuSeconds, rssBytes, treeCpuSeconds } from './proc.js';
+import { childrenOf, cpuSeconds, rssBytes, rssParts, treeCpuSeconds, type RssParts } from './proc.js';
 import { machineLine, percentile, table } from './report.js';
 import { Sampler } from './snapshots.js';
 import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
@@ -62,6 +62,10 @@ interface HouseResult {
   cpu: { self: number; children: number; thirds: number[] };
   others: { camera: number; viewers: number; mse: number };
   rss: { selfMedianMiB: number; selfMaxMiB: number; childrenMaxMiB: number; childrenMax: number };
+  /** camrelay's RSS by part at the window's end, and V8's heap and external memory then (/metrics). */
+  parts?: RssParts;
+  heapTotal?: number;
+  external?: number;
   lagP99Ms?: number;
   api: { n: number; p50: number; p99: number; failed: number };
   webrtc: { src: string; fps: number; lost: number; packets: number }[];
@@ -167,7 +171,9 @@ async function house(ctx: BenchContext, clip: Clip, probe: Probe, s: { settleMs:
       const untilEpoch = Date.now();
       const z = await viewers.ask<ViewerStats>({ cmd: 'stats' });
       const mz = await mse.ask<MseStats>({ cmd: 'stats' });
-      const lag = metricValue(await relay.metrics(), 'nodejs_eventloop_lag_p99_seconds');
+      const metricsText = await relay.metrics();
+      const lag = metricValue(metricsText, 'nodejs_eventloop_lag_p99_seconds');
+      const parts = rssParts(relay.pid);
       rss.stop();
       // The window's last snapshots are answered after it: wait for them, so the slow ones count.
       await snapshots.stop();
@@ -191,6 +197,9 @@ async function house(ctx: BenchContext, clip: Clip, probe: Probe, s: { settleMs:
         },
         others: { camera: pct(others0[0], others1[0]), viewers: pct(others0[1], others1[1]), mse: pct(others0[2], others1[2]) },
         rss: rss.summary(),
+        parts,
+        heapTotal: metricValue(metricsText, 'nodejs_heap_size_total_bytes'),
+        external: metricValue(metricsText, 'nodejs_external_memory_bytes'),
         lagP99Ms: lag === undefined ? undefined : Math.max(0, lag * 1000 - EVENT_LOOP_SAMPLE_MS),
         api: { n: api.length, p50: percentile(apiOk, 50), p99: percentile(apiOk, 99), failed: api.length - apiOk.length },
         webrtc: z.srcs.map((src, i) => ({ src, fps: got.fps[i]!, lost: lostPer[i]!, packets: z.packets[i]! - a.packets[i]! })),
@@ -380,6 +389,9 @@ function report(ctx: BenchContext, s: { settleMs: number; windowMs: number }, r:
       ['also measured', ''],
       [
         ['camrelay RSS (node process)', `median ${fmt(r.rss.selfMedianMiB)} MiB, max ${fmt(r.rss.selfMaxMiB)} MiB`],
+        ...(r.parts
+          ? [['camrelay RSS by part at the end (/proc/<pid>/smaps), MiB', `node executable ${fmt(r.parts.node / MiB)}, node-datachannel ${fmt(r.parts.addon / MiB)}, other libraries ${fmt(r.parts.libraries / MiB)}, malloc's main arena ${fmt(r.parts.mallocHeap / MiB)}, anonymous ${fmt(r.parts.anonymous / MiB)}; V8 heap ${fmt((r.heapTotal ?? NaN) / MiB)} committed, external memory ${fmt((r.external ?? NaN) / MiB)} (/metrics)`]]
+          : []),
         ['camrelay children', `at most ${r.rss.childrenMax} at once, ${fmt(r.rss.childrenMaxMiB)} MiB RSS together at most`],
         ['MSE viewers', `${r.mse.map((m) => `${m.src} ${fmt(m.mbit, 2)} Mbit/s`).join(', ')}; ${r.mseOpen} of ${MSE_CAMERAS.length} open at the end`],
         ['snapshots per second, all cameras', fmt(r.snapshots.length / r.seconds, 2)],
