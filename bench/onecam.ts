@@ -50,11 +50,13 @@ interface Memory {
   external?: number;
 }
 
+/** Only camrelay's memory is reported: undefined for the library alone (it serves no /metrics). */
 async function memory(s: Sender): Promise<Memory | undefined> {
+  if (!s.metrics) return undefined;
   const parts = rssParts(s.pid);
   if (!parts) return undefined;
-  const text = s.metrics ? await s.metrics() : undefined;
-  return { parts, heapTotal: text ? metricValue(text, 'nodejs_heap_size_total_bytes') : undefined, external: text ? metricValue(text, 'nodejs_external_memory_bytes') : undefined };
+  const text = await s.metrics();
+  return { parts, heapTotal: metricValue(text, 'nodejs_heap_size_total_bytes'), external: metricValue(text, 'nodejs_external_memory_bytes') };
 }
 
 const camrelay = (ctx: BenchContext, profDir?: string) => (): Promise<Sender> => Camrelay.start({ streams: { cam: ctx.camera.url() }, backend: 'node-datachannel', cpuProfDir: profDir });

@@ -80,6 +80,14 @@ export interface RssParts {
   anonymous: number;
 }
 
+/** Which part a mapping's pages count in, by the mapping's name (a path, `[heap]`, `[stack]` or none). */
+function partOf(name: string): keyof RssParts {
+  if (name === '[heap]') return 'mallocHeap';
+  if (!name.startsWith('/')) return 'anonymous';
+  if (name === process.execPath || name.endsWith('/bin/node')) return 'node';
+  return name.includes('datachannel') ? 'addon' : 'libraries';
+}
+
 export function rssParts(pid: number): RssParts | undefined {
   let text: string;
   try {
@@ -92,8 +100,7 @@ export function rssParts(pid: number): RssParts | undefined {
   for (const line of text.split('\n')) {
     const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (head) {
-      const name = head[1]!;
-      part = name === '[heap]' ? 'mallocHeap' : name.startsWith('/') ? (name === process.execPath || name.endsWith('/bin/node') ? 'node' : name.includes('datachannel') ? 'addon' : 'libraries') : 'anonymous';
+      part = partOf(head[1]!);
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
