@@ -98,13 +98,14 @@ function send({ payloads, keyframe, timestamp }: PlainFrame): void {
     if (!peer.started && !keyframe) continue;
     peer.started = true;
     for (const p of payloads) {
-      const size = 12 + p.payload.length;
+      const size = 12 + p.head.length + p.body.length;
       buf[0] = 0x80;
       buf[1] = (p.marker ? 0x80 : 0) | peer.payloadType;
       buf.writeUInt16BE(peer.seq++ & 0xffff, 2);
       buf.writeUInt32BE(timestamp, 4);
       buf.writeUInt32BE(peer.ssrc, 8);
-      buf.set(p.payload, 12);
+      buf.set(p.head, 12);
+      buf.set(p.body, 12 + p.head.length);
       peer.track.sendMessageBinary(buf.subarray(0, size));
     }
     sent += payloads.length;

@@ -102,6 +102,7 @@ export function servePlain(file: string, fps: number, peers: PlainPeers, route?:
 
 /** An IDR slice, alone or as the first fragment of an FU-A. */
 function isIdr(p: RtpPayload): boolean {
-  const t = p.payload[0]! & 0x1f;
-  return t === 5 || (t === 28 && (p.payload[1]! & 0x1f) === 5);
+  const b = p.head.length ? p.head : p.body;
+  const t = b[0]! & 0x1f;
+  return t === 5 || (t === 28 && (b[1]! & 0x1f) === 5);
 }

@@ -10,6 +10,7 @@
 // camrelay does; prints {"event":"listening","port":N} once ready (bench/plain-shell.ts).
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
 import { parseArgs, servePlain, type PlainFrame } from './plain-shell.js';
+import { payloadBytes } from '../src/rtp/payload.js';
 
 interface Peer {
   pc: RTCPeerConnection;
@@ -52,7 +53,7 @@ function send({ payloads, keyframe, timestamp }: PlainFrame): void {
     peer.started = true;
     for (const p of payloads) {
       const header = new RtpHeader({ payloadType: peer.payloadType, sequenceNumber: peer.seq++ & 0xffff, timestamp, marker: p.marker, ssrc: peer.sender.ssrc });
-      void peer.sender.sendRtp(new RtpPacket(header, p.payload)).catch(() => undefined);
+      void peer.sender.sendRtp(new RtpPacket(header, payloadBytes(p))).catch(() => undefined);
     }
   }
 }

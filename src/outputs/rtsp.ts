@@ -284,15 +284,18 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
     if (t.kind === 'tcp') {
       const chunks: Buffer[] = [];
       for (const p of payloads) {
-        if (p.payload.length + RTP_HEADER > MAX_RTP_PACKET) continue;
-        const h = Buffer.allocUnsafe(TCP_HEADER);
+        const size = RTP_HEADER + p.head.length + p.body.length;
+        if (size > MAX_RTP_PACKET) continue;
+        // The interleave prefix, the RTP header and the payload's head in one small buffer.
+        const h = Buffer.allocUnsafe(TCP_HEADER + p.head.length);
         h[0] = 0x24;
         h[1] = t.channels[0];
-        h.writeUInt16BE(RTP_HEADER + p.payload.length, 2);
+        h.writeUInt16BE(size, 2);
         writeRtpHeader(h, 4, { marker: p.marker, payloadType: pt, sequenceNumber: lane.timeline.nextSequence(), timestamp, ssrc: lane.ssrc });
-        chunks.push(h, p.payload);
+        p.head.copy(h, TCP_HEADER);
+        chunks.push(h, p.body);
         lane.packets++;
-        lane.bytes += RTP_HEADER + p.payload.length;
+        lane.bytes += size;
       }
       const sink = this.ctx.sink;
       sink.write(chunks);
@@ -303,12 +306,14 @@ export class RtspConsumer extends Owned implements Consumer, RtspPlayer {
     }
     const udp = this.#udp!;
     for (const p of payloads) {
-      if (p.payload.length + RTP_HEADER > MAX_RTP_PACKET) continue;
-      const h = Buffer.allocUnsafe(RTP_HEADER);
+      const size = RTP_HEADER + p.head.length + p.body.length;
+      if (size > MAX_RTP_PACKET) continue;
+      const h = Buffer.allocUnsafe(RTP_HEADER + p.head.length);
       writeRtpHeader(h, 0, { marker: p.marker, payloadType: pt, sequenceNumber: lane.timeline.nextSequence(), timestamp, ssrc: lane.ssrc });
-      udp.send('rtp', [h, p.payload], t.ports[0]);
+      p.head.copy(h, RTP_HEADER);
+      udp.send('rtp', [h, p.body], t.ports[0]);
       lane.packets++;
-      lane.bytes += RTP_HEADER + p.payload.length;
+      lane.bytes += size;
     }
     if (udp.queuedBytes > this.ctx.maxSendBuffer) {
       this.close(new CloseReason('slow_consumer', `player cannot keep up: ${udp.queuedBytes} bytes queued for UDP (limit ${this.ctx.maxSendBuffer})`));

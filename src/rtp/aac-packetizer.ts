@@ -23,7 +23,7 @@ export function packetizeAac(au: Buffer, maxPayload = DEFAULT_MAX_PAYLOAD): RtpP
   for (let off = 0; off < au.length; off += step) {
     const chunk = au.subarray(off, off + step);
     // The marker is set on a packet that ends an access unit (RFC 3640 3.2.3).
-    out.push({ payload: Buffer.concat([header, chunk]), marker: off + step >= au.length });
+    out.push({ head: header, body: chunk, marker: off + step >= au.length });
   }
   return out;
 }

@@ -3,7 +3,7 @@
 // take SPS and PPS as separate single-NAL packets just as well.
 import type { Track } from '../core/media.js';
 import { NalType, nalType, parameterSetsFirst } from '../codecs/h264.js';
-import { DEFAULT_MAX_PAYLOAD, perFrame, type RtpPayload } from './payload.js';
+import { DEFAULT_MAX_PAYLOAD, fragments, markLast, NO_HEAD, perFrame, type RtpPayload } from './payload.js';
 
 export { DEFAULT_MAX_PAYLOAD, type RtpPayload };
 
@@ -13,32 +13,20 @@ const FU_A_OVERHEAD = 2;
 /** Splits one access unit (NAL units without start codes) into RTP payloads. */
 export function packetizeH264(nals: readonly Buffer[], maxPayload = DEFAULT_MAX_PAYLOAD): RtpPayload[] {
   if (maxPayload <= FU_A_OVERHEAD) throw new RangeError(`maxPayload ${maxPayload} is too small for FU-A`);
-  const out: Buffer[] = [];
+  const out: RtpPayload[] = [];
   for (const nal of nals) {
     if (nal.length === 0) continue;
     const t = nalType(nal);
     // An AUD says nothing a packet stream needs; filler data is by definition droppable.
     if (t === NalType.Aud || t === FILLER) continue;
     if (nal.length <= maxPayload) {
-      out.push(nal);
+      out.push({ head: NO_HEAD, body: nal, marker: false });
       continue;
     }
     const indicator = (nal[0]! & 0xe0) | NalType.FuA;
-    const body = nal.subarray(1);
-    const step = maxPayload - FU_A_OVERHEAD;
-    for (let off = 0; off < body.length; off += step) {
-      const start = off === 0;
-      const end = off + step >= body.length;
-      const header = (start ? 0x80 : 0) | (end ? 0x40 : 0) | t;
-      const chunk = body.subarray(off, off + step);
-      const p = Buffer.allocUnsafe(FU_A_OVERHEAD + chunk.length);
-      p[0] = indicator;
-      p[1] = header;
-      chunk.copy(p, FU_A_OVERHEAD);
-      out.push(p);
-    }
+    fragments(nal, 1, maxPayload - FU_A_OVERHEAD, (start, end) => Buffer.from([indicator, (start ? 0x80 : 0) | (end ? 0x40 : 0) | t]), out);
   }
-  return out.map((payload, i) => ({ payload, marker: i === out.length - 1 }));
+  return markLast(out);
 }
 
 const FILLER = 12;

@@ -12,6 +12,7 @@ import { NdcBackend } from '../../src/outputs/webrtc/ndc-backend.js';
 import { nativeLive } from '../../src/outputs/webrtc/ndc-native.js';
 import { selectBackend, type SelectedBackend } from '../../src/outputs/webrtc/select-backend.js';
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';
+import { NO_HEAD } from '../../src/rtp/payload.js';
 import { weriftBackend } from '../../src/outputs/webrtc/werift-backend.js';
 import { waitEvent, waitFor, withDeadline } from '../helpers/wait.js';
 import { loopbackPeer, Viewer } from '../helpers/werift-viewer.js';
@@ -205,7 +206,7 @@ for (const b of BACKENDS) {
         assertInOrder(got, 200, 65500, 960, pt, client.audio.sender.ssrc);
         assert.deepEqual(track.stats, { packets: 200, bytes: got.reduce((n, p) => n + p.payload.length, 0), wrongPayloadType: 0, malformed: 0 });
         // The other way on the same m-line: the camera's audio to the viewer.
-        for (let i = 0; i < 5; i++) send.write({ payload: Buffer.from([0xfc, i]), marker: false, sequenceNumber: 100 + i, timestamp: i * 960 });
+        for (let i = 0; i < 5; i++) send.write({ head: NO_HEAD, body: Buffer.from([0xfc, i]), marker: false, sequenceNumber: 100 + i, timestamp: i * 960 });
         await waitFor('our audio at the client', () => client.received.length >= 5, 3000);
         assert.deepEqual(client.received.map((p) => p.payload[1]), [0, 1, 2, 3, 4]);
       } finally {
@@ -332,8 +333,8 @@ for (const b of BACKENDS) {
         assert.match(section(answer, 'audio'), new RegExp(`^m=audio \\d+ UDP/TLS/RTP/SAVPF ${pt}\\r\\n`));
         await viewer.answer(answer);
         await waitFor('connected', () => peer.state === 'connected', 5000);
-        audio.write({ payload: Buffer.from([0xfc, 1]), marker: false, sequenceNumber: 1, timestamp: 960 });
-        video.write({ payload: Buffer.from([0x65, 1]), marker: true, sequenceNumber: 1, timestamp: 0 });
+        audio.write({ head: NO_HEAD, body: Buffer.from([0xfc, 1]), marker: false, sequenceNumber: 1, timestamp: 960 });
+        video.write({ head: NO_HEAD, body: Buffer.from([0x65, 1]), marker: true, sequenceNumber: 1, timestamp: 0 });
         await waitFor('audio and video at the viewer', () => viewer.audio.length === 1 && viewer.video.length === 1, 3000);
       } finally {
         peer.close();

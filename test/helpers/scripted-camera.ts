@@ -3,6 +3,7 @@
 // With stream(), PLAY starts real H.264 RTP (a clip, looped) interleaved on the first SETUP's channel.
 import net from 'node:net';
 import { packetizeH264 } from '../../src/rtp/h264-packetizer.js';
+import { payloadBytes } from '../../src/rtp/payload.js';
 import { writeRtpHeader } from '../../src/rtp/packet.js';
 import { RtspHeaders, RtspMessageReader, serializeResponse, type RtspRequest } from '../../src/rtsp/message.js';
 import type { H264Clip } from './h264-clip.js';
@@ -101,7 +102,7 @@ export class ScriptedCamera {
       frame++;
       if (opts.otherPayloadType !== undefined) send(opts.otherPayloadType, true, timestamp, Buffer.from([0x00, 0x00, 0x01, 0xb6, 0xde, 0xad]));
       for (const p of packetizeH264(unit)) {
-        send(opts.payloadType, p.marker, timestamp, p.payload);
+        send(opts.payloadType, p.marker, timestamp, payloadBytes(p));
         this.rtpSent++;
       }
     }, 1000 / opts.clip.fps);

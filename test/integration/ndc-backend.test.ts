@@ -19,6 +19,7 @@ import { nativeLive } from '../../src/outputs/webrtc/ndc-native.js';
 import { capExtraPriorities, toNdcIceServers } from '../../src/outputs/webrtc/ndc-sdp.js';
 import { selectBackend, type SelectedBackend } from '../../src/outputs/webrtc/select-backend.js';
 import type { WebRtcSettings } from '../../src/outputs/webrtc/settings.js';
+import { NO_HEAD } from '../../src/rtp/payload.js';
 import { weriftBackend } from '../../src/outputs/webrtc/werift-backend.js';
 import { waitFor, withDeadline } from '../helpers/wait.js';
 import { Viewer } from '../helpers/werift-viewer.js';
@@ -70,7 +71,7 @@ function accessUnits(nals: Buffer[]): Buffer[][] {
 }
 
 /** RFC 6184 mode 1 the simple way: whole NAL units, FU-A above 1100 bytes. */
-function packetize(nals: Buffer[]): { payload: Buffer; marker: boolean }[] {
+function packetize(nals: Buffer[]): { head: Buffer; body: Buffer; marker: boolean }[] {
   const out: Buffer[] = [];
   for (const nal of nals) {
     if (nal.length <= 1100) {
@@ -83,7 +84,7 @@ function packetize(nals: Buffer[]): { payload: Buffer; marker: boolean }[] {
       out.push(Buffer.concat([Buffer.from([(nal[0]! & 0xe0) | 28, header]), body.subarray(off, off + 1100)]));
     }
   }
-  return out.map((payload, i) => ({ payload, marker: i === out.length - 1 }));
+  return out.map((body, i) => ({ head: NO_HEAD, body, marker: i === out.length - 1 }));
 }
 
 /** NAL units back from RTP payloads in order (single NAL units and FU-A only, as sent). */
@@ -406,7 +407,7 @@ test('every peer on one UDP port; when they are gone only that port is left', { 
     assert.deepEqual(ours, [`0100007F:${hexPort(port)}`], 'one socket, on 127.0.0.1');
     assert.deepEqual(udpBaseline, ours, 'the port was bound at load, before any peer');
     // Each viewer gets its own packets through the one socket.
-    for (const [i, { video }] of pairs.entries()) video.write({ payload: Buffer.from([0x65, i]), marker: true, sequenceNumber: i, timestamp: 0 });
+    for (const [i, { video }] of pairs.entries()) video.write({ head: NO_HEAD, body: Buffer.from([0x65, i]), marker: true, sequenceNumber: i, timestamp: 0 });
     await waitFor('one packet each', () => pairs.every(({ viewer }) => viewer.video.length === 1), 3000);
     assert.deepEqual(pairs.map(({ viewer }) => viewer.video[0]!.payload[1]), [0, 1, 2, 3]);
     assert.equal(counts()['NdcPeer'], (base['NdcPeer'] ?? 0) + 4);
@@ -445,7 +446,7 @@ test('with no peer left, libdatachannel\'s threads stop (no CPU while nobody wat
       const { video } = await connect(peer, viewer);
       assert.equal(backend.released, false);
       assert.ok(libraryThreads().includes('SCTP timer'), `threads with a peer: ${libraryThreads().join(', ')}`);
-      video!.write({ payload: Buffer.from([0x65, round]), marker: true, sequenceNumber: round, timestamp: 0 });
+      video!.write({ head: NO_HEAD, body: Buffer.from([0x65, round]), marker: true, sequenceNumber: round, timestamp: 0 });
       await waitFor(`round ${round}: the packet arrives`, () => viewer.video.length === 1, 3000);
       assert.equal(viewer.video[0]!.payload[1], round);
     } finally {
@@ -479,11 +480,11 @@ test('audio: the offer\'s PCMA answered as offered; video not sent is inactive',
     assert.match(section(answer, 'video'), /a=inactive/);
     // What is written the moment 'connected' is heard arrives (the session sends its cached GOP then).
     peer.on('state', (st: string) => {
-      if (st === 'connected') audio.write({ payload: Buffer.alloc(160, 0xd5), marker: true, sequenceNumber: 0, timestamp: 0 });
+      if (st === 'connected') audio.write({ head: NO_HEAD, body: Buffer.alloc(160, 0xd5), marker: true, sequenceNumber: 0, timestamp: 0 });
     });
     await viewer.answer(answer);
     await waitFor('connected', () => peer.state === 'connected', 5000);
-    for (let i = 1; i < 5; i++) audio.write({ payload: Buffer.alloc(160, 0xd5), marker: false, sequenceNumber: i, timestamp: i * 160 });
+    for (let i = 1; i < 5; i++) audio.write({ head: NO_HEAD, body: Buffer.alloc(160, 0xd5), marker: false, sequenceNumber: i, timestamp: i * 160 });
     await waitFor('PCMA packets', () => viewer.audio.length === 5, 3000);
     assert.deepEqual(viewer.audio.map((p) => p.header.sequenceNumber), [0, 1, 2, 3, 4]);
     assert.ok(viewer.audio.every((p) => p.header.payloadType === 96 && p.payload.length === 160));
@@ -546,7 +547,7 @@ test('activity: RTCP while we send; when we send nothing, the connection counts 
     await waitFor('activity while idle', () => stamps.length >= 2, 2000);
     // Sending to a viewer that has gone: no RTCP comes back, so activity stops.
     let seq = 0;
-    const sending = setInterval(() => video!.write({ payload: Buffer.from([0x41, 0]), marker: true, sequenceNumber: seq++, timestamp: seq * 3600 }), 20);
+    const sending = setInterval(() => video!.write({ head: NO_HEAD, body: Buffer.from([0x41, 0]), marker: true, sequenceNumber: seq++, timestamp: seq * 3600 }), 20);
     try {
       await viewer.close();
       const gone = performance.now();
@@ -653,7 +654,7 @@ async function loseOnePacket(editOffer: (offer: string) => string, waitMs: numbe
     await waitFor('connected through the relay', () => peer.state === 'connected', 5000);
     const payload = (i: number) => Buffer.concat([Buffer.from([0x41]), Buffer.alloc(99, i)]);
     for (let i = 0; i < 60; i++) {
-      video.write({ payload: payload(i), marker: true, sequenceNumber: 2000 + i, timestamp: i * 3600 });
+      video.write({ head: NO_HEAD, body: payload(i), marker: true, sequenceNumber: 2000 + i, timestamp: i * 3600 });
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.ok(lost >= 2000, 'the relay lost one');

@@ -13,6 +13,7 @@ import { RtpReceiver, trackFromMedia, unsupportedReason } from '../../src/rtsp/r
 import { parseSdp } from '../../src/rtsp/sdp.js';
 import { parseOffer } from '../../src/outputs/webrtc/offer.js';
 import { scanOffer } from '../../src/outputs/webrtc/ndc-sdp.js';
+import { payloadBytes } from '../../src/rtp/payload.js';
 
 const SPS = Buffer.from('Z0LADdoFB+wEQAAAAwBAAAAMo8UKqA==', 'base64');
 const PPS = Buffer.from('aM4PyA==', 'base64');
@@ -153,7 +154,7 @@ test("each entry's packetizer and depacketizer are a pair, the depacketizer read
       const frame: Frame = { track: s.track, timestamp: i * 3000, keyframe: i === 0, data };
       const payloads = f.packetize(frame);
       assert.equal(f.packetize(frame), payloads, `${f.name}: made once per frame`);
-      for (const p of payloads) d.push(parseRtp(rtp(96, seq++, 1000 + i * 3000, p.marker, p.payload)));
+      for (const p of payloads) d.push(parseRtp(rtp(96, seq++, 1000 + i * 3000, p.marker, payloadBytes(p))));
     }
     // Audio units come out as they arrive; an access unit when the next one begins.
     if (f.kind === 'video') d.push(parseRtp(rtp(96, seq++, 99999, true, f.name === 'H264' ? Buffer.from([0x41, 9]) : h265(1, 3))));
@@ -173,7 +174,7 @@ test('parameter sets: in front of a keyframe once, at the receiver; the packetiz
     const aud = name === 'H264' ? Buffer.from([0x09, 0xf0]) : h265(35, 1);
     const bare = [aud, s.keyframe[s.keyframe.length - 1]!];
     let seq = 0;
-    for (const p of CODECS[name].packetize({ track: { ...track, params: {} }, timestamp: 0, keyframe: true, data: bare })) r.push(rtp(96, seq++, 0, p.marker, p.payload));
+    for (const p of CODECS[name].packetize({ track: { ...track, params: {} }, timestamp: 0, keyframe: true, data: bare })) r.push(rtp(96, seq++, 0, p.marker, payloadBytes(p)));
     r.push(rtp(96, seq++, 3000, true, s.delta[0]!));
     assert.ok(frames.length >= 1);
     assert.deepEqual(frames[0]!.data, s.keyframe, `${name}: sets first, AUD gone`);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_MAX_PAYLOAD, packetizeH264, packetizeH264Frame, withTrackParameterSets } from '../../src/rtp/h264-packetizer.js';
 import type { Frame, Track } from '../../src/core/media.js';
+import { payloadBytes } from '../../src/rtp/payload.js';
 
 function nal(type: number, size: number, nri = 3): Buffer {
   const b = Buffer.alloc(size);
@@ -43,38 +44,38 @@ test('small NAL units go as single-NAL packets, marker on the last only', { time
   const p = packetizeH264(nals);
   assert.equal(p.length, 3);
   assert.deepEqual(p.map((x) => x.marker), [false, false, true]);
-  assert.deepEqual(p.map((x) => x.payload), nals);
+  assert.deepEqual(p.map((x) => payloadBytes(x)), nals);
 });
 
 test('a NAL unit larger than the budget is split into FU-A and reassembles exactly', { timeout: 5000 }, () => {
   const big = nal(5, 5000, 2);
   const nals = [nal(7, 20), nal(8, 5), big, nal(1, 3000)];
   const p = packetizeH264(nals);
-  for (const x of p) assert.ok(x.payload.length <= DEFAULT_MAX_PAYLOAD, `payload ${x.payload.length} over budget`);
+  for (const x of p) assert.ok(payloadBytes(x).length <= DEFAULT_MAX_PAYLOAD, `payload ${payloadBytes(x).length} over budget`);
   assert.deepEqual(p.map((x) => x.marker).filter(Boolean).length, 1);
   assert.equal(p[p.length - 1]!.marker, true);
-  const first = p[2]!.payload;
+  const first = payloadBytes(p[2]!);
   assert.equal(first[0]! & 0x1f, 28);
   assert.equal(first[0]! & 0x60, 2 << 5, 'FU indicator keeps the NRI');
   assert.equal(first[1]!, 0x80 | 5, 'start bit and the original type');
-  assert.deepEqual(depacketize(p.map((x) => x.payload)), nals);
+  assert.deepEqual(depacketize(p.map((x) => payloadBytes(x))), nals);
 });
 
 test('boundaries: a NAL of exactly the budget stays whole, one byte more is two fragments', { timeout: 5000 }, () => {
   assert.equal(packetizeH264([nal(5, 100)], 100).length, 1);
   const two = packetizeH264([nal(5, 101)], 100);
   assert.equal(two.length, 2);
-  assert.deepEqual(depacketize(two.map((x) => x.payload)), [nal(5, 101)]);
+  assert.deepEqual(depacketize(two.map((x) => payloadBytes(x))), [nal(5, 101)]);
   // 1 + 3*98 bytes: the body fills three fragments exactly, the last with the end bit.
   const three = packetizeH264([nal(5, 1 + 3 * 98)], 100);
   assert.equal(three.length, 3);
-  assert.equal(three[2]!.payload[1]! & 0x40, 0x40);
+  assert.equal(payloadBytes(three[2]!)[1]! & 0x40, 0x40);
 });
 
 test('AUD and filler are dropped, empty units skipped, empty input gives nothing', { timeout: 5000 }, () => {
   const p = packetizeH264([nal(9, 2), Buffer.alloc(0), nal(12, 10), nal(1, 50)]);
   assert.equal(p.length, 1);
-  assert.equal(p[0]!.payload[0]! & 0x1f, 1);
+  assert.equal(payloadBytes(p[0]!)[0]! & 0x1f, 1);
   assert.equal(p[0]!.marker, true);
   assert.deepEqual(packetizeH264([]), []);
 });
@@ -110,7 +111,20 @@ test('a track keeps the payloads of its latest frames only: an older frame is pa
   const again = packetizeH264Frame(frames[0]!);
   assert.notEqual(again, first, 'a third frame let the first one go');
   assert.deepEqual(
-    again.map((p) => [p.marker, p.payload.toString('hex')]),
-    first.map((p) => [p.marker, p.payload.toString('hex')]),
+    again.map((p) => [p.marker, payloadBytes(p).toString('hex')]),
+    first.map((p) => [p.marker, payloadBytes(p).toString('hex')]),
   );
+});
+
+test('FU-A fragments are views of their NAL unit, not copies, and share their headers', { timeout: 5000 }, () => {
+  const big = nal(5, 5000, 2);
+  const p = packetizeH264([big], 1000);
+  assert.equal(p.length, 6);
+  for (const [i, x] of p.entries()) {
+    assert.equal(x.body.buffer, big.buffer, `fragment ${i} is a view of the NAL`);
+    assert.equal(x.body.byteOffset, big.byteOffset + 1 + i * 998);
+  }
+  assert.equal(p[1]!.head, p[4]!.head, 'the middle fragments share one header');
+  assert.deepEqual(p.map((x) => x.head[1]! & 0xc0), [0x80, 0, 0, 0, 0, 0x40]);
+  assert.deepEqual(depacketize(p.map((x) => payloadBytes(x))), [big]);
 });

@@ -20,6 +20,7 @@ import { packetizeAac } from '../../src/rtp/aac-packetizer.js';
 import { opusTone } from '../helpers/ogg-opus.js';
 import { assertTone } from '../helpers/tone.js';
 import { waitFor } from '../helpers/wait.js';
+import { payloadBytes } from '../../src/rtp/payload.js';
 
 const logs: Record<string, unknown>[] = [];
 setRootLogger(pino({ level: 'debug' }, { write: (l: string) => logs.push(JSON.parse(l) as Record<string, unknown>) }));
@@ -100,7 +101,7 @@ test('Opus 1 kHz → AAC 16 kHz: one ffmpeg child, AAC-hbr payloads (packetizeAa
   assert.equal(out[0]!.timestamp, 2 ** 32 - 3000);
   assert.deepEqual(steps(out), new Array(out.length - 1).fill(1024), 'timestamps +1024 across the 32-bit wrap');
   const units = out.map((p) => unitOf(p.payload));
-  for (const [i, u] of units.entries()) assert.deepEqual(out[i]!.payload, packetizeAac(u)[0]!.payload);
+  for (const [i, u] of units.entries()) assert.deepEqual(out[i]!.payload, payloadBytes(packetizeAac(u)[0]!));
   const pcm = ffmpegDecodeAac(units, 16000);
   const report = assertTone(pcm, { frequency: 1000, sampleRate: 16000, minRatio: 1000, minRms: 2000, skip: 2048 });
   const s = c.stats;
@@ -188,7 +189,7 @@ test('AAC backchannels camrelay cannot make are refused naming why, before anyth
 
 test('auPayload: the AU header in any layout; 13/3 is packetizeAac\'s; a unit too large for its AU-size throws', () => {
   const au = Buffer.alloc(300, 7);
-  assert.deepEqual(auPayload(au, { sizeLength: 13, indexLength: 3 }), packetizeAac(au)[0]!.payload);
+  assert.deepEqual(auPayload(au, { sizeLength: 13, indexLength: 3 }), payloadBytes(packetizeAac(au)[0]!));
   assert.deepEqual(auPayload(au, { sizeLength: 16, indexLength: 0 }).subarray(0, 4), Buffer.from([0x00, 0x10, 0x01, 0x2c]));
   // 10 + 2 bits = 12: one and a half bytes, padded: 300 = 0b0100101100 → 0100 1011 0000 (index 00, 4 bits padding).
   assert.deepEqual(auPayload(au, { sizeLength: 10, indexLength: 2 }).subarray(0, 4), Buffer.from([0x00, 0x0c, 0x4b, 0x00]));

@@ -7,6 +7,7 @@ import { aacLcConfig } from '../../src/codecs/aac.js';
 import { parseRtp, writeRtpHeader } from '../../src/rtp/packet.js';
 import { RtpTimeline } from '../../src/rtp/timeline.js';
 import type { Frame, Track } from '../../src/core/media.js';
+import { payloadBytes } from '../../src/rtp/payload.js';
 
 function h265Nal(type: number, size: number): Buffer {
   const b = Buffer.alloc(size);
@@ -45,9 +46,9 @@ function depacketizeH265(payloads: Buffer[]): Buffer[] {
 test('H.265: small NALs alone, large ones in FUs, AUD dropped, marker on the last', () => {
   const nals = [h265Nal(35, 3), h265Nal(32, 20), h265Nal(19, 5000), h265Nal(1, 1200)];
   const payloads = packetizeH265(nals, 1200);
-  assert.ok(payloads.every((p) => p.payload.length <= 1200));
+  assert.ok(payloads.every((p) => payloadBytes(p).length <= 1200));
   assert.deepEqual(payloads.map((p) => p.marker), payloads.map((_, i) => i === payloads.length - 1));
-  assert.deepEqual(depacketizeH265(payloads.map((p) => p.payload)), nals.slice(1));
+  assert.deepEqual(depacketizeH265(payloads.map((p) => payloadBytes(p))), nals.slice(1));
 });
 
 test('H.265 frames: VPS/SPS/PPS from the track before a keyframe, shared between viewers', () => {
@@ -56,9 +57,9 @@ test('H.265 frames: VPS/SPS/PPS from the track before a keyframe, shared between
   const key: Frame = { track, timestamp: 0, keyframe: true, data: [h265Nal(19, 100)] };
   const p = packetizeH265Frame(key);
   assert.equal(p, packetizeH265Frame(key), 'cached per frame');
-  assert.deepEqual(p.map((x) => (x.payload[0]! >> 1) & 0x3f), [32, 33, 34, 19]);
+  assert.deepEqual(p.map((x) => (payloadBytes(x)[0]! >> 1) & 0x3f), [32, 33, 34, 19]);
   const delta: Frame = { track, timestamp: 3600, keyframe: false, data: [h265Nal(1, 100)] };
-  assert.deepEqual(packetizeH265Frame(delta).map((x) => (x.payload[0]! >> 1) & 0x3f), [1]);
+  assert.deepEqual(packetizeH265Frame(delta).map((x) => (payloadBytes(x)[0]! >> 1) & 0x3f), [1]);
 });
 
 test('AAC-hbr: one AU header, fragments carry the whole size, oversize dropped', () => {
@@ -66,17 +67,17 @@ test('AAC-hbr: one AU header, fragments carry the whole size, oversize dropped',
   const [one, ...rest] = packetizeAac(au);
   assert.equal(rest.length, 0);
   assert.equal(one!.marker, true);
-  assert.equal(one!.payload.readUInt16BE(0), 16, 'AU-headers-length in bits');
-  assert.equal(one!.payload.readUInt16BE(2) >> 3, 300, 'AU-size');
-  assert.equal(one!.payload.readUInt16BE(2) & 7, 0, 'AU-index');
-  assert.deepEqual(one!.payload.subarray(4), au);
+  assert.equal(payloadBytes(one!).readUInt16BE(0), 16, 'AU-headers-length in bits');
+  assert.equal(payloadBytes(one!).readUInt16BE(2) >> 3, 300, 'AU-size');
+  assert.equal(payloadBytes(one!).readUInt16BE(2) & 7, 0, 'AU-index');
+  assert.deepEqual(payloadBytes(one!).subarray(4), au);
 
   const big = Buffer.alloc(3000, 1);
   const frags = packetizeAac(big, 1200);
   assert.equal(frags.length, 3);
   assert.deepEqual(frags.map((f) => f.marker), [false, false, true]);
-  assert.ok(frags.every((f) => f.payload.readUInt16BE(2) >> 3 === 3000));
-  assert.deepEqual(Buffer.concat(frags.map((f) => f.payload.subarray(4))), big);
+  assert.ok(frags.every((f) => payloadBytes(f).readUInt16BE(2) >> 3 === 3000));
+  assert.deepEqual(Buffer.concat(frags.map((f) => payloadBytes(f).subarray(4))), big);
   assert.deepEqual(packetizeAac(Buffer.alloc(MAX_AAC_AU + 1)), []);
   assert.equal(aacLcConfig(44100, 2), '1210');
   assert.equal(aacLcConfig(12345, 2), undefined);

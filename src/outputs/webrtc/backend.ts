@@ -36,7 +36,9 @@ export interface SendTrackSpec {
 
 /** One RTP packet to send; the track fills in SSRC and payload type. */
 export interface RtpOut {
-  payload: Buffer;
+  /** The payload is head then body (RtpPayload). */
+  head: Buffer;
+  body: Buffer;
   marker: boolean;
   sequenceNumber: number;
   timestamp: number;

@@ -45,7 +45,8 @@ export class NdcSendTrack implements SendTrack {
 
   write(p: RtpOut): void {
     if (!this.#open || this.peer.closed) return;
-    const size = 12 + p.payload.length;
+    const headBytes = p.head.length;
+    const size = 12 + headBytes + p.body.length;
     if (this.#buf.length < size) this.#grow(size);
     // Byte by byte rather than writeUInt16BE/32BE: Node's shared helpers check their arguments
     // and, called from every part of camrelay, run megamorphic; this is once per packet and viewer.
@@ -59,7 +60,8 @@ export class NdcSendTrack implements SendTrack {
     b[5] = ts >>> 16;
     b[6] = ts >>> 8;
     b[7] = ts;
-    b.set(p.payload, 12);
+    if (headBytes !== 0) b.set(p.head, 12);
+    b.set(p.body, 12 + headBytes);
     if (this.#view.length !== size) this.#view = b.subarray(0, size);
     try {
       this.#track!.sendMessageBinary(this.#view);

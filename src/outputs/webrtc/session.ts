@@ -12,7 +12,7 @@ import { ALL_CODECS, describeTrack, type Codec, type Frame, type MediaRequest, t
 import { replayCatchUp, type CatchUpSource, type Consumer, type ConsumerInfo } from '../../core/consumer.js';
 import { KeyframeGate } from '../../core/delivery-gate.js';
 import { CODECS } from '../../codecs/table.js';
-import type { RtpPayload } from '../../rtp/payload.js';
+import { NO_HEAD, type RtpPayload } from '../../rtp/payload.js';
 import { RtpTimeline } from '../../rtp/timeline.js';
 import type { IceCandidateInit, PeerState, SendCodec, SendTrack, WebRtcBackend, WebRtcPeer, RtpOut } from './backend.js';
 import { OfferError, chooseAudio, chooseMic, chooseVideo, parseOffer, type Offer, type OfferCodec } from './offer.js';
@@ -59,7 +59,7 @@ class RtpLane {
   #timeline: RtpTimeline;
   /** The lane's codec's packetizer, from its table entry (payloads made once per frame, shared). */
   readonly packetize: (frame: Frame) => readonly RtpPayload[];
-  #out: RtpOut = { payload: Buffer.alloc(0), marker: false, sequenceNumber: 0, timestamp: 0 };
+  #out: RtpOut = { head: NO_HEAD, body: NO_HEAD, marker: false, sequenceNumber: 0, timestamp: 0 };
   packets = 0;
   bytes = 0;
 
@@ -83,12 +83,13 @@ class RtpLane {
     const out = this.#out;
     out.timestamp = timestamp;
     for (const p of payloads) {
-      out.payload = p.payload;
+      out.head = p.head;
+      out.body = p.body;
       out.marker = p.marker;
       out.sequenceNumber = this.#timeline.nextSequence();
       this.out.write(out);
       this.packets++;
-      this.bytes += 12 + p.payload.length;
+      this.bytes += 12 + p.head.length + p.body.length;
     }
   }
 }

@@ -43,6 +43,7 @@ import {
   type WebRtcPeer,
 } from './backend.js';
 import type { WebRtcSettings } from './settings.js';
+import { payloadBytes } from '../../rtp/payload.js';
 
 const NOT_ANSWERED = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
 
@@ -72,7 +73,7 @@ class WeriftSendTrack implements SendTrack {
       marker: p.marker,
       ssrc: this.sender.ssrc,
     });
-    this.peer.sent(this.sender.sendRtp(new RtpPacket(header, p.payload)));
+    this.peer.sent(this.sender.sendRtp(new RtpPacket(header, payloadBytes(p))));
   }
 }
 
