@@ -43,7 +43,7 @@ webrtc:
   listen: "127.0.0.1:${udpPort}"
   loopback_only: true
   # The viewers send no RTCP; liveness must not end a measurement.
-  timeouts: { connect: 15s, disconnect: 120s }
+  timeouts: { connect: 15s, disconnect: 600s }
 ${o.backend ? `  backend: ${o.backend}\n` : ''}log: { level: ${o.logLevel ?? 'info'} }
 streams:
 ${streams.join('\n')}

@@ -13,6 +13,8 @@ import { CLK_TCK, CpuWindow, rssBytes, rssParts, type RssParts } from './proc.js
 import { machineLine } from './report.js';
 import { receivedBetween, ViewerProcess, type ViewerStats } from './viewers.js';
 
+const WARMUP_SLOT_MS = 10000;
+
 interface Window {
   cpu: number;
   byThread: Map<string, number>;
@@ -64,6 +66,8 @@ const library = (ctx: BenchContext) => async (): Promise<Sender> => PlainSender.
 
 interface Run {
   w: Window[];
+  /** CPU % of each 10 s slot of the settling time, from the viewer's first keyframe on. */
+  warmup: number[];
   rss: number;
   idle?: Memory;
   end?: Memory;
@@ -77,7 +81,12 @@ async function run(start: () => Promise<Sender>, windows: number, windowMs: numb
   const viewers = await ViewerProcess.start();
   try {
     await viewers.ask<ViewerStats>({ cmd: 'openWebrtc', base: cam.base, src: 'cam', count: 1, timeoutMs: 30000 }, 60000);
-    await sleep(settleMs);
+    const warmup: number[] = [];
+    for (let left = settleMs; left > 0; left -= WARMUP_SLOT_MS) {
+      const slot = new CpuWindow(() => [cam.pid]);
+      await sleep(Math.min(WARMUP_SLOT_MS, left));
+      if (left >= WARMUP_SLOT_MS) warmup.push(slot.read().percent);
+    }
     const from = monotonicMicros();
     const w: Window[] = [];
     for (let i = 0; i < windows; i++) {
@@ -93,7 +102,7 @@ async function run(start: () => Promise<Sender>, windows: number, windowMs: numb
       for (const [k, v] of t1) byThread.set(k, (100 * (v - (t0.get(k) ?? 0))) / (windowMs / 1000));
       w.push({ cpu: c, byThread, fps: r.fps[0] ?? NaN, lost: r.lost });
     }
-    return { w, rss: rssBytes(cam.pid) ?? NaN, idle, end: await memory(cam), from, to: monotonicMicros() };
+    return { w, warmup, rss: rssBytes(cam.pid) ?? NaN, idle, end: await memory(cam), from, to: monotonicMicros() };
   } finally {
     await viewers.ask({ cmd: 'closeAll', base: cam.base }).catch(() => undefined);
     await viewers.stop();
@@ -104,22 +113,28 @@ async function run(start: () => Promise<Sender>, windows: number, windowMs: numb
 export async function runOnecam(ctx: BenchContext): Promise<string> {
   const windows = ctx.quick ? 3 : 5;
   const windowMs = ctx.quick ? 5000 : 10000;
-  // The first seconds after a start still compile the hot paths.
-  const settleMs = ctx.quick ? 3000 : 10000;
+  // V8 optimizes a function once it has run enough of its bytecode, and code that runs once per
+  // frame (25 times a second) gets there only after a minute or more: until then the CPU reads
+  // higher than it stays (the warm-up table). The windows measure what a camera costs for weeks.
+  const settleMs = ctx.quick ? 3000 : 90000;
   const all: Window[] = [];
   const lib: Window[] = [];
   const rss: number[] = [];
   const mem: { idle: Memory; end: Memory }[] = [];
+  const warm: number[][] = [];
+  const warmLib: number[][] = [];
   // Fresh processes for each round, camrelay and the library alone in turns, so that a slow
   // stretch of a shared machine falls on both.
   for (let round = 0; round < (ctx.quick ? 1 : 3); round++) {
     const r = await run(camrelay(ctx), windows, windowMs, settleMs);
     all.push(...r.w);
+    warm.push(r.warmup);
     rss.push(r.rss);
     if (r.idle && r.end) mem.push({ idle: r.idle, end: r.end });
     ctx.log(`  onecam round ${round + 1}: camrelay ${r.w.map((x) => fmt(x.cpu, 2)).join(' / ')}% of a core`);
     const l = await run(library(ctx), windows, windowMs, settleMs);
     lib.push(...l.w);
+    warmLib.push(l.warmup);
     ctx.log(`  onecam round ${round + 1}: node-datachannel alone ${l.w.map((x) => fmt(x.cpu, 2)).join(' / ')}% of a core`);
   }
   const threads = [...new Set(all.flatMap((w) => [...w.byThread.keys()]))];
@@ -150,6 +165,18 @@ export async function runOnecam(ctx: BenchContext): Promise<string> {
     ...byThread.map((x) => `| thread \`${x.t}\` | ${fmt(x.pct, 2)}% |`),
     '',
   ];
+  if (warm[0]!.length > 0) {
+    const slot = (runs: number[][], i: number) => fmt(median(runs.map((r) => r[i] ?? NaN)), 2);
+    out.push(
+      `CPU while warming up: each ${WARMUP_SLOT_MS / 1000} s of the settling time from the viewer's first keyframe, % of one core, median of the rounds. The windows above start after it.`,
+      '',
+      `| since the first keyframe | ${warm[0]!.map((_, i) => `${(i * WARMUP_SLOT_MS) / 1000}–${((i + 1) * WARMUP_SLOT_MS) / 1000} s`).join(' | ')} |`,
+      `| --- | ${warm[0]!.map(() => '---').join(' | ')} |`,
+      `| camrelay | ${warm[0]!.map((_, i) => slot(warm, i)).join(' | ')} |`,
+      `| node-datachannel alone | ${warm[0]!.map((_, i) => slot(warmLib, i)).join(' | ')} |`,
+      '',
+    );
+  }
   if (mem.length > 0) {
     const row = (label: string, get: (m: Memory) => number | undefined) => {
       const i = median(mem.map((m) => get(m.idle) ?? NaN));
